@@ -1,0 +1,24 @@
+// `npm test`: type-check and build with tsc, then run every compiled test file with node:test.
+// Test files are `*.test.ts` beside the code they test; tsc puts them under dist/.
+// Extra arguments are passed to `node --test` (for example a single file or --test-name-pattern).
+import { spawnSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name) => join(root, "node_modules", ".bin", name);
+
+// A clean build: a test file deleted from src/ must not keep running from a stale dist/.
+rmSync(join(root, "dist"), { recursive: true, force: true });
+const tsc = spawnSync(bin("tsc"), ["-p", join(root, "tsconfig.json")], { stdio: "inherit" });
+if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+
+const args = process.argv.slice(2);
+const targets = args.length > 0 ? args : [join(root, "dist", "src")];
+const run = spawnSync(
+  process.execPath,
+  ["--test", "--test-concurrency=2", "--test-reporter=spec", ...targets],
+  { stdio: "inherit", cwd: root },
+);
+process.exit(run.status ?? 1);

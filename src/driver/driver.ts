@@ -1,0 +1,271 @@
+// The storage driver contract. Everything in Berth that stores bytes goes through a StorageDriver:
+// the registry storage layer above knows digests and repositories, a driver knows only paths and
+// bytes. This file is the whole contract; each method documents what it must do, including for
+// missing paths and out-of-range offsets. Drivers are checked against it by the shared test suite in
+// ./testsuite, which every driver (in-tree or third-party) runs.
+
+import type { Readable } from "node:stream";
+
+/**
+ * Paths: absolute, `/`-separated, each component matching `[A-Za-z0-9._-]+`. Components `.` and
+ * `..`, empty components (`//`) and a trailing slash are invalid. The root `/` is valid only for
+ * `list`, `stat` and `walk`. The base wrapper enforces this before any driver code runs, so drivers
+ * never check paths themselves.
+ */
+export type StoragePath = string;
+
+/** What `stat`, `walk` and friends report about one path. */
+export interface FileInfo {
+  /** The path this describes, as asked for (or, in `walk`, as found). */
+  readonly path: StoragePath;
+  /** Size in bytes of a file; 0 for a directory. */
+  readonly size: number;
+  /** Last modification time. For a directory, a backend without directory times may give any time. */
+  readonly modTime: Date;
+  /** True when the path is only a prefix of other paths (a directory), not an object itself. */
+  readonly isDir: boolean;
+}
+
+/**
+ * A writer for one path, obtained from `StorageDriver.writer`. Bytes written are not visible at the
+ * path until `commit()` resolves (a backend may show partial content earlier, but never bytes that
+ * were not written). Exactly one of `close`, `cancel` or `commit` ends a writer; after that every
+ * method rejects.
+ *
+ * Backpressure: `write` resolves once the chunk has been accepted; callers await it before writing
+ * the next chunk, so a writer holds a bounded amount of data in memory.
+ */
+export interface FileWriter {
+  /** Appends `chunk`. The writer may keep a reference to `chunk` until the promise resolves. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Bytes written so far, including those of earlier sessions when resumed with `append: true`. */
+  readonly size: number;
+  /**
+   * Keeps what was written without publishing it: a later `writer(path, true)` resumes from here,
+   * also from another process.
+   */
+  close(): Promise<void>;
+  /** Discards everything written (in this and earlier sessions); nothing is left at the path. */
+  cancel(): Promise<void>;
+  /** Publishes the whole content at the path. It replaces what was there before. */
+  commit(): Promise<void>;
+}
+
+/** What `walk`'s callback may return to steer the walk. */
+export type WalkAction = "continue" | "skip" | "stop";
+
+/**
+ * Called for each path found by `walk`. Returning `"skip"` for a directory does not descend into
+ * it (for a file, it skips the rest of that file's directory); `"stop"` ends the walk at once.
+ * Anything else (including `undefined`) continues.
+ */
+export type WalkFn = (info: FileInfo) => WalkAction | void | Promise<WalkAction | void>;
+
+/** Options for `redirectURL`. */
+export interface RedirectOptions {
+  /** The HTTP method the URL is for. Default "GET". */
+  method?: "GET" | "HEAD";
+  /** How long the URL stays valid, in seconds. Default: the driver's own (typically 20 minutes). */
+  expiresIn?: number;
+}
+
+/**
+ * A storage driver: the bytes of a registry, addressed by path. All methods are async. Every
+ * method rejects with one of the error classes below (or an Error naming the operation and path for
+ * a backend failure).
+ */
+export interface StorageDriver {
+  /** The name the driver is registered under, such as "filesystem". */
+  readonly name: string;
+
+  /** The whole content at `path`, for small objects. PathNotFoundError if there is none. */
+  getContent(path: StoragePath): Promise<Uint8Array>;
+
+  /**
+   * Stores `content` at `path`, replacing what was there, atomically: a concurrent reader sees
+   * the old or the new content, never a mix. Directories are created as needed.
+   */
+  putContent(path: StoragePath, content: Uint8Array): Promise<void>;
+
+  /**
+   * A stream of the content at `path` from byte `offset`. PathNotFoundError if there is no file;
+   * InvalidOffsetError if `offset` is negative; an offset at or past the end gives an empty stream.
+   */
+  reader(path: StoragePath, offset?: number): Promise<Readable>;
+
+  /**
+   * A FileWriter for `path`. With `append: false` it starts empty (whatever an earlier writer
+   * left). With `append: true` it resumes the content an earlier writer `close()`d, with `size` set
+   * to the bytes written so far; PathNotFoundError if there is nothing to resume.
+   */
+  writer(path: StoragePath, append: boolean): Promise<FileWriter>;
+
+  /**
+   * Facts about `path`. A path that is a prefix of stored objects is a directory. PathNotFoundError
+   * if it is neither a file nor a directory. `/` is always a directory.
+   */
+  stat(path: StoragePath): Promise<FileInfo>;
+
+  /**
+   * The full paths of the direct children of directory `path`, in no particular order.
+   * PathNotFoundError when `path` has no children (except `/`, which lists as empty).
+   */
+  list(path: StoragePath): Promise<StoragePath[]>;
+
+  /**
+   * Moves the file at `sourcePath` to `destPath`, replacing anything there and creating
+   * directories as needed; atomic where the backend allows. PathNotFoundError if the source is
+   * absent.
+   */
+  move(sourcePath: StoragePath, destPath: StoragePath): Promise<void>;
+
+  /**
+   * Deletes `path` and, for a directory, everything below it. Deleting `/a` never touches `/ab`.
+   * PathNotFoundError if nothing is there.
+   */
+  delete(path: StoragePath): Promise<void>;
+
+  /**
+   * A URL a client may fetch the content at `path` from directly (such as a presigned URL), or
+   * `null` when the backend cannot give one.
+   */
+  redirectURL(path: StoragePath, options?: RedirectOptions): Promise<string | null>;
+
+  /**
+   * Calls `fn` for every descendant of `path` (files and directories, not `path` itself), depth
+   * first, the children of each directory in lexical order, a directory before its contents.
+   * PathNotFoundError if `path` does not exist (the root `/` of an empty store walks nothing).
+   */
+  walk(path: StoragePath, fn: WalkFn): Promise<void>;
+}
+
+/** The parameters a driver is created from: a driver's section of config.yml, as a plain object. */
+export type DriverParameters = Record<string, unknown>;
+
+/** Creates a driver from its parameters; registered with the factory under a name. */
+export type DriverFactory = (parameters: DriverParameters) => StorageDriver | Promise<StorageDriver>;
+
+/** Stable codes of the driver errors, for callers that switch on `error.code`. */
+export const DriverErrorCode = {
+  PathNotFound: "ERR_DRIVER_PATH_NOT_FOUND",
+  InvalidPath: "ERR_DRIVER_INVALID_PATH",
+  InvalidOffset: "ERR_DRIVER_INVALID_OFFSET",
+  UnsupportedMethod: "ERR_DRIVER_UNSUPPORTED_METHOD",
+  InvalidStorageDriver: "ERR_DRIVER_INVALID_STORAGE_DRIVER",
+  InvalidParameter: "ERR_DRIVER_INVALID_PARAMETER",
+  WriterClosed: "ERR_DRIVER_WRITER_CLOSED",
+  Backend: "ERR_DRIVER_BACKEND",
+} as const;
+
+export type DriverErrorCode = (typeof DriverErrorCode)[keyof typeof DriverErrorCode];
+
+/** The base of every driver error: the driver's name, the path where there is one, and a code. */
+export class StorageDriverError extends Error {
+  readonly code: DriverErrorCode;
+  readonly driverName: string;
+  readonly path: StoragePath | undefined;
+
+  constructor(
+    code: DriverErrorCode,
+    driverName: string,
+    path: StoragePath | undefined,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${driverName}: ${message}`, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.driverName = driverName;
+    this.path = path;
+  }
+}
+
+/** Nothing is stored at the path. */
+export class PathNotFoundError extends StorageDriverError {
+  constructor(driverName: string, path: StoragePath, options?: { cause?: unknown }) {
+    super(DriverErrorCode.PathNotFound, driverName, path, `path not found: ${path}`, options);
+  }
+}
+
+/** The path breaks the path rules (see StoragePath). */
+export class InvalidPathError extends StorageDriverError {
+  constructor(driverName: string, path: StoragePath) {
+    super(DriverErrorCode.InvalidPath, driverName, path, `invalid path: ${JSON.stringify(path)}`);
+  }
+}
+
+/** A read was asked for at an offset that cannot be (negative, or not a whole number). */
+export class InvalidOffsetError extends StorageDriverError {
+  readonly offset: number;
+
+  constructor(driverName: string, path: StoragePath, offset: number) {
+    super(
+      DriverErrorCode.InvalidOffset,
+      driverName,
+      path,
+      `invalid offset ${offset} for path ${path}`,
+    );
+    this.offset = offset;
+  }
+}
+
+/** The driver does not implement this method. */
+export class UnsupportedMethodError extends StorageDriverError {
+  readonly method: string;
+
+  constructor(driverName: string, method: string, path?: StoragePath) {
+    super(
+      DriverErrorCode.UnsupportedMethod,
+      driverName,
+      path,
+      `method ${method} is not supported by this driver`,
+    );
+    this.method = method;
+  }
+}
+
+/** No driver is registered under the name asked for (or it was registered twice). */
+export class InvalidStorageDriverError extends StorageDriverError {
+  constructor(driverName: string, message: string) {
+    super(DriverErrorCode.InvalidStorageDriver, driverName, undefined, message);
+  }
+}
+
+/** A driver parameter is missing or malformed; the message names the parameter and the value. */
+export class InvalidParameterError extends StorageDriverError {
+  readonly parameter: string;
+
+  constructor(driverName: string, parameter: string, message: string) {
+    super(DriverErrorCode.InvalidParameter, driverName, undefined, `parameter ${parameter}: ${message}`);
+    this.parameter = parameter;
+  }
+}
+
+/** A FileWriter was used after `close`, `cancel` or `commit`. */
+export class WriterClosedError extends StorageDriverError {
+  constructor(driverName: string, path: StoragePath, state: string) {
+    super(DriverErrorCode.WriterClosed, driverName, path, `writer for ${path} already ${state}`);
+  }
+}
+
+/** A backend failure that is none of the above; the message names the operation and the path. */
+export class BackendError extends StorageDriverError {
+  readonly operation: string;
+
+  constructor(
+    driverName: string,
+    operation: string,
+    path: StoragePath | undefined,
+    options?: { cause?: unknown },
+  ) {
+    const reason = options?.cause instanceof Error ? `: ${options.cause.message}` : "";
+    super(
+      DriverErrorCode.Backend,
+      driverName,
+      path,
+      `${operation} ${path ?? ""} failed${reason}`,
+      options,
+    );
+    this.operation = operation;
+  }
+}

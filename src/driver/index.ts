@@ -1,0 +1,11 @@
+// The driver layer's public surface: the contract, its errors, the factory and base wrapper, and
+// the built-in drivers, each of which registers itself when imported here.
+
+export * from "./driver.js";
+export { DriverBase, type DriverMetrics, type MethodMetrics } from "./base.js";
+export { registerDriver, createDriver, registeredDrivers } from "./factory.js";
+export { isValidPath, isValidPathOrRoot } from "./paths.js";
+export { ParameterReader } from "./parameters.js";
+export { walkByListing, walkFlatListing } from "./walk.js";
+
+export { InMemoryDriver } from "./inmemory/index.js";

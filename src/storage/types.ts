@@ -1,0 +1,183 @@
+// The public shape of the registry storage layer, shared by its implementation (this folder) and
+// its user, the API layer. Everything here is about digests, repositories and media types; nothing
+// about HTTP. Every method rejects with a RegistryError carrying the OCI error code named in its
+// comment (other failures propagate as driver errors).
+
+import type { Readable } from "node:stream";
+
+/** A content digest as a string, `<algorithm>:<hex>` (sha256 or sha512). */
+export type Digest = string;
+
+/** An OCI descriptor: what a manifest says about one piece of content it refers to. */
+export interface Descriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  urls?: string[];
+  annotations?: Record<string, string>;
+  artifactType?: string;
+  platform?: Record<string, unknown>;
+  [extra: string]: unknown;
+}
+
+/** What the blob store knows about a stored blob. */
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+/** Options of the registry storage layer. */
+export interface RegistryStorageOptions {
+  /** Allow deleting blobs and manifests (config `storage.delete.enabled`); default false. */
+  deleteEnabled?: boolean;
+  /** Refuse every mutation (config `storage.maintenance.readonly.enabled`); default false. */
+  readOnly?: boolean;
+}
+
+/** An upload in progress: `_uploads/<id>` in a repository. */
+export interface UploadSession {
+  /** The upload's UUID. */
+  readonly id: string;
+  /** The repository the upload belongs to. */
+  readonly repository: string;
+  /** When the upload was started (from `startedat`). */
+  readonly startedAt: Date;
+  /** Bytes received so far: the offset the next chunk must start at. */
+  readonly size: number;
+  /**
+   * Streams `data` onto the end of the upload, hashing as it goes, with backpressure. If `data`
+   * fails or ends early (a client went away), what arrived is kept and the upload stays resumable;
+   * the promise then rejects with that error. Resolves to the new size.
+   */
+  append(data: Readable | AsyncIterable<Uint8Array>): Promise<number>;
+  /**
+   * Completes the upload: checks `digest` (DIGEST_INVALID when malformed, of an unsupported
+   * algorithm or not matching the bytes) and `size` when given (SIZE_INVALID), moves the bytes into
+   * the blob store (or drops them when the blob exists already), links the blob into the repository
+   * and removes the upload. On a digest or size mismatch nothing is stored, nothing is linked and
+   * the upload is removed.
+   */
+  finish(digest: Digest, size?: number): Promise<BlobInfo>;
+  /** Removes the upload and everything it wrote. */
+  cancel(): Promise<void>;
+}
+
+/** The blobs linked into one repository. */
+export interface RepositoryBlobs {
+  /** Size of a blob linked into this repository; BLOB_UNKNOWN if not linked (or not stored). */
+  stat(digest: Digest): Promise<BlobInfo>;
+  /** The blob's bytes from `offset`; BLOB_UNKNOWN as for stat. */
+  reader(digest: Digest, offset?: number): Promise<Readable>;
+  /** A URL to fetch the blob from directly, when the driver can give one; else null. */
+  redirectURL(digest: Digest, method?: "GET" | "HEAD"): Promise<string | null>;
+  /** Unlinks the blob from this repository; UNSUPPORTED unless delete is enabled; BLOB_UNKNOWN. */
+  delete(digest: Digest): Promise<void>;
+  /**
+   * Links a blob that repository `from` has into this one (cross-repository mount). BLOB_UNKNOWN
+   * when `from` does not have it (the API then falls back to a new upload).
+   */
+  mount(from: string, digest: Digest): Promise<BlobInfo>;
+  /** Starts a new upload. */
+  startUpload(): Promise<UploadSession>;
+  /** Resumes an upload by UUID, also after a restart; BLOB_UPLOAD_UNKNOWN if there is none. */
+  resumeUpload(id: string): Promise<UploadSession>;
+}
+
+/** A manifest as stored: its exact bytes, digest and media type. */
+export interface StoredManifest {
+  digest: Digest;
+  mediaType: string;
+  content: Buffer;
+}
+
+/** What `putManifest` learned of a manifest while validating it. */
+export interface PutManifestResult {
+  digest: Digest;
+  mediaType: string;
+  /** The digest of the manifest's `subject`, when it has one (the API sends `OCI-Subject`). */
+  subject?: Digest;
+}
+
+/** The manifests of one repository. */
+export interface RepositoryManifests {
+  /** True when a manifest revision with this digest is in the repository. */
+  exists(digest: Digest): Promise<boolean>;
+  /** The manifest by digest; MANIFEST_UNKNOWN if not in the repository. */
+  get(digest: Digest): Promise<StoredManifest>;
+  /**
+   * Validates and stores `content` (exact bytes) declared as `mediaType` (the request's
+   * Content-Type; may be empty, then the manifest's own `mediaType` field decides), and tags it
+   * with `tag` when given. MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN, DIGEST_INVALID (when
+   * `expectedDigest` is given and differs), SIZE_INVALID (over 4 MiB), TAG_INVALID.
+   */
+  put(
+    content: Buffer,
+    mediaType: string,
+    options?: { tag?: string; expectedDigest?: Digest },
+  ): Promise<PutManifestResult>;
+  /**
+   * Deletes the manifest revision and every tag pointing at it; UNSUPPORTED unless delete is
+   * enabled; MANIFEST_UNKNOWN.
+   */
+  delete(digest: Digest): Promise<void>;
+}
+
+/** The tags of one repository. */
+export interface RepositoryTags {
+  /** Every tag, sorted; NAME_UNKNOWN when the repository does not exist. */
+  list(): Promise<string[]>;
+  /** The digest a tag points at; MANIFEST_UNKNOWN if no such tag. */
+  resolve(tag: string): Promise<Digest>;
+  /** Points `tag` at `digest` (a manifest already in the repository). TAG_INVALID. */
+  tag(tag: string, digest: Digest): Promise<void>;
+  /** Removes a tag (UNSUPPORTED unless delete is enabled); MANIFEST_UNKNOWN if no such tag. */
+  untag(tag: string): Promise<void>;
+  /** The tags pointing at `digest`, sorted. */
+  lookup(digest: Digest): Promise<string[]>;
+}
+
+/** One repository: its blobs, manifests, tags and referrers. */
+export interface Repository {
+  readonly name: string;
+  readonly blobs: RepositoryBlobs;
+  readonly manifests: RepositoryManifests;
+  readonly tags: RepositoryTags;
+  /**
+   * Descriptors of the manifests whose `subject` is `digest` (with artifactType and annotations),
+   * filtered by `artifactType` when given. An empty list when there are none.
+   */
+  referrers(digest: Digest, artifactType?: string): Promise<Descriptor[]>;
+}
+
+/** Options of garbage collection. */
+export interface GarbageCollectOptions {
+  /** List what would be removed, remove nothing. */
+  dryRun?: boolean;
+  /** Also remove manifests no tag reaches (and what only they reference). */
+  deleteUntagged?: boolean;
+  /** Called with a line of progress (what is marked, what is deleted). */
+  log?: (line: string) => void;
+}
+
+/** What a garbage collection found and (unless a dry run) removed. */
+export interface GarbageCollectResult {
+  markedBlobs: number;
+  deletedBlobs: Digest[];
+  deletedManifests: { repository: string; digest: Digest }[];
+}
+
+/** The registry: repositories over one storage driver. */
+export interface RegistryStorage {
+  /** A repository by name; NAME_INVALID for a name the spec does not allow. Cheap: no I/O. */
+  repository(name: string): Repository;
+  /** True when the repository exists in storage. */
+  repositoryExists(name: string): Promise<boolean>;
+  /** Repository names, sorted, after `last` (exclusive), at most `n` of them. */
+  catalog(n?: number, last?: string): Promise<string[]>;
+  /** Removes uploads started longer ago than `olderThanMs`; returns their ids. */
+  purgeUploads(olderThanMs: number, dryRun?: boolean): Promise<string[]>;
+  /** Mark and sweep. */
+  garbageCollect(options?: GarbageCollectOptions): Promise<GarbageCollectResult>;
+  /** Checks that the storage driver answers (for the health endpoint). */
+  checkHealth(): Promise<void>;
+}
