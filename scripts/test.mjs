@@ -2,15 +2,12 @@
 // Test files are `*.test.ts` beside the code they test; tsc puts them under dist/.
 // Extra arguments are passed to `node --test` (for example a single file or --test-name-pattern).
 import { spawnSync } from "node:child_process";
-import { rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => join(root, "node_modules", ".bin", name);
 
-// A clean build: a test file deleted from src/ must not keep running from a stale dist/.
-rmSync(join(root, "dist"), { recursive: true, force: true });
 const tsc = spawnSync(bin("tsc"), ["-p", join(root, "tsconfig.json")], { stdio: "inherit" });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 
