@@ -1,0 +1,108 @@
+// Blob endpoints: GET and HEAD `/v2/<name>/blobs/<digest>` (whole or a byte range, or a 307 to the
+// driver's URL) and DELETE. The bytes stream from storage to the socket with backpressure; a client
+// that goes away destroys the storage stream.
+
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { ApiContext, ApiRequest } from "./context.js";
+import { sendEmpty } from "./context.js";
+import { checkDigest, parseRange, type ByteRange } from "./protocol.js";
+
+/** Blobs are immutable: a client may cache them for a year (as distribution tells it). */
+const CACHE_CONTROL = "max-age=31536000";
+
+/** GET and HEAD of a blob. */
+export async function getBlob(context: ApiContext, request: ApiRequest): Promise<void> {
+  const { req, res, route } = request;
+  const digest = route.argument;
+  checkDigest(digest);
+  const blobs = context.storage.repository(route.name).blobs;
+  const info = await blobs.stat(digest);
+
+  if (context.redirect) {
+    const url = await blobs.redirectURL(digest, request.isHead ? "HEAD" : "GET");
+    if (url !== null) {
+      sendEmpty(res, 307, { Location: url, "Docker-Content-Digest": digest });
+      return;
+    }
+  }
+
+  const etag = `"${digest}"`;
+  const headers: Record<string, string | number> = {
+    "Content-Type": "application/octet-stream",
+    "Docker-Content-Digest": digest,
+    "Accept-Ranges": "bytes",
+    ETag: etag,
+    "Cache-Control": CACHE_CONTROL,
+  };
+  if (matchesEtag(req.headers["if-none-match"], etag)) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+
+  const range = info.size > 0 ? parseRange(req.headers.range, info.size) : null;
+  if (range === null) {
+    headers["Content-Length"] = info.size;
+    res.writeHead(200, headers);
+  } else {
+    headers["Content-Length"] = range.end - range.start + 1;
+    headers["Content-Range"] = `bytes ${range.start}-${range.end}/${info.size}`;
+    res.writeHead(206, headers);
+  }
+  if (request.isHead || info.size === 0) {
+    res.end();
+    return;
+  }
+
+  const source = await blobs.reader(digest, range?.start ?? 0);
+  try {
+    if (range === null || range.end === info.size - 1) await pipeline(source, res);
+    else await pipeline(source, limitTo(range), res);
+  } catch (error) {
+    // The headers are out: all that can be done is to cut the response short, which the client
+    // sees as a body shorter than Content-Length. A client that left is not an error.
+    const clientGone = isClientGone(error, res);
+    if (!res.destroyed) res.destroy();
+    if (!clientGone) context.logger?.error({ err: error, digest }, "blob read failed");
+  }
+}
+
+/** Passes on the bytes of `range` (the source starts at range.start) and stops the source there. */
+function limitTo(range: ByteRange): (source: Readable) => AsyncGenerator<Buffer> {
+  return async function* (source) {
+    let remaining = range.end - range.start + 1;
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      if (chunk.length >= remaining) {
+        yield chunk.subarray(0, remaining);
+        return;
+      }
+      remaining -= chunk.length;
+      yield chunk;
+    }
+  };
+}
+
+function isClientGone(error: unknown, res: ApiRequest["res"]): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNRESET" || res.destroyed;
+}
+
+/** True when If-None-Match names `etag` (quoted or not, or `*`). */
+export function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  for (const candidate of header.split(",")) {
+    const value = candidate.trim();
+    if (value === etag || value === "*" || `"${value}"` === etag || value === `W/${etag}`)
+      return true;
+  }
+  return false;
+}
+
+/** DELETE of a blob: unlinks it from the repository (202), when deleting is enabled. */
+export async function deleteBlob(context: ApiContext, request: ApiRequest): Promise<void> {
+  const digest = request.route.argument;
+  checkDigest(digest);
+  await context.storage.repository(request.route.name).blobs.delete(digest);
+  sendEmpty(request.res, 202, { "Docker-Content-Digest": digest });
+}

@@ -1,0 +1,55 @@
+// What every endpoint handler gets: the settings of the API handler, fixed when it is created, and
+// the request at hand, routed.
+
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { RegistryStorage } from "../storage/types.js";
+import type { ApiLogger } from "./errors.js";
+import type { Route } from "./routes.js";
+
+/** Settings shared by all requests of one API handler. */
+export interface ApiContext {
+  readonly storage: RegistryStorage;
+  /** Send blob GET/HEAD to the driver's URL (307) when it gives one. */
+  readonly redirect: boolean;
+  /** Prepended to the paths in Location and Link headers (config `http.prefix`, no trailing slash). */
+  readonly prefix: string;
+  readonly logger: ApiLogger | undefined;
+}
+
+/** One routed request. */
+export interface ApiRequest {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly route: Route;
+  /** The query parameters; null when the URL has none (the common case, parsed lazily). */
+  readonly query: URLSearchParams | null;
+  readonly isHead: boolean;
+}
+
+/** An endpoint handler for one method of one route. */
+export type EndpointHandler = (context: ApiContext, request: ApiRequest) => Promise<void>;
+
+/** Ends a response with no body. */
+export function sendEmpty(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string | number>,
+): void {
+  headers["Content-Length"] = 0;
+  res.writeHead(status, headers);
+  res.end();
+}
+
+/** Ends a response with a JSON body (headers only for HEAD). */
+export function sendJson(
+  request: ApiRequest,
+  body: unknown,
+  headers: Record<string, string | number> = {},
+  contentType = "application/json; charset=utf-8",
+): void {
+  const text = JSON.stringify(body);
+  headers["Content-Type"] = contentType;
+  headers["Content-Length"] = Buffer.byteLength(text);
+  request.res.writeHead(200, headers);
+  request.res.end(request.isHead ? undefined : text);
+}

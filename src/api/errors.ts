@@ -1,0 +1,106 @@
+// The error side of the HTTP API: one table from OCI error code to HTTP status, and the writer of
+// the spec's error envelope `{"errors":[{"code","message","detail"}]}`. Storage errors arrive as
+// RegistryError values carrying their code; anything else is an internal error, logged here and
+// answered with a generic 500 so no backend detail (paths, credentials in URLs) reaches a client.
+
+import type { ServerResponse } from "node:http";
+import { RegistryError } from "../storage/errors.js";
+
+/** HTTP status of each error code the API sends, as distribution and the OCI spec assign them. */
+const STATUS: Readonly<Record<string, number>> = {
+  BLOB_UNKNOWN: 404,
+  BLOB_UPLOAD_INVALID: 400,
+  BLOB_UPLOAD_UNKNOWN: 404,
+  DIGEST_INVALID: 400,
+  MANIFEST_BLOB_UNKNOWN: 400,
+  MANIFEST_INVALID: 400,
+  MANIFEST_UNKNOWN: 404,
+  MANIFEST_UNVERIFIED: 400,
+  NAME_INVALID: 400,
+  NAME_UNKNOWN: 404,
+  SIZE_INVALID: 400,
+  TAG_INVALID: 400,
+  UNAUTHORIZED: 401,
+  DENIED: 403,
+  UNSUPPORTED: 405,
+  TOOMANYREQUESTS: 429,
+  RANGE_INVALID: 416,
+  PAGINATION_NUMBER_INVALID: 400,
+  UNKNOWN: 500,
+};
+
+/** The HTTP status for an error code; 500 for a code the table does not know. */
+export function errorStatus(code: string): number {
+  return STATUS[code] ?? 500;
+}
+
+/** An error the API layer itself raises (a bad header, an unknown route), with its code and status. */
+export class ApiError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly detail: unknown;
+  /** Headers to send with the error response (Range on a 416, Allow on a 405). */
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(
+    code: string,
+    message: string,
+    options?: { status?: number; detail?: unknown; headers?: Record<string, string> },
+  ) {
+    super(message);
+    this.name = "ApiError";
+    this.code = code;
+    this.status = options?.status ?? errorStatus(code);
+    this.detail = options?.detail;
+    this.headers = options?.headers;
+  }
+}
+
+/** The logger the API reports internal errors to: pino's shape, only the levels used here. */
+export interface ApiLogger {
+  error(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+}
+
+/** The JSON body of an error response. */
+export function errorBody(code: string, message: string, detail?: unknown): string {
+  const entry: { code: string; message: string; detail?: unknown } = { code, message };
+  if (detail !== undefined) entry.detail = detail;
+  return JSON.stringify({ errors: [entry] });
+}
+
+/**
+ * Writes the error envelope for `error` on `res`: RegistryError and ApiError with their own code,
+ * anything else as a 500 with a generic message (the real error goes to `logger`). HEAD responses
+ * carry the headers only.
+ */
+export function writeError(
+  res: ServerResponse,
+  error: unknown,
+  isHead: boolean,
+  logger: ApiLogger | undefined,
+): void {
+  let code: string;
+  let message: string;
+  let detail: unknown;
+  let status: number;
+  let headers: Record<string, string> | undefined;
+  if (error instanceof ApiError) {
+    ({ code, message, detail, status, headers } = error);
+  } else if (error instanceof RegistryError) {
+    ({ code, message, detail } = error);
+    status = errorStatus(code);
+  } else {
+    code = "UNKNOWN";
+    message = "internal server error";
+    status = 500;
+    logger?.error({ err: error }, "request failed");
+  }
+  const body = errorBody(code, message, detail);
+  res.writeHead(status, {
+    ...headers,
+    "Content-Type": "application/json; charset=utf-8",
+    "Content-Length": Buffer.byteLength(body),
+  });
+  res.end(isHead ? undefined : body);
+}

@@ -1,0 +1,128 @@
+// The OCI Distribution v1.1 HTTP API as one plain node:http request handler. The server (src/server)
+// owns the process side — listening, TLS, the `http.prefix` it strips before calling this, access
+// logs, health — and hands every request under `/v2/` here.
+
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { RegistryStorage } from "../storage/types.js";
+import { deleteBlob, getBlob } from "./blobs.js";
+import type { ApiContext, ApiRequest, EndpointHandler } from "./context.js";
+import { listCatalog, listReferrers, listTags } from "./discovery.js";
+import { ApiError, writeError, type ApiLogger } from "./errors.js";
+import { deleteManifest, getManifest, putManifest } from "./manifests.js";
+import { ALLOWED_METHODS, route, type RouteKind } from "./routes.js";
+import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from "./uploads.js";
+
+export { ApiError, errorBody, errorStatus, writeError, type ApiLogger } from "./errors.js";
+export { route, type Route, type RouteKind } from "./routes.js";
+
+/** Options of the API handler. */
+export interface ApiHandlerOptions {
+  /** The registry storage the API serves. */
+  storage: RegistryStorage;
+  /** Where internal errors (500s) are reported with their detail; clients see a generic message. */
+  logger?: ApiLogger;
+  /**
+   * Answer blob GET and HEAD with a 307 to the storage driver's URL when it gives one (config
+   * `storage.redirect.disable` turns this off). Default true.
+   */
+  redirect?: boolean;
+  /** Extra headers on every response (config `http.headers`). */
+  headers?: Record<string, string[]>;
+  /**
+   * The path prefix the server strips before calling the handler (config `http.prefix`, e.g.
+   * "/registry"); prepended to the paths in Location and Link headers. Default "".
+   */
+  prefix?: string;
+}
+
+/** `/v2/`: the API version check. */
+const checkVersion: EndpointHandler = async (_context, request) => {
+  request.res.writeHead(200, {
+    "Content-Type": "application/json; charset=utf-8",
+    "Content-Length": 2,
+  });
+  request.res.end(request.isHead ? undefined : "{}");
+};
+
+/** The handler of each method of each endpoint. */
+const ENDPOINTS: Readonly<Record<RouteKind, Readonly<Record<string, EndpointHandler>>>> = {
+  base: { GET: checkVersion, HEAD: checkVersion },
+  catalog: { GET: listCatalog, HEAD: listCatalog },
+  tags: { GET: listTags, HEAD: listTags },
+  manifest: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest },
+  blob: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob },
+  uploadStart: { POST: startUpload },
+  upload: { GET: uploadStatus, PATCH: patchUpload, PUT: finishUpload, DELETE: cancelUpload },
+  referrers: { GET: listReferrers, HEAD: listReferrers },
+};
+
+/**
+ * Creates the request handler of the OCI Distribution API. It answers every path under `/v2/`
+ * (an unknown one with 404 and the error envelope, an unsupported method with 405) and sends
+ * `Docker-Distribution-API-Version: registry/2.0` on every response.
+ */
+export function createApiHandler(
+  options: ApiHandlerOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const context: ApiContext = {
+    storage: options.storage,
+    redirect: options.redirect ?? true,
+    prefix: (options.prefix ?? "").replace(/\/+$/, ""),
+    logger: options.logger,
+  };
+  const extraHeaders = Object.entries(options.headers ?? {});
+
+  return (req, res) => {
+    res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
+    for (const [name, values] of extraHeaders) res.setHeader(name, values);
+
+    const url = req.url ?? "/";
+    const queryStart = url.indexOf("?");
+    const path = queryStart === -1 ? url : url.slice(0, queryStart);
+    const method = req.method ?? "GET";
+    const isHead = method === "HEAD";
+    const routed = route(path);
+    if (routed === null) {
+      writeError(
+        res,
+        new ApiError("UNSUPPORTED", `no such endpoint: ${path}`, { status: 404 }),
+        isHead,
+        undefined,
+      );
+      return;
+    }
+    const handler = ENDPOINTS[routed.kind][method];
+    if (handler === undefined) {
+      const allow = ALLOWED_METHODS[routed.kind];
+      const error = new ApiError("UNSUPPORTED", `method ${method} not allowed on ${path}`, {
+        headers: { Allow: allow },
+      });
+      writeError(res, error, isHead, undefined);
+      return;
+    }
+    const request: ApiRequest = {
+      req,
+      res,
+      route: routed,
+      query: queryStart === -1 ? null : new URLSearchParams(url.slice(queryStart + 1)),
+      isHead,
+    };
+    handler(context, request).catch((error: unknown) => fail(context, request, error));
+  };
+}
+
+/** Answers a failed request with its error, unless the response is already under way or unwanted. */
+function fail(context: ApiContext, request: ApiRequest, error: unknown): void {
+  const { req, res } = request;
+  if (req.socket.destroyed) {
+    // The client left (mid-upload, typically); the storage layer kept what arrived.
+    res.destroy();
+    return;
+  }
+  if (res.headersSent) {
+    context.logger?.error({ err: error }, "request failed after the response started");
+    res.destroy();
+    return;
+  }
+  writeError(res, error, request.isHead, context.logger);
+}

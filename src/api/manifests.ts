@@ -1,0 +1,172 @@
+// Manifest endpoints: GET, HEAD, PUT and DELETE `/v2/<name>/manifests/<reference>`, where the
+// reference is a tag or a digest. GET serves the stored bytes with their stored media type; Accept
+// negotiation follows distribution: a client that lists manifest types but not the OCI type of
+// the stored manifest gets 404, and a client asking by tag for a manifest list it does not accept
+// (but accepting Docker schema 2) gets the linux/amd64 image manifest from the list.
+
+import type { RepositoryManifests, RepositoryTags, StoredManifest } from "../storage/types.js";
+import { matchesEtag } from "./blobs.js";
+import type { ApiContext, ApiRequest } from "./context.js";
+import { sendEmpty } from "./context.js";
+import { ApiError } from "./errors.js";
+import {
+  acceptedMediaTypes,
+  checkDigest,
+  isDigestReference,
+  isValidTag,
+  mediaTypeOf,
+  readBody,
+} from "./protocol.js";
+
+/** Largest manifest accepted, as in distribution. */
+export const MAX_MANIFEST_SIZE = 4 * 1024 * 1024;
+
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+function manifestUnknown(reference: string): ApiError {
+  return new ApiError("MANIFEST_UNKNOWN", `manifest unknown: ${JSON.stringify(reference)}`);
+}
+
+/** GET and HEAD: the manifest's bytes, Content-Type, Docker-Content-Digest and ETag. */
+export async function getManifest(context: ApiContext, request: ApiRequest): Promise<void> {
+  const { req, res, route } = request;
+  const reference = route.argument;
+  const repository = context.storage.repository(route.name);
+  let digest: string;
+  const byTag = !isDigestReference(reference);
+  if (byTag) {
+    // A reference that is not a valid tag cannot name anything here: unknown, as distribution's
+    // router answers it (the conformance suite asks for `.INVALID_MANIFEST_NAME` and wants 404).
+    if (!isValidTag(reference)) throw manifestUnknown(reference);
+    digest = await repository.tags.resolve(reference);
+  } else {
+    checkDigest(reference);
+    digest = reference;
+  }
+
+  const etag = `"${digest}"`;
+  if (matchesEtag(req.headers["if-none-match"], etag)) {
+    res.writeHead(304, { "Docker-Content-Digest": digest, ETag: etag });
+    res.end();
+    return;
+  }
+
+  let manifest = await repository.manifests.get(digest);
+  if (req.headers.accept !== undefined) {
+    manifest = await negotiate(manifest, acceptedMediaTypes(req), byTag, repository.manifests);
+  }
+  res.writeHead(200, {
+    "Content-Type": manifest.mediaType,
+    "Content-Length": manifest.content.length,
+    "Docker-Content-Digest": manifest.digest,
+    ETag: `"${manifest.digest}"`,
+  });
+  res.end(request.isHead ? undefined : manifest.content);
+}
+
+/**
+ * Applies the client's Accept list to a stored manifest. Clients that name no manifest type at all
+ * (curl, `*\/*`) get what is stored.
+ */
+async function negotiate(
+  manifest: StoredManifest,
+  accepted: Set<string>,
+  byTag: boolean,
+  manifests: RepositoryManifests,
+): Promise<StoredManifest> {
+  if (accepted.has(manifest.mediaType)) return manifest;
+  const namesManifestTypes =
+    accepted.has(OCI_MANIFEST) ||
+    accepted.has(OCI_INDEX) ||
+    accepted.has(DOCKER_MANIFEST) ||
+    accepted.has(DOCKER_MANIFEST_LIST);
+  if (!namesManifestTypes) return manifest;
+  switch (manifest.mediaType) {
+    case OCI_MANIFEST:
+      throw new ApiError(
+        "MANIFEST_UNKNOWN",
+        "OCI manifest found, but the Accept header does not support OCI manifests",
+      );
+    case OCI_INDEX:
+      throw new ApiError(
+        "MANIFEST_UNKNOWN",
+        "OCI index found, but the Accept header does not support OCI indexes",
+      );
+    case DOCKER_MANIFEST_LIST:
+      if (byTag && accepted.has(DOCKER_MANIFEST))
+        return defaultPlatformManifest(manifest, manifests);
+      return manifest;
+    default:
+      return manifest;
+  }
+}
+
+/** The linux/amd64 entry of a manifest list, for clients that cannot read lists. */
+async function defaultPlatformManifest(
+  list: StoredManifest,
+  manifests: RepositoryManifests,
+): Promise<StoredManifest> {
+  const parsed = JSON.parse(list.content.toString("utf8")) as {
+    manifests?: { digest?: string; platform?: { os?: string; architecture?: string } }[];
+  };
+  const entry = parsed.manifests?.find(
+    (candidate) =>
+      candidate.platform?.os === "linux" && candidate.platform.architecture === "amd64",
+  );
+  if (entry?.digest === undefined) {
+    throw new ApiError(
+      "MANIFEST_UNKNOWN",
+      "manifest list has no linux/amd64 manifest and the client does not accept manifest lists",
+    );
+  }
+  return manifests.get(entry.digest);
+}
+
+/** PUT: validates and stores the manifest, tags it when the reference is a tag (201). */
+export async function putManifest(context: ApiContext, request: ApiRequest): Promise<void> {
+  const { req, res, route } = request;
+  const reference = route.argument;
+  const repository = context.storage.repository(route.name);
+  const byDigest = isDigestReference(reference);
+  if (byDigest) checkDigest(reference);
+  else if (!isValidTag(reference)) {
+    throw new ApiError("TAG_INVALID", `invalid tag: ${JSON.stringify(reference)}`);
+  }
+  const content = await readBody(req, MAX_MANIFEST_SIZE);
+  const result = await repository.manifests.put(
+    content,
+    mediaTypeOf(req.headers["content-type"]),
+    byDigest ? { expectedDigest: reference } : { tag: reference },
+  );
+  const headers: Record<string, string> = {
+    Location: `${context.prefix}/v2/${route.name}/manifests/${result.digest}`,
+    "Docker-Content-Digest": result.digest,
+  };
+  if (result.subject !== undefined) headers["OCI-Subject"] = result.subject;
+  sendEmpty(res, 201, headers);
+}
+
+/**
+ * DELETE: by digest removes the manifest revision and its tags; by tag removes only the tag (202).
+ * Both are UNSUPPORTED (405) unless deleting is enabled.
+ */
+export async function deleteManifest(context: ApiContext, request: ApiRequest): Promise<void> {
+  const { res, route } = request;
+  const reference = route.argument;
+  const repository = context.storage.repository(route.name);
+  if (isDigestReference(reference)) {
+    checkDigest(reference);
+    await repository.manifests.delete(reference);
+  } else {
+    await untag(repository.tags, reference);
+  }
+  sendEmpty(res, 202, {});
+}
+
+async function untag(tags: RepositoryTags, tag: string): Promise<void> {
+  if (!isValidTag(tag)) throw manifestUnknown(tag);
+  await tags.untag(tag);
+}
