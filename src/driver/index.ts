@@ -9,3 +9,4 @@ export { ParameterReader } from "./parameters.js";
 export { walkByListing, walkFlatListing } from "./walk.js";
 
 export { InMemoryDriver } from "./inmemory/index.js";
+export { AzureDriver, createAzureDriver, parseAzureParameters, type AzureDriverOptions } from "./azure/index.js";

@@ -1,0 +1,199 @@
+// The azure driver against Azurite (npm), started once for this file: the shared driver suite,
+// then what is particular to Azure: resuming a writer from another driver instance, SAS redirect
+// URLs, the container created on first write, rootdirectory, and parameter errors.
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
+import { DriverErrorCode, createDriver, type DriverParameters, type StorageDriver } from "../index.js";
+import { runDriverSuite } from "../testsuite/index.js";
+import { startAzurite, type Azurite } from "../../testing/azurite.js";
+
+const MiB = 1024 * 1024;
+const CONTAINER = "berth-tests";
+
+let azurite: Azurite;
+
+before(async () => {
+  azurite = await startAzurite();
+  await azurite.createContainer(CONTAINER);
+});
+
+after(async () => {
+  await azurite?.stop();
+});
+
+function parameters(extra: DriverParameters = {}): DriverParameters {
+  return {
+    accountname: azurite.accountName,
+    accountkey: azurite.accountKey,
+    container: CONTAINER,
+    serviceurl: azurite.serviceUrl,
+    ...extra,
+  };
+}
+
+function azureDriver(extra: DriverParameters = {}): Promise<StorageDriver> {
+  return createDriver("azure", parameters(extra));
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const unique = () => randomBytes(6).toString("hex");
+
+runDriverSuite("azure", () => azureDriver());
+
+describe("azure driver", () => {
+  it("resumes a closed writer from another driver instance, across block boundaries", async () => {
+    // Small blocks so that each session ends with a partial block.
+    const first = await azureDriver({ chunksize: MiB });
+    const second = await azureDriver({ chunksize: MiB });
+    const path = `/resume-${unique()}/_uploads/data`;
+    const sessions = [randomBytes(2 * MiB + 5), randomBytes(MiB - 3), randomBytes(10)];
+
+    const opening = await first.writer(path, false);
+    await opening.write(sessions[0]!);
+    await opening.close();
+
+    const resumed = await second.writer(path, true);
+    assert.equal(resumed.size, sessions[0]!.length);
+    await resumed.write(sessions[1]!);
+    await resumed.close();
+
+    const last = await first.writer(path, true);
+    assert.equal(last.size, sessions[0]!.length + sessions[1]!.length);
+    await last.write(sessions[2]!);
+    await last.commit();
+
+    const content = Buffer.concat(sessions);
+    assert.ok(Buffer.from(await second.getContent(path)).equals(content), "committed content");
+    await assert.rejects(second.writer(path, true), { code: DriverErrorCode.PathNotFound });
+    await first.delete(path.slice(0, path.indexOf("/", 1)));
+  });
+
+  it("keeps a committed blob serving its content while a writer stages over it", async () => {
+    const driver = await azureDriver();
+    const dir = `/staging-${unique()}`;
+    const path = `${dir}/file`;
+    const old = randomBytes(1000);
+    await driver.putContent(path, old);
+    const writer = await driver.writer(path, false);
+    await writer.write(randomBytes(3 * MiB));
+    await writer.close();
+    assert.ok(Buffer.from(await driver.getContent(path)).equals(old), "old content while closed");
+    assert.equal((await driver.stat(path)).size, old.length);
+    const resumed = await driver.writer(path, true);
+    await resumed.cancel();
+    assert.ok(Buffer.from(await driver.getContent(path)).equals(old), "old content after cancel");
+    await driver.delete(dir);
+  });
+
+  it("gives a read-only SAS URL that plain fetch can GET", async () => {
+    const driver = await azureDriver();
+    const dir = `/sas-${unique()}`;
+    const path = `${dir}/blob`;
+    const content = randomBytes(5000);
+    await driver.putContent(path, content);
+    const url = await driver.redirectURL(path, { expiresIn: 60 });
+    assert.ok(url !== null, "a driver with an account key signs URLs");
+    assert.match(url, /[?&]sig=/);
+    assert.match(url, /[?&]sp=r(&|$)/, "read permission only");
+
+    const response = await fetch(url);
+    assert.equal(response.status, 200);
+    assert.ok(Buffer.from(await response.arrayBuffer()).equals(content), "fetched bytes");
+
+    const write = await fetch(url, {
+      method: "PUT",
+      headers: { "x-ms-blob-type": "BlockBlob" },
+      body: "overwritten",
+    });
+    await write.arrayBuffer();
+    assert.equal(write.status, 403, "the URL does not allow writing");
+    assert.ok(Buffer.from(await driver.getContent(path)).equals(content), "content unchanged");
+    await driver.delete(dir);
+  });
+
+  it("creates its container on the first write and reads a missing one as empty", async () => {
+    const container = `lazy-${unique()}`;
+    const driver = await azureDriver({ container });
+    assert.deepEqual(await driver.list("/"), []);
+    assert.equal((await driver.stat("/")).isDir, true);
+    await assert.rejects(driver.getContent("/nothing"), { code: DriverErrorCode.PathNotFound });
+    await driver.putContent("/first/file", Buffer.from("hello"));
+    assert.equal(Buffer.from(await driver.getContent("/first/file")).toString(), "hello");
+    await driver.delete("/first");
+  });
+
+  it("stores everything below rootdirectory", async () => {
+    const root = `roots/${unique()}`;
+    const driver = await azureDriver({ rootdirectory: `/${root}/` });
+    const sibling = await azureDriver({ rootdirectory: `roots/${unique()}` });
+    await driver.putContent("/a/b", Buffer.from("x"));
+    const writer = await driver.writer("/a/c", false);
+    await writer.write(Buffer.from("yz"));
+    await writer.commit();
+
+    const service = new BlobServiceClient(
+      azurite.serviceUrl,
+      new StorageSharedKeyCredential(azurite.accountName, azurite.accountKey),
+    );
+    const names: string[] = [];
+    for await (const blob of service.getContainerClient(CONTAINER).listBlobsFlat({ prefix: "roots/" })) {
+      names.push(blob.name);
+    }
+    assert.deepEqual(names.sort(), [`${root}/a/b`, `${root}/a/c`]);
+    assert.deepEqual((await driver.list("/a")).sort(), ["/a/b", "/a/c"]);
+    assert.deepEqual(await sibling.list("/"), [], "another root sees nothing");
+    const walked: string[] = [];
+    await driver.walk("/", (info) => {
+      walked.push(info.path);
+    });
+    assert.deepEqual(walked, ["/a", "/a/b", "/a/c"]);
+    assert.equal(Buffer.from(await readAll(await driver.reader("/a/c", 1))).toString(), "z");
+    await driver.delete("/a");
+  });
+
+  it("rejects missing or malformed parameters, naming them", async () => {
+    const cases: [DriverParameters, string][] = [
+      [{ accountname: undefined }, "accountname"],
+      [{ accountname: "Not_An_Account" }, "accountname"],
+      [{ container: undefined }, "container"],
+      [{ container: "Upper" }, "container"],
+      [{ container: "a--b" }, "container"],
+      [{ accountkey: "not base64!" }, "accountkey"],
+      [{ serviceurl: "ftp://example.com" }, "serviceurl"],
+      [{ serviceurl: "not a url" }, "serviceurl"],
+      [{ serviceurl: undefined, realm: "bad realm/" }, "realm"],
+      [{ rootdirectory: "a/../b" }, "rootdirectory"],
+      [{ chunksize: 1024 }, "chunksize"],
+      [{ chunksize: "lots" }, "chunksize"],
+    ];
+    for (const [change, parameter] of cases) {
+      await assert.rejects(
+        createDriver("azure", { ...parameters(), ...change }),
+        (error: { code?: string; parameter?: string; message?: string }) => {
+          assert.equal(error.code, DriverErrorCode.InvalidParameter, JSON.stringify(change));
+          assert.equal(error.parameter, parameter, JSON.stringify(change));
+          assert.ok(error.message?.includes(parameter), error.message);
+          return true;
+        },
+      );
+    }
+  });
+
+  it("is created without an account key (identity credential) and without a service URL", async () => {
+    const driver = await createDriver("azure", {
+      accountname: "someaccount",
+      container: "registry",
+      realm: "core.chinacloudapi.cn",
+      chunksize: "4194304",
+    });
+    assert.equal(driver.name, "azure");
+  });
+});

@@ -1,0 +1,203 @@
+// The azure driver's FileWriter: content is staged as uncommitted blocks of the block blob at the
+// writer's own path and published by one Put Block List.
+//
+// Why blocks on the target blob itself: uncommitted blocks are invisible to every read and listing,
+// a committed blob already at the path keeps serving its old content until the commit, committing
+// is a single request with no copy, and the uncommitted block list is readable by any process,
+// which is what makes a close()d writer resumable elsewhere. What the service imposes:
+//   - all block IDs staged on a blob must have the same length, so IDs are fixed-width;
+//   - uncommitted blocks vanish when anything commits the blob (another writer, putContent, a move
+//     onto the path) and after 7 days without a block being staged;
+//   - there is no call to drop uncommitted blocks, so a cancel cannot erase them.
+//
+// Each writer session therefore names its blocks `<session><kind><seq>` (base64 of fixed-width
+// text). The session is the creation time in milliseconds (hex) plus random bits, so the newest
+// session sorts last; resuming takes the newest session found. Kinds: "d" data block number
+// `seq`; "e" a 1-byte marker for a session closed with no data (a block cannot be empty); "x" a
+// 1-byte tombstone left by cancel(), so that nothing of that session, or of older ones, resumes.
+
+import { randomBytes } from "node:crypto";
+import type { BlockBlobClient } from "@azure/storage-blob";
+import { PathNotFoundError, WriterClosedError, type FileWriter, type StoragePath } from "../driver.js";
+import { DRIVER_NAME, translateError } from "./errors.js";
+
+type BlockKind = "d" | "e" | "x";
+
+const SEQ_DIGITS = 6;
+const BLOCK_ID_PATTERN = /^([0-9a-f]{20})([dex])([0-9]{6})$/;
+const MARKER = Buffer.from([0]);
+
+/** A new session name: 12 hex digits of milliseconds since 1970, then 8 random hex digits. */
+function newSession(): string {
+  return Date.now().toString(16).padStart(12, "0") + randomBytes(4).toString("hex");
+}
+
+function blockId(session: string, kind: BlockKind, seq: number): string {
+  return Buffer.from(`${session}${kind}${String(seq).padStart(SEQ_DIGITS, "0")}`).toString("base64");
+}
+
+/** What a resumed writer continues from: its session, data blocks so far and their total size. */
+interface ResumePoint {
+  session: string;
+  blocks: number;
+  size: number;
+}
+
+/**
+ * Finds the newest session among the uncommitted blocks of `blob`. Null when there is none to
+ * resume: no uncommitted blocks, the newest session was cancelled, or it has neither data from
+ * block 0 on nor an empty-close marker. Data blocks after a gap (a stage that failed) are left out.
+ */
+async function findResumePoint(blob: BlockBlobClient): Promise<ResumePoint | null> {
+  const list = await blob.getBlockList("uncommitted");
+  const sessions = new Map<string, { data: Map<number, number>; empty: boolean; cancelled: boolean }>();
+  for (const block of list.uncommittedBlocks ?? []) {
+    const match = BLOCK_ID_PATTERN.exec(Buffer.from(block.name, "base64").toString("latin1"));
+    if (match === null) continue;
+    const [, session, kind, seq] = match as unknown as [string, string, BlockKind, string];
+    let entry = sessions.get(session);
+    if (entry === undefined) {
+      entry = { data: new Map(), empty: false, cancelled: false };
+      sessions.set(session, entry);
+    }
+    if (kind === "d") entry.data.set(Number(seq), block.size);
+    else if (kind === "e") entry.empty = true;
+    else entry.cancelled = true;
+  }
+  const newest = [...sessions.keys()].sort().at(-1);
+  if (newest === undefined) return null;
+  const entry = sessions.get(newest)!;
+  if (entry.cancelled) return null;
+  let blocks = 0;
+  let size = 0;
+  for (let length = entry.data.get(0); length !== undefined; length = entry.data.get(blocks)) {
+    size += length;
+    blocks++;
+  }
+  if (blocks === 0 && !entry.empty) return null;
+  return { session: newest, blocks, size };
+}
+
+/** How the writer reaches the service: the blob, and a wrapper that creates a missing container. */
+export interface WriterTarget {
+  blob: BlockBlobClient;
+  path: StoragePath;
+  /** Runs a write request, creating the container first if the service says it is missing. */
+  write<T>(request: () => Promise<T>): Promise<T>;
+}
+
+/** Starts a new writer: an empty session that supersedes whatever earlier writers staged. */
+export function startWriter(target: WriterTarget, blockSize: number): AzureBlockWriter {
+  return new AzureBlockWriter(target, blockSize, { session: newSession(), blocks: 0, size: 0 });
+}
+
+/** Resumes the newest close()d session at the target's path; PathNotFoundError if there is none. */
+export async function resumeWriter(target: WriterTarget, blockSize: number): Promise<AzureBlockWriter> {
+  let point: ResumePoint | null;
+  try {
+    point = await findResumePoint(target.blob);
+  } catch (error) {
+    throw translateError(error, "writer", target.path);
+  }
+  if (point === null) throw new PathNotFoundError(DRIVER_NAME, target.path);
+  return new AzureBlockWriter(target, blockSize, point);
+}
+
+/**
+ * Buffers writes into one block of `blockSize` bytes at a time and stages each block as it fills,
+ * so memory stays at one block however large the content.
+ */
+export class AzureBlockWriter implements FileWriter {
+  private state: "open" | "closed" | "cancelled" | "committed" = "open";
+  private readonly session: string;
+  private buffer: Buffer | undefined;
+  private filled = 0;
+  /** Data blocks staged so far in this session, including those of earlier writers resumed. */
+  private blocks: number;
+  private written: number;
+
+  constructor(
+    private readonly target: WriterTarget,
+    private readonly blockSize: number,
+    from: ResumePoint,
+  ) {
+    this.session = from.session;
+    this.blocks = from.blocks;
+    this.written = from.size;
+  }
+
+  get size(): number {
+    return this.written;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.checkOpen();
+    let offset = 0;
+    while (offset < chunk.length) {
+      // A block left full by a failed stage is retried here before more is accepted.
+      if (this.filled === this.blockSize) await this.stageBuffered();
+      this.buffer ??= Buffer.allocUnsafe(this.blockSize);
+      const take = Math.min(chunk.length - offset, this.blockSize - this.filled);
+      this.buffer.set(chunk.subarray(offset, offset + take), this.filled);
+      this.filled += take;
+      this.written += take;
+      offset += take;
+    }
+    if (this.filled === this.blockSize) await this.stageBuffered();
+  }
+
+  async close(): Promise<void> {
+    this.checkOpen();
+    await this.stageBuffered();
+    if (this.blocks === 0) await this.stage(blockId(this.session, "e", 0), MARKER, "close");
+    this.end("closed");
+  }
+
+  async cancel(): Promise<void> {
+    this.checkOpen();
+    this.end("cancelled");
+    // The staged blocks cannot be deleted (the service drops them at the next commit of this
+    // blob, or after 7 days); the tombstone makes sure no later writer resumes them.
+    await this.stage(blockId(this.session, "x", 0), MARKER, "cancel");
+  }
+
+  async commit(): Promise<void> {
+    this.checkOpen();
+    await this.stageBuffered();
+    const ids = Array.from({ length: this.blocks }, (_, seq) => blockId(this.session, "d", seq));
+    try {
+      // An empty blob has no blocks to list; Put Blob also drops every uncommitted block.
+      await this.target.write(() =>
+        ids.length === 0 ? this.target.blob.upload(Buffer.alloc(0), 0) : this.target.blob.commitBlockList(ids),
+      );
+    } catch (error) {
+      throw translateError(error, "commit", this.target.path);
+    }
+    this.end("committed");
+  }
+
+  private async stageBuffered(): Promise<void> {
+    if (this.filled === 0) return;
+    await this.stage(blockId(this.session, "d", this.blocks), this.buffer!.subarray(0, this.filled), "write");
+    this.blocks++;
+    this.filled = 0;
+  }
+
+  private async stage(id: string, body: Buffer, operation: string): Promise<void> {
+    try {
+      await this.target.write(() => this.target.blob.stageBlock(id, body, body.length));
+    } catch (error) {
+      throw translateError(error, operation, this.target.path);
+    }
+  }
+
+  private end(state: "closed" | "cancelled" | "committed"): void {
+    this.state = state;
+    this.buffer = undefined;
+    this.filled = 0;
+  }
+
+  private checkOpen(): void {
+    if (this.state !== "open") throw new WriterClosedError(DRIVER_NAME, this.target.path, this.state);
+  }
+}
