@@ -1,0 +1,61 @@
+// What every part of one registry shares: the driver, the blob and link stores, the caches and
+// the rules for mutations (read-only mode, delete enabled).
+
+import type { StorageDriver } from "../driver/index.js";
+import type { BlobStore, LinkStore } from "./blobstore.js";
+import type { KeyedQueue, LruCache } from "./cache.js";
+import type { Hash } from "node:crypto";
+import { RegistryError, RegistryErrorCode } from "./errors.js";
+import type { Digest, RegistryStorageOptions } from "./types.js";
+
+/** The running sha256 of an upload's data, valid for its first `offset` bytes. */
+export interface UploadHashState {
+  offset: number;
+  hash: Hash;
+}
+
+export interface StorageContext {
+  readonly driver: StorageDriver;
+  readonly blobs: BlobStore;
+  readonly links: LinkStore;
+  readonly options: Required<RegistryStorageOptions>;
+  /** Running upload hashes, by `<repository>/<upload id>`. */
+  readonly hashStates: Map<string, UploadHashState>;
+  /** Serializes operations on one upload (and on one tag) in this process. */
+  readonly queue: KeyedQueue;
+  /** Small manifests' bytes by digest: immutable content. */
+  readonly manifestCache: LruCache<Digest, Buffer>;
+  /** UNSUPPORTED in read-only mode. */
+  checkWritable(): void;
+  /** UNSUPPORTED unless deleting is enabled (and not read-only). */
+  checkDeletable(): void;
+}
+
+/** The rules for mutations, from the options. */
+export function mutationChecks(options: Required<RegistryStorageOptions>): {
+  checkWritable(): void;
+  checkDeletable(): void;
+} {
+  const checkWritable = (): void => {
+    if (options.readOnly) {
+      throw new RegistryError(
+        RegistryErrorCode.Unsupported,
+        "the registry is in read-only mode: no uploads, pushes, tags or deletes",
+        { readOnly: true },
+      );
+    }
+  };
+  return {
+    checkWritable,
+    checkDeletable(): void {
+      checkWritable();
+      if (!options.deleteEnabled) {
+        throw new RegistryError(
+          RegistryErrorCode.Unsupported,
+          "deleting is disabled in this registry (storage.delete.enabled is false)",
+          { deleteEnabled: false },
+        );
+      }
+    },
+  };
+}

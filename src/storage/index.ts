@@ -1,0 +1,33 @@
+// The registry storage layer's public surface: the interface the API layer codes against
+// (types, errors), its implementation over a storage driver, and the digest, name and manifest
+// rules the API layer checks requests with.
+
+export * from "./types.js";
+export * from "./errors.js";
+export { Registry, createRegistryStorage, type RegistryStorageTuning } from "./registry.js";
+export {
+  DIGEST_GRAMMAR,
+  digestOf,
+  digestOfStream,
+  isValidDigest,
+  parseDigest,
+  tryParseDigest,
+  type DigestAlgorithm,
+  type ParsedDigest,
+} from "./digest.js";
+export {
+  MAX_REPOSITORY_NAME_LENGTH,
+  REPOSITORY_NAME_PATTERN,
+  TAG_PATTERN,
+  checkRepositoryName,
+  checkTag,
+  isValidRepositoryName,
+  isValidTag,
+} from "./names.js";
+export {
+  MAX_MANIFEST_SIZE,
+  ManifestMediaType,
+  baseMediaType,
+  isManifestMediaType,
+} from "./manifest.js";
+export { STORAGE_ROOT } from "./paths.js";

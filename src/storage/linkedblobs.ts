@@ -1,0 +1,80 @@
+// A repository's view of the blob store: a blob is visible in a repository only through its
+// `_layers` link, as in distribution.
+
+import type { Readable } from "node:stream";
+import type { StorageContext } from "./context.js";
+import { parseDigest, type ParsedDigest } from "./digest.js";
+import { RegistryError, RegistryErrorCode } from "./errors.js";
+import { checkRepositoryName } from "./names.js";
+import { paths } from "./paths.js";
+import type { BlobInfo, Digest, RepositoryBlobs, UploadSession } from "./types.js";
+import { resumeUpload, startUpload } from "./upload.js";
+
+function blobUnknown(repository: string, digest: Digest): RegistryError {
+  return new RegistryError(
+    RegistryErrorCode.BlobUnknown,
+    `blob ${digest} is not in repository ${repository}`,
+    { digest },
+  );
+}
+
+export class LinkedBlobs implements RepositoryBlobs {
+  constructor(
+    private readonly context: StorageContext,
+    private readonly repository: string,
+  ) {}
+
+  /** The blob if it is linked into `repository` and stored; undefined otherwise. */
+  static async find(
+    context: StorageContext,
+    repository: string,
+    digest: ParsedDigest,
+  ): Promise<BlobInfo | undefined> {
+    const link = await context.links.read(paths.layerLink(repository, digest));
+    if (link === undefined) return undefined;
+    return context.blobs.stat(link);
+  }
+
+  async stat(digest: Digest): Promise<BlobInfo> {
+    const parsed = parseDigest(digest);
+    const info = await LinkedBlobs.find(this.context, this.repository, parsed);
+    if (info === undefined) throw blobUnknown(this.repository, digest);
+    return info;
+  }
+
+  async reader(digest: Digest, offset = 0): Promise<Readable> {
+    const info = await this.stat(digest);
+    return this.context.blobs.reader(parseDigest(info.digest), offset);
+  }
+
+  async redirectURL(digest: Digest, method: "GET" | "HEAD" = "GET"): Promise<string | null> {
+    const info = await this.stat(digest);
+    return this.context.blobs.redirectURL(parseDigest(info.digest), method);
+  }
+
+  async delete(digest: Digest): Promise<void> {
+    this.context.checkDeletable();
+    const parsed = parseDigest(digest);
+    const link = await this.context.links.read(paths.layerLink(this.repository, parsed));
+    if (link === undefined) throw blobUnknown(this.repository, digest);
+    await this.context.driver.delete(paths.layerLinkDirectory(this.repository, parsed));
+  }
+
+  async mount(from: string, digest: Digest): Promise<BlobInfo> {
+    this.context.checkWritable();
+    checkRepositoryName(from);
+    const parsed = parseDigest(digest);
+    const info = await LinkedBlobs.find(this.context, from, parsed);
+    if (info === undefined) throw blobUnknown(from, digest);
+    await this.context.links.write(paths.layerLink(this.repository, parsed), parsed);
+    return info;
+  }
+
+  startUpload(): Promise<UploadSession> {
+    return startUpload(this.context, this.repository);
+  }
+
+  resumeUpload(id: string): Promise<UploadSession> {
+    return resumeUpload(this.context, this.repository, id);
+  }
+}

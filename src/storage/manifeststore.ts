@@ -1,0 +1,221 @@
+// The manifests of a repository: exact bytes stored as blobs, a revision link per manifest
+// (distribution links manifests only under `_manifests/revisions`, never in `_layers`), tags, and
+// Berth's referrers index under `_manifests/referrers` (see paths.ts).
+
+import { deleteIfPresent, unlessNotFound } from "./blobstore.js";
+import type { StorageContext } from "./context.js";
+import { digestOf, parseDigest, tryParseDigest, type ParsedDigest } from "./digest.js";
+import { RegistryError, RegistryErrorCode } from "./errors.js";
+import { LinkedBlobs } from "./linkedblobs.js";
+import {
+  MAX_MANIFEST_SIZE,
+  parseManifest,
+  referrerDescriptor,
+  storedMediaType,
+  type ParsedManifest,
+} from "./manifest.js";
+import { checkTag } from "./names.js";
+import { baseName, paths } from "./paths.js";
+import type { TagStore } from "./tagstore.js";
+import type {
+  Descriptor,
+  Digest,
+  PutManifestResult,
+  RepositoryManifests,
+  StoredManifest,
+} from "./types.js";
+
+/** Manifests up to this size are kept in the in-process cache. */
+const CACHEABLE_MANIFEST_SIZE = 64 * 1024;
+
+function manifestUnknown(repository: string, digest: Digest): RegistryError {
+  return new RegistryError(
+    RegistryErrorCode.ManifestUnknown,
+    `manifest ${digest} is not in repository ${repository}`,
+    { digest },
+  );
+}
+
+function blobUnknown(digest: string, what: string): RegistryError {
+  return new RegistryError(
+    RegistryErrorCode.ManifestBlobUnknown,
+    `${what} ${digest} is not in the repository: push it first`,
+    { digest },
+  );
+}
+
+export class ManifestStore implements RepositoryManifests {
+  constructor(
+    private readonly context: StorageContext,
+    private readonly repository: string,
+    private readonly tags: TagStore,
+  ) {}
+
+  async exists(digest: Digest): Promise<boolean> {
+    return this.has(parseDigest(digest));
+  }
+
+  /** True when the revision link is there. */
+  async has(digest: ParsedDigest): Promise<boolean> {
+    const link = await this.context.links.read(paths.revisionLink(this.repository, digest));
+    return link !== undefined;
+  }
+
+  async get(digest: Digest): Promise<StoredManifest> {
+    const parsed = parseDigest(digest);
+    const content = await this.content(parsed);
+    if (content === undefined) throw manifestUnknown(this.repository, digest);
+    return { digest: parsed.digest, mediaType: storedMediaType(content), content };
+  }
+
+  /** The bytes of a manifest revision of this repository, or undefined. */
+  async content(digest: ParsedDigest): Promise<Buffer | undefined> {
+    if (!(await this.has(digest))) return undefined;
+    return this.blobContent(digest);
+  }
+
+  private async blobContent(digest: ParsedDigest): Promise<Buffer | undefined> {
+    const cached = this.context.manifestCache.get(digest.digest);
+    if (cached !== undefined) return cached;
+    const content = await this.context.blobs.getContent(digest);
+    if (content !== undefined && content.length <= CACHEABLE_MANIFEST_SIZE) {
+      this.context.manifestCache.set(digest.digest, content);
+    }
+    return content;
+  }
+
+  async put(
+    content: Buffer,
+    mediaType: string,
+    options: { tag?: string; expectedDigest?: Digest } = {},
+  ): Promise<PutManifestResult> {
+    this.context.checkWritable();
+    if (options.tag !== undefined) checkTag(options.tag);
+    if (content.length > MAX_MANIFEST_SIZE) {
+      throw new RegistryError(
+        RegistryErrorCode.SizeInvalid,
+        `manifest is ${content.length} bytes, more than the limit of ${MAX_MANIFEST_SIZE}`,
+        { size: content.length, limit: MAX_MANIFEST_SIZE },
+      );
+    }
+    const expected =
+      options.expectedDigest === undefined ? undefined : parseDigest(options.expectedDigest);
+    const digest = parseDigest(digestOf(content, expected?.algorithm ?? "sha256"));
+    if (expected !== undefined && expected.digest !== digest.digest) {
+      throw new RegistryError(
+        RegistryErrorCode.DigestInvalid,
+        `manifest digest is ${digest.digest}, the reference says ${expected.digest}`,
+        { expected: expected.digest, actual: digest.digest },
+      );
+    }
+    const manifest = parseManifest(content, mediaType);
+    await this.checkReferences(manifest);
+
+    await this.context.blobs.put(digest, content);
+    const subject =
+      manifest.subject === undefined ? undefined : tryParseDigest(manifest.subject.digest);
+    if (subject !== undefined) {
+      await this.context.links.write(paths.referrerLink(this.repository, subject, digest), digest);
+    }
+    await this.context.links.write(paths.revisionLink(this.repository, digest), digest);
+    if (options.tag !== undefined) await this.tags.link(options.tag, digest);
+    return {
+      digest: digest.digest,
+      mediaType: manifest.mediaType,
+      ...(subject !== undefined ? { subject: subject.digest } : {}),
+    };
+  }
+
+  /** MANIFEST_BLOB_UNKNOWN for the first referenced blob or child manifest not in the repository. */
+  private async checkReferences(manifest: ParsedManifest): Promise<void> {
+    const checks: Promise<RegistryError | undefined>[] = [];
+    if (manifest.config !== undefined) {
+      checks.push(this.blobMissing(manifest.config.digest, "config"));
+    }
+    for (const layer of manifest.layers) {
+      // Layers with urls (non-distributable layers) are fetched from there, not pushed.
+      if (Array.isArray(layer.urls) && layer.urls.length > 0) continue;
+      checks.push(this.blobMissing(layer.digest, "layer"));
+    }
+    for (const child of manifest.manifests) {
+      const parsed = parseDigest(child.digest);
+      checks.push(
+        this.has(parsed).then((ok) => (ok ? undefined : blobUnknown(child.digest, "manifest"))),
+      );
+    }
+    const missing = (await Promise.all(checks)).find((error) => error !== undefined);
+    if (missing !== undefined) throw missing;
+  }
+
+  private async blobMissing(digest: string, what: string): Promise<RegistryError | undefined> {
+    const info = await LinkedBlobs.find(this.context, this.repository, parseDigest(digest));
+    return info === undefined ? blobUnknown(digest, what) : undefined;
+  }
+
+  async delete(digest: Digest): Promise<void> {
+    this.context.checkDeletable();
+    const parsed = parseDigest(digest);
+    if (!(await this.has(parsed))) throw manifestUnknown(this.repository, digest);
+    for (const tag of await this.tags.lookup(parsed.digest)) {
+      await deleteIfPresent(this.context.driver, paths.tag(this.repository, tag));
+    }
+    await this.removeRevision(parsed);
+  }
+
+  /** Removes a revision and its referrer entry (tags are the caller's business). */
+  async removeRevision(digest: ParsedDigest): Promise<void> {
+    const content = await this.blobContent(digest);
+    const subject = content === undefined ? undefined : subjectOf(content);
+    if (subject !== undefined) {
+      await deleteIfPresent(this.context.driver, paths.referrer(this.repository, subject, digest));
+    }
+    await deleteIfPresent(this.context.driver, paths.revision(this.repository, digest));
+  }
+
+  /** Descriptors of the manifests in this repository whose subject is `subject`. */
+  async referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+    const parsedSubject = parseDigest(subject);
+    const directory = paths.referrers(this.repository, parsedSubject);
+    const algorithms = (await unlessNotFound(this.context.driver.list(directory))) ?? [];
+    const digests: ParsedDigest[] = [];
+    for (const algorithmPath of algorithms) {
+      const entries = (await unlessNotFound(this.context.driver.list(algorithmPath))) ?? [];
+      for (const entry of entries) {
+        const digest = tryParseDigest(`${baseName(algorithmPath)}:${baseName(entry)}`);
+        if (digest !== undefined) digests.push(digest);
+      }
+    }
+    digests.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+    const descriptors = await Promise.all(
+      digests.map(async (digest) => {
+        const content = await this.content(digest);
+        if (content === undefined) return undefined;
+        try {
+          return referrerDescriptor(
+            parseManifest(content, undefined),
+            digest.digest,
+            content.length,
+          );
+        } catch {
+          // Bytes this registry did not validate (written by another tool): not a referrer.
+          return undefined;
+        }
+      }),
+    );
+    return descriptors.filter(
+      (descriptor): descriptor is Descriptor =>
+        descriptor !== undefined &&
+        (artifactType === undefined || descriptor.artifactType === artifactType),
+    );
+  }
+}
+
+/** The subject digest of stored manifest bytes, if they have one. */
+export function subjectOf(content: Buffer): ParsedDigest | undefined {
+  try {
+    const document = JSON.parse(content.toString("utf8")) as { subject?: { digest?: unknown } };
+    return tryParseDigest(document.subject?.digest);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,114 @@
+// The registry storage layer over one storage driver: repositories with their blobs, uploads,
+// manifests, tags and referrers; the catalog; upload purging; garbage collection.
+
+import type { StorageDriver } from "../driver/index.js";
+import { BlobStore, LinkStore, unlessNotFound } from "./blobstore.js";
+import { KeyedQueue, LruCache } from "./cache.js";
+import { catalog, isRepositoryListing } from "./catalog.js";
+import { mutationChecks, type StorageContext } from "./context.js";
+import { garbageCollect } from "./gc.js";
+import { LinkedBlobs } from "./linkedblobs.js";
+import { ManifestStore } from "./manifeststore.js";
+import { checkRepositoryName } from "./names.js";
+import { baseName, paths, STORAGE_ROOT } from "./paths.js";
+import { purgeUploads } from "./purge.js";
+import { TagStore } from "./tagstore.js";
+import type {
+  Descriptor,
+  Digest,
+  GarbageCollectOptions,
+  GarbageCollectResult,
+  RegistryStorage,
+  RegistryStorageOptions,
+  Repository,
+} from "./types.js";
+
+/** Options of `createRegistryStorage` beyond the shared RegistryStorageOptions. */
+export interface RegistryStorageTuning {
+  /** Blob sizes kept in memory (immutable facts); default 10000. */
+  blobCacheSize?: number;
+  /** Small manifests kept in memory by digest; default 1000. */
+  manifestCacheSize?: number;
+}
+
+class RepositoryView implements Repository {
+  readonly blobs: LinkedBlobs;
+  readonly manifests: ManifestStore;
+  readonly tags: TagStore;
+
+  constructor(
+    context: StorageContext,
+    readonly name: string,
+    exists: () => Promise<boolean>,
+  ) {
+    this.blobs = new LinkedBlobs(context, name);
+    this.tags = new TagStore(context, name, exists, (digest) => this.manifests.has(digest));
+    this.manifests = new ManifestStore(context, name, this.tags);
+  }
+
+  referrers(digest: Digest, artifactType?: string): Promise<Descriptor[]> {
+    return this.manifests.referrers(digest, artifactType);
+  }
+}
+
+/** The registry storage layer (see RegistryStorage). */
+export class Registry implements RegistryStorage {
+  private readonly context: StorageContext;
+
+  constructor(
+    readonly driver: StorageDriver,
+    options: RegistryStorageOptions & RegistryStorageTuning = {},
+  ) {
+    const resolved = {
+      deleteEnabled: options.deleteEnabled ?? false,
+      readOnly: options.readOnly ?? false,
+    };
+    this.context = {
+      driver,
+      blobs: new BlobStore(driver, options.blobCacheSize ?? 10_000),
+      links: new LinkStore(driver),
+      options: resolved,
+      hashStates: new Map(),
+      queue: new KeyedQueue(),
+      manifestCache: new LruCache(options.manifestCacheSize ?? 1_000),
+      ...mutationChecks(resolved),
+    };
+  }
+
+  repository(name: string): Repository {
+    checkRepositoryName(name);
+    return new RepositoryView(this.context, name, () => this.repositoryExists(name));
+  }
+
+  async repositoryExists(name: string): Promise<boolean> {
+    checkRepositoryName(name);
+    const entries = await unlessNotFound(this.driver.list(paths.repository(name)));
+    return entries !== undefined && isRepositoryListing(entries.map(baseName));
+  }
+
+  catalog(n?: number, last?: string): Promise<string[]> {
+    return catalog(this.driver, n, last);
+  }
+
+  purgeUploads(olderThanMs: number, dryRun = false): Promise<string[]> {
+    return purgeUploads(this.context, olderThanMs, dryRun);
+  }
+
+  garbageCollect(options: GarbageCollectOptions = {}): Promise<GarbageCollectResult> {
+    if (!options.dryRun) this.context.checkWritable();
+    return garbageCollect(this.context, options);
+  }
+
+  async checkHealth(): Promise<void> {
+    // An empty registry has no root yet: that is healthy, only a failing backend is not.
+    await unlessNotFound(this.driver.stat(STORAGE_ROOT));
+  }
+}
+
+/** The registry storage layer over `driver`. */
+export function createRegistryStorage(
+  driver: StorageDriver,
+  options: RegistryStorageOptions & RegistryStorageTuning = {},
+): Registry {
+  return new Registry(driver, options);
+}
