@@ -1,0 +1,83 @@
+// The config layer's public surface: reading config.yml (distribution's shape) with environment
+// overrides into a checked, typed BerthConfig.
+
+import { readFile } from "node:fs/promises";
+import { parseDocument } from "yaml";
+import { applyEnvironment } from "./environment.js";
+import { ConfigError, readConfigTree, type BerthConfig } from "./config.js";
+
+export {
+  ConfigError,
+  parseAddress,
+  type BerthConfig,
+  type ConfigProblem,
+  type HttpConfig,
+  type LogLevel,
+  type StorageConfig,
+  type TlsConfig,
+} from "./config.js";
+export { parseDuration, formatDuration } from "./duration.js";
+
+/** The environment a config reads its overrides from: variable name → value. */
+export type Environment = Record<string, string | undefined>;
+
+/**
+ * The config `berth serve` runs without a config file: filesystem storage in `./data`, listening
+ * on 127.0.0.1:5000.
+ */
+export function defaultConfigTree(): Record<string, unknown> {
+  return {
+    version: "0.1",
+    storage: { filesystem: { rootdirectory: "./data" } },
+    http: { addr: "127.0.0.1:5000" },
+  };
+}
+
+/**
+ * Checks a config given as an object in config.yml's shape (`{ version: "0.1", storage: {
+ * filesystem: { rootdirectory } }, http: { addr } }`), applying the REGISTRY_* overrides of `env`
+ * (none by default). Throws a ConfigError naming each bad key.
+ */
+export function resolveConfig(tree: Record<string, unknown>, env: Environment = {}, source?: string): BerthConfig {
+  if (typeof tree !== "object" || tree === null || Array.isArray(tree)) {
+    throw new ConfigError([{ key: "(top level)", message: "(top level): the config must be a mapping" }], source);
+  }
+  const { tree: overridden, origins } = applyEnvironment(tree, env);
+  return readConfigTree(overridden, origins, source);
+}
+
+/**
+ * Parses config.yml text and applies the REGISTRY_* overrides of `env`. Throws a ConfigError for
+ * YAML that does not parse (with line and column) and for every bad key.
+ */
+export function parseConfig(yamlText: string, env: Environment = process.env, source?: string): BerthConfig {
+  const document = parseDocument(yamlText);
+  if (document.errors.length > 0) {
+    const problems = document.errors.map((error) => {
+      const at = error.linePos?.[0];
+      const key = at ? `line ${at.line}, column ${at.col}` : "(yaml)";
+      // The first line of yaml's message repeats the position; keep only the reason.
+      const reason = error.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
+      return { key, message: `${key}: ${reason}` };
+    });
+    throw new ConfigError(problems, source);
+  }
+  const tree: unknown = document.toJS() ?? {};
+  return resolveConfig(tree as Record<string, unknown>, env, source);
+}
+
+/**
+ * Reads the config file `file` (or, with none, the default config: filesystem storage in ./data on
+ * 127.0.0.1:5000) and applies the REGISTRY_* overrides of `env`.
+ */
+export async function loadConfig(file?: string, env: Environment = process.env): Promise<BerthConfig> {
+  if (file === undefined) return resolveConfig(defaultConfigTree(), env);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message;
+    throw new ConfigError([{ key: file, message: `${file}: cannot read the config file: ${reason}` }]);
+  }
+  return parseConfig(text, env, file);
+}
