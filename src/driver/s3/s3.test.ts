@@ -1,0 +1,235 @@
+// The s3 driver on a real Ceph RADOS Gateway: the shared driver suite, then what only S3 has
+// (multipart resume across driver instances with a short last part, bounded memory on a 256 MiB
+// write, presigned URLs, parameter errors). One cluster serves the whole file: node --test runs
+// each file in its own process, and starting Ceph once keeps the file within its time budget.
+
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { createDriver, DriverErrorCode, type StorageDriver } from "../index.js";
+import { runDriverSuite } from "../testsuite/index.js";
+import { MemoryWatch } from "../testsuite/support.js";
+import { startCeph, type CephCluster } from "../../testing/ceph.js";
+import { skipUnlessCommands } from "../../testing/tools.js";
+
+const MiB = 1024 * 1024;
+const skip = skipUnlessCommands(
+  ["ceph-mon", "ceph-osd", "radosgw", "ceph"],
+  ["ceph-mon", "ceph-osd", "radosgw", "ceph-common"],
+);
+
+describe("s3 driver on Ceph RGW", { skip }, () => {
+  let ceph: CephCluster;
+  const bucket = "berth-tests";
+
+  /** A driver on the test bucket; every driver gets its own root directory unless told. */
+  const driverFor = (parameters: Record<string, unknown> = {}) =>
+    createDriver("s3", {
+      bucket,
+      region: ceph.region,
+      regionendpoint: ceph.endpoint,
+      accesskey: ceph.accessKey,
+      secretkey: ceph.secretKey,
+      rootdirectory: `/${randomBytes(6).toString("hex")}`,
+      ...parameters,
+    });
+
+  before(
+    async () => {
+      ceph = await startCeph();
+      await ceph.createBucket(bucket);
+      process.stderr.write(`# Ceph RGW up in ${ceph.startMs} ms at ${ceph.endpoint}\n`);
+    },
+    { timeout: 90_000 },
+  );
+
+  after(async () => {
+    await ceph?.stop();
+  });
+
+  // First in the file, so the process's memory is not yet shaped by the other tests.
+  describe("s3 memory", () => {
+    it("writes 256 MiB with memory bounded by the chunk size, not the blob size", async () => {
+      const chunksize = 10 * MiB;
+      const driver = await driverFor({ chunksize });
+      const total = 256 * MiB;
+      const piece = randomBytes(MiB);
+      const hash = createHash("sha256");
+      // 8 MiB between collections: garbage the driver no longer holds must not count.
+      const memory = new MemoryWatch(8 * MiB);
+      const writer = await driver.writer("/large/data", false);
+      for (let written = 0; written < total; written += piece.length) {
+        // Vary the content per MiB so a part can't pass by repeating one buffer by mistake.
+        piece.writeUInt32BE(written / MiB, 0);
+        hash.update(piece);
+        await writer.write(piece);
+        memory.passed(piece.length);
+      }
+      await writer.commit();
+      const growth = memory.growth();
+      process.stderr.write(
+        `# 256 MiB write, chunksize 10 MiB: peak RSS growth ${(growth / MiB).toFixed(1)} MiB\n`,
+      );
+      assert.ok(
+        growth < 3 * chunksize + 16 * MiB,
+        `RSS grew by ${(growth / MiB).toFixed(1)} MiB writing 256 MiB`,
+      );
+
+      const info = await driver.stat("/large/data");
+      assert.equal(info.size, total);
+      const readBack = createHash("sha256");
+      for await (const chunk of await driver.reader("/large/data", 0))
+        readBack.update(chunk as Buffer);
+      assert.equal(readBack.digest("hex"), hash.digest("hex"));
+      await driver.delete("/large");
+    });
+  });
+
+  runDriverSuite("s3", () => driverFor(), { modTimeResolutionMs: 1000 });
+
+  describe("s3 specifics", () => {
+    it("resumes a closed writer from another driver instance when the last part was under 5 MiB", async () => {
+      const rootdirectory = `/${randomBytes(6).toString("hex")}`;
+      const first = await driverFor({ rootdirectory, chunksize: 5 * MiB });
+      const second = await driverFor({ rootdirectory, chunksize: 5 * MiB });
+      const path = "/uploads/u1/data";
+      const pieces = [
+        randomBytes(5 * MiB + 12345),
+        randomBytes(700_000),
+        randomBytes(3 * MiB),
+        randomBytes(99),
+      ];
+
+      // Session 1: one full part (5 MiB) and 12345 bytes that stay below the part minimum.
+      const w1 = await first.writer(path, false);
+      await w1.write(pieces[0]!);
+      await w1.close();
+      await assert.rejects(first.stat(path), { code: DriverErrorCode.PathNotFound });
+
+      // Session 2, another instance: resumes, adds less than a part, closes again.
+      const w2 = await second.writer(path, true);
+      assert.equal(w2.size, pieces[0]!.length);
+      await w2.write(pieces[1]!);
+      await w2.close();
+
+      // Session 3: the short tail and new bytes make a full part; then commit.
+      const w3 = await first.writer(path, true);
+      assert.equal(w3.size, pieces[0]!.length + pieces[1]!.length);
+      await w3.write(pieces[2]!);
+      await w3.write(pieces[3]!);
+      await w3.commit();
+
+      const expected = Buffer.concat(pieces);
+      const stored = Buffer.from(await second.getContent(path));
+      assert.equal(stored.length, expected.length);
+      assert.ok(stored.equals(expected), "resumed content differs from what was written");
+      // Nothing to resume after commit, and no hidden tail shows in listings.
+      await assert.rejects(second.writer(path, true), { code: DriverErrorCode.PathNotFound });
+      assert.deepEqual(await second.list("/uploads/u1"), [path]);
+      await second.delete("/uploads");
+    });
+
+    it("resumes a writer closed before its first part, and cancels what was resumed", async () => {
+      const driver = await driverFor();
+      const path = "/small/data";
+      const w1 = await driver.writer(path, false);
+      await w1.write(Buffer.from("hello "));
+      await w1.close();
+      const w2 = await driver.writer(path, true);
+      assert.equal(w2.size, 6);
+      await w2.cancel();
+      await assert.rejects(driver.writer(path, true), { code: DriverErrorCode.PathNotFound });
+      await assert.rejects(driver.stat("/small"), { code: DriverErrorCode.PathNotFound });
+    });
+
+    it("deleting an upload directory aborts its multipart uploads", async () => {
+      const driver = await driverFor({ chunksize: 5 * MiB });
+      const path = "/uploads/u2/data";
+      const writer = await driver.writer(path, false);
+      await writer.write(randomBytes(5 * MiB));
+      await writer.close();
+      await driver.putContent("/uploads/u2/startedat", Buffer.from("now"));
+      await driver.delete("/uploads/u2");
+      await assert.rejects(driver.writer(path, true), { code: DriverErrorCode.PathNotFound });
+    });
+
+    it("moves above the multipart copy threshold with parallel part copies", async () => {
+      const driver = await driverFor({
+        multipartcopythresholdsize: 5 * MiB,
+        multipartcopychunksize: 5 * MiB,
+      });
+      const content = randomBytes(12 * MiB + 7);
+      await driver.putContent("/big/source", content);
+      await driver.move("/big/source", "/big/dest");
+      const moved = Buffer.from(await driver.getContent("/big/dest"));
+      assert.ok(moved.equals(content), "moved content differs");
+      await assert.rejects(driver.stat("/big/source"), { code: DriverErrorCode.PathNotFound });
+      await driver.delete("/big");
+    });
+
+    it("gives presigned GET and HEAD URLs that plain fetch can use", async () => {
+      const driver = await driverFor();
+      const content = randomBytes(100_000);
+      await driver.putContent("/blobs/presigned", content);
+      const url = await driver.redirectURL("/blobs/presigned", { expiresIn: 60 });
+      assert.ok(url !== null && url.startsWith(ceph.endpoint), `unexpected URL ${url}`);
+      const answer = await fetch(url);
+      assert.equal(answer.status, 200);
+      assert.ok(Buffer.from(await answer.arrayBuffer()).equals(content));
+
+      const headURL = await driver.redirectURL("/blobs/presigned", { method: "HEAD" });
+      const head = await fetch(headURL!, { method: "HEAD" });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-length"), String(content.length));
+      await driver.delete("/blobs");
+    });
+  });
+
+  describe("s3 parameters", () => {
+    const base = () => ({ bucket, region: ceph.region, regionendpoint: ceph.endpoint });
+    const cases: [string, Record<string, unknown>, string][] = [
+      ["bucket missing", { bucket: undefined }, "bucket"],
+      ["region missing", { region: "" }, "region"],
+      ["chunksize under 5 MiB", { chunksize: "1048576" }, "chunksize"],
+      ["chunksize not a number", { chunksize: "ten" }, "chunksize"],
+      ["secure not a boolean", { secure: "yes" }, "secure"],
+      ["accesskey without secretkey", { accesskey: "AK" }, "secretkey"],
+      ["regionendpoint not a URL", { regionendpoint: "http://[::1" }, "regionendpoint"],
+      ["storageclass unknown", { storageclass: "COLD" }, "storageclass"],
+      ["objectacl unknown", { objectacl: "everyone" }, "objectacl"],
+      [
+        "multipartcopymaxconcurrency zero",
+        { multipartcopymaxconcurrency: 0 },
+        "multipartcopymaxconcurrency",
+      ],
+    ];
+    for (const [what, change, parameter] of cases) {
+      it(`rejects ${what}, naming ${parameter}`, async () => {
+        await assert.rejects(
+          createDriver("s3", { ...base(), ...change }),
+          (error: Error & { code?: string; parameter?: string }) => {
+            assert.equal(error.code, DriverErrorCode.InvalidParameter);
+            assert.equal(error.parameter, parameter);
+            assert.match(error.message, new RegExp(parameter));
+            return true;
+          },
+        );
+      });
+    }
+
+    it("accepts environment-override strings", async () => {
+      const driver: StorageDriver = await createDriver("s3", {
+        ...base(),
+        accesskey: ceph.accessKey,
+        secretkey: ceph.secretKey,
+        forcepathstyle: "true",
+        secure: "false",
+        chunksize: String(6 * MiB),
+        rootdirectory: "/env-strings",
+      });
+      await driver.putContent("/x", Buffer.from("x"));
+      assert.deepEqual(await driver.list("/"), ["/x"]);
+      await driver.delete("/x");
+    });
+  });
+});

@@ -1,0 +1,479 @@
+// FileWriter on S3 multipart uploads.
+//
+// Bytes collect in one buffer of at most `chunksize`; each full buffer becomes one part of a
+// multipart upload (created on the first full chunk), so memory stays at one chunk whatever the
+// blob size. Content that never fills a chunk is stored with one PutObject at commit.
+//
+// Resuming from any process: `close()` leaves the multipart upload in progress, and S3 lists it
+// (ListMultipartUploads, ListParts) to whoever asks. What S3 cannot do is take a part smaller than
+// 5 MiB anywhere but last, nor give back the bytes of an uploaded part. So `close()` never uploads
+// a part under 5 MiB: it stores those trailing bytes (the "tail") as a separate object next to the
+// key, `<key>~tail`, which no valid driver path can name and which list/stat/walk hide. The tail
+// records the upload id and the number of parts it follows; a resuming writer uses it only when
+// both match what S3 lists, so a tail left behind by a crash after its bytes went into a part is
+// never counted twice. Nothing is visible at the key until commit (distribution instead completes
+// the upload early and copies it back, which shows partial content at the key).
+
+import type { S3Client } from "@aws-sdk/client-s3";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListPartsCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
+import {
+  PathNotFoundError,
+  WriterClosedError,
+  type FileWriter,
+  type StoragePath,
+} from "../driver.js";
+import { isMissingKey, toDriverError } from "./errors.js";
+import { DRIVER_NAME, MIN_PART_SIZE } from "./parameters.js";
+
+/** Appended to a key to name the object holding a closed writer's trailing bytes. */
+export const TAIL_SUFFIX = "~tail";
+
+/** Metadata names on a tail object (sent as x-amz-meta-*). */
+const TAIL_UPLOAD_ID = "berth-upload-id";
+const TAIL_PARTS = "berth-parts";
+
+/** What a writer needs from the driver: the client and the per-object request settings. */
+export interface WriterContext {
+  client: S3Client;
+  bucket: string;
+  chunkSize: number;
+  /** Settings sent with every object or upload created (storage class, ACL, encryption). */
+  objectSettings: Record<string, unknown>;
+}
+
+interface UploadedPart {
+  PartNumber: number;
+  ETag: string;
+  Size: number;
+}
+
+/** The writer's starting point: an upload in progress, its parts, and bytes from a tail. */
+interface ResumePoint {
+  uploadId: string | undefined;
+  parts: UploadedPart[];
+  tail: Buffer | undefined;
+}
+
+/** A writer that starts empty, discarding whatever an earlier writer left for `key`. */
+export async function newWriter(
+  context: WriterContext,
+  path: StoragePath,
+  key: string,
+): Promise<FileWriter> {
+  const uploads = await inProgressUploads(context, path, key);
+  await Promise.all([
+    ...uploads.map((uploadId) => abortUpload(context, path, key, uploadId)),
+    deleteTail(context, path, key),
+  ]);
+  return new S3FileWriter(context, path, key, { uploadId: undefined, parts: [], tail: undefined });
+}
+
+/** A writer resuming what a `close()`d writer left for `key`, in this process or another. */
+export async function resumeWriter(
+  context: WriterContext,
+  path: StoragePath,
+  key: string,
+): Promise<FileWriter> {
+  const [uploads, tail] = await Promise.all([
+    inProgressUploads(context, path, key),
+    readTail(context, path, key),
+  ]);
+  // writer(path, false) aborts older uploads, so there is normally one; the newest is the one.
+  const uploadId = uploads.at(-1);
+  const parts = uploadId === undefined ? [] : await listParts(context, path, key, uploadId);
+  const tailMatches =
+    tail !== undefined && tail.uploadId === (uploadId ?? "") && tail.parts === parts.length;
+  if (tail !== undefined && !tailMatches) {
+    await deleteTail(context, path, key);
+  }
+  if (uploadId === undefined && !tailMatches) throw new PathNotFoundError(DRIVER_NAME, path);
+  const last = parts.at(-1);
+  if (last !== undefined && last.Size < MIN_PART_SIZE) {
+    // Only another client (distribution closes with short parts) leaves this; its bytes cannot be
+    // read back from an incomplete upload, so appending after it is impossible.
+    throw toDriverError(
+      new Error(
+        `part ${last.PartNumber} of upload ${uploadId} is ${last.Size} bytes, under S3's 5 MiB minimum; it was not written by Berth and cannot be resumed`,
+      ),
+      { operation: "ListParts", bucket: context.bucket, key, path },
+    );
+  }
+  return new S3FileWriter(context, path, key, {
+    uploadId,
+    parts,
+    tail: tailMatches ? tail.bytes : undefined,
+  });
+}
+
+type WriterState = "open" | "closed" | "cancelled" | "committed";
+
+class S3FileWriter implements FileWriter {
+  private state: WriterState = "open";
+  private uploadId: string | undefined;
+  private readonly parts: UploadedPart[];
+  private partsSize: number;
+  /** Bytes not yet in a part; grows by doubling up to chunkSize, then is reused. */
+  private buffer: Buffer;
+  private buffered = 0;
+  /** A tail object from an earlier session exists; its bytes are now in `buffer`. */
+  private tailToRemove: boolean;
+  /** Set while an operation runs, so that overlapping calls fail instead of interleaving. */
+  private busy = false;
+
+  constructor(
+    private readonly context: WriterContext,
+    private readonly path: StoragePath,
+    private readonly key: string,
+    start: ResumePoint,
+  ) {
+    this.uploadId = start.uploadId;
+    this.parts = start.parts;
+    this.partsSize = start.parts.reduce((sum, part) => sum + part.Size, 0);
+    this.tailToRemove = start.tail !== undefined;
+    const initial = start.tail ?? Buffer.alloc(0);
+    this.buffer = Buffer.allocUnsafe(
+      Math.min(context.chunkSize, Math.max(initial.length, 64 * 1024)),
+    );
+    initial.copy(this.buffer);
+    this.buffered = initial.length;
+  }
+
+  get size(): number {
+    return this.partsSize + this.buffered;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    await this.run(async () => {
+      let offset = 0;
+      while (offset < chunk.length) {
+        const room = this.context.chunkSize - this.buffered;
+        const take = Math.min(room, chunk.length - offset);
+        this.reserve(this.buffered + take);
+        this.buffer.set(chunk.subarray(offset, offset + take), this.buffered);
+        this.buffered += take;
+        offset += take;
+        if (this.buffered === this.context.chunkSize) await this.uploadPart();
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.run(async () => {
+      if (this.buffered >= MIN_PART_SIZE) await this.uploadPart();
+      if (this.buffered > 0 || this.uploadId === undefined) {
+        await this.putTail();
+      } else if (this.tailToRemove) {
+        await deleteTail(this.context, this.path, this.key);
+      }
+      this.state = "closed";
+    });
+  }
+
+  async cancel(): Promise<void> {
+    await this.run(async () => {
+      const uploadId = this.uploadId;
+      await Promise.all([
+        uploadId === undefined
+          ? undefined
+          : abortUpload(this.context, this.path, this.key, uploadId),
+        deleteTail(this.context, this.path, this.key),
+      ]);
+      this.state = "cancelled";
+    });
+  }
+
+  async commit(): Promise<void> {
+    await this.run(async () => {
+      if (this.uploadId !== undefined && this.parts.length > 0) {
+        if (this.buffered > 0) await this.uploadPart();
+        await this.completeUpload(this.uploadId);
+      } else {
+        // Everything fits in one request. An upload created without parts (a crash right after
+        // CreateMultipartUpload in an earlier session) is dropped.
+        await this.putObject();
+        if (this.uploadId !== undefined) {
+          await abortUpload(this.context, this.path, this.key, this.uploadId);
+        }
+      }
+      if (this.tailToRemove) await deleteTail(this.context, this.path, this.key);
+      this.state = "committed";
+    });
+  }
+
+  private async run(operation: () => Promise<void>): Promise<void> {
+    if (this.state !== "open") throw new WriterClosedError(DRIVER_NAME, this.path, this.state);
+    if (this.busy) {
+      throw new WriterClosedError(
+        DRIVER_NAME,
+        this.path,
+        "busy with an earlier call that has not resolved",
+      );
+    }
+    this.busy = true;
+    try {
+      await operation();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Makes the buffer hold at least `needed` bytes (never more than a chunk). */
+  private reserve(needed: number): void {
+    if (needed <= this.buffer.length) return;
+    let capacity = this.buffer.length;
+    while (capacity < needed) capacity *= 2;
+    const grown = Buffer.allocUnsafe(Math.min(capacity, this.context.chunkSize));
+    this.buffer.copy(grown, 0, 0, this.buffered);
+    this.buffer = grown;
+  }
+
+  /** Uploads the buffered bytes as the next part; the buffer is then free for reuse. */
+  private async uploadPart(): Promise<void> {
+    const { client, bucket } = this.context;
+    if (this.uploadId === undefined) {
+      try {
+        const created = await client.send(
+          new CreateMultipartUploadCommand({
+            Bucket: bucket,
+            Key: this.key,
+            ContentType: "application/octet-stream",
+            ...this.context.objectSettings,
+          }),
+        );
+        this.uploadId = created.UploadId;
+      } catch (error) {
+        throw toDriverError(error, {
+          operation: "CreateMultipartUpload",
+          bucket,
+          key: this.key,
+          path: this.path,
+        });
+      }
+      if (this.uploadId === undefined) {
+        throw toDriverError(new Error("no UploadId in the answer"), {
+          operation: "CreateMultipartUpload",
+          bucket,
+          key: this.key,
+        });
+      }
+    }
+    const partNumber = this.parts.length + 1;
+    const size = this.buffered;
+    try {
+      const uploaded = await client.send(
+        new UploadPartCommand({
+          Bucket: bucket,
+          Key: this.key,
+          UploadId: this.uploadId,
+          PartNumber: partNumber,
+          Body: this.buffer.subarray(0, size),
+          ContentLength: size,
+        }),
+      );
+      this.parts.push({ PartNumber: partNumber, ETag: uploaded.ETag ?? "", Size: size });
+    } catch (error) {
+      throw toDriverError(error, { operation: `UploadPart ${partNumber}`, bucket, key: this.key });
+    }
+    this.partsSize += size;
+    this.buffered = 0;
+    // The tail's bytes now live in a part; the tail must go before anyone could count them twice
+    // (a resumer would reject it anyway: it names fewer parts than S3 lists).
+    if (this.tailToRemove) {
+      await deleteTail(this.context, this.path, this.key);
+      this.tailToRemove = false;
+    }
+  }
+
+  private async completeUpload(uploadId: string): Promise<void> {
+    const { client, bucket } = this.context;
+    try {
+      await client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: this.key,
+          UploadId: uploadId,
+          MultipartUpload: {
+            Parts: this.parts.map(({ PartNumber, ETag }) => ({ PartNumber, ETag })),
+          },
+        }),
+      );
+    } catch (error) {
+      throw toDriverError(error, { operation: "CompleteMultipartUpload", bucket, key: this.key });
+    }
+  }
+
+  private async putObject(): Promise<void> {
+    const { client, bucket } = this.context;
+    try {
+      await client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: this.key,
+          Body: this.buffer.subarray(0, this.buffered),
+          ContentLength: this.buffered,
+          ContentType: "application/octet-stream",
+          ...this.context.objectSettings,
+        }),
+      );
+    } catch (error) {
+      throw toDriverError(error, { operation: "PutObject", bucket, key: this.key });
+    }
+  }
+
+  private async putTail(): Promise<void> {
+    const { client, bucket } = this.context;
+    const key = this.key + TAIL_SUFFIX;
+    try {
+      await client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: this.buffer.subarray(0, this.buffered),
+          ContentLength: this.buffered,
+          ContentType: "application/octet-stream",
+          Metadata: {
+            [TAIL_UPLOAD_ID]: this.uploadId ?? "",
+            [TAIL_PARTS]: String(this.parts.length),
+          },
+          ...this.context.objectSettings,
+        }),
+      );
+    } catch (error) {
+      throw toDriverError(error, { operation: "PutObject", bucket, key });
+    }
+    this.tailToRemove = false;
+  }
+}
+
+/** Upload ids of the multipart uploads in progress for exactly `key`, oldest first. */
+async function inProgressUploads(
+  context: WriterContext,
+  path: StoragePath,
+  key: string,
+): Promise<string[]> {
+  const { client, bucket } = context;
+  const found: { id: string; initiated: number }[] = [];
+  let keyMarker: string | undefined;
+  let uploadIdMarker: string | undefined;
+  do {
+    let page;
+    try {
+      page = await client.send(
+        new ListMultipartUploadsCommand({
+          Bucket: bucket,
+          Prefix: key,
+          KeyMarker: keyMarker,
+          UploadIdMarker: uploadIdMarker,
+        }),
+      );
+    } catch (error) {
+      throw toDriverError(error, { operation: "ListMultipartUploads", bucket, key, path });
+    }
+    for (const upload of page.Uploads ?? []) {
+      if (upload.Key === key && upload.UploadId !== undefined) {
+        found.push({ id: upload.UploadId, initiated: upload.Initiated?.getTime() ?? 0 });
+      }
+    }
+    // Listed in key order, so once past `key` nothing more can match.
+    const pastKey = (page.Uploads ?? []).some((upload) => (upload.Key ?? "") > key);
+    keyMarker = page.IsTruncated && !pastKey ? page.NextKeyMarker : undefined;
+    uploadIdMarker = page.NextUploadIdMarker;
+  } while (keyMarker !== undefined);
+  return found.sort((a, b) => a.initiated - b.initiated).map((upload) => upload.id);
+}
+
+async function listParts(
+  context: WriterContext,
+  path: StoragePath,
+  key: string,
+  uploadId: string,
+): Promise<UploadedPart[]> {
+  const { client, bucket } = context;
+  const parts: UploadedPart[] = [];
+  let marker: string | undefined;
+  do {
+    let page;
+    try {
+      page = await client.send(
+        new ListPartsCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumberMarker: marker,
+        }),
+      );
+    } catch (error) {
+      throw toDriverError(error, { operation: "ListParts", bucket, key, path });
+    }
+    for (const part of page.Parts ?? []) {
+      parts.push({ PartNumber: part.PartNumber ?? 0, ETag: part.ETag ?? "", Size: part.Size ?? 0 });
+    }
+    marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
+  } while (marker !== undefined);
+  parts.sort((a, b) => a.PartNumber - b.PartNumber);
+  // Parts are numbered 1, 2, ... by the writers; a gap means a part upload that never finished
+  // after a later one did, which Berth's sequential writer cannot produce. Keep the prefix that is
+  // whole, so no byte after a gap is ever counted.
+  const contiguous = parts.findIndex((part, index) => part.PartNumber !== index + 1);
+  return contiguous === -1 ? parts : parts.slice(0, contiguous);
+}
+
+async function abortUpload(
+  context: WriterContext,
+  path: StoragePath,
+  key: string,
+  uploadId: string,
+): Promise<void> {
+  const { client, bucket } = context;
+  try {
+    await client.send(
+      new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }),
+    );
+  } catch (error) {
+    if ((error as { name?: string }).name === "NoSuchUpload") return;
+    throw toDriverError(error, { operation: "AbortMultipartUpload", bucket, key, path });
+  }
+}
+
+async function readTail(
+  context: WriterContext,
+  path: StoragePath,
+  key: string,
+): Promise<{ bytes: Buffer; uploadId: string; parts: number } | undefined> {
+  const { client, bucket } = context;
+  const tailKey = key + TAIL_SUFFIX;
+  try {
+    const answer = await client.send(new GetObjectCommand({ Bucket: bucket, Key: tailKey }));
+    const bytes = Buffer.from((await answer.Body?.transformToByteArray()) ?? new Uint8Array());
+    const metadata = answer.Metadata ?? {};
+    return {
+      bytes,
+      uploadId: metadata[TAIL_UPLOAD_ID] ?? "",
+      parts: Number(metadata[TAIL_PARTS] ?? NaN),
+    };
+  } catch (error) {
+    if (isMissingKey(error)) return undefined;
+    throw toDriverError(error, { operation: "GetObject", bucket, key: tailKey, path });
+  }
+}
+
+async function deleteTail(context: WriterContext, path: StoragePath, key: string): Promise<void> {
+  const { client, bucket } = context;
+  const tailKey = key + TAIL_SUFFIX;
+  try {
+    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: tailKey }));
+  } catch (error) {
+    if (isMissingKey(error)) return;
+    throw toDriverError(error, { operation: "DeleteObject", bucket, key: tailKey, path });
+  }
+}
