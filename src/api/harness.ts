@@ -1,0 +1,160 @@
+// Test support for the API's HTTP tests: a registry on 127.0.0.1 (the API handler over the real
+// storage layer over the inmemory driver), a fetch wrapper, and builders for blobs, images and
+// artifacts as the conformance suite pushes them.
+
+import { createHash } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { DriverBase, InMemoryDriver, type StorageDriver } from "../driver/index.js";
+import { createRegistryStorage } from "../storage/index.js";
+import type { RegistryStorage } from "../storage/types.js";
+import { createApiHandler } from "./index.js";
+
+/** A running registry for one test. */
+export interface TestRegistry {
+  /** Base URL, `http://127.0.0.1:<port>`. */
+  url: string;
+  storage: RegistryStorage;
+  /** Sends a request to `path` (relative to the registry) without following redirects. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export interface TestRegistryOptions {
+  deleteEnabled?: boolean;
+  redirect?: boolean;
+  headers?: Record<string, string[]>;
+  /** The driver under the storage layer; default a fresh inmemory driver. */
+  driver?: StorageDriver;
+}
+
+export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
+  const driver = options.driver ?? new InMemoryDriver();
+  const storage = createRegistryStorage(new DriverBase(driver), {
+    deleteEnabled: options.deleteEnabled ?? true,
+  });
+  const server: Server = createServer(
+    createApiHandler({ storage, redirect: options.redirect ?? true, headers: options.headers }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    storage,
+    fetch: (path, init) => fetch(url + path, { redirect: "manual", ...init }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export function sha256(content: Uint8Array | string): string {
+  return `sha256:${createHash("sha256").update(content).digest("hex")}`;
+}
+
+/** The first error code of an error response's envelope. */
+export async function errorCode(response: Response): Promise<string> {
+  const body = (await response.json()) as { errors: { code: string; message: string }[] };
+  return body.errors[0]!.code;
+}
+
+/** Pushes `content` as one blob into `name` (POST then PUT) and returns its digest. */
+export async function pushBlob(
+  registry: TestRegistry,
+  name: string,
+  content: Uint8Array | string,
+): Promise<string> {
+  const digest = sha256(content);
+  const started = await registry.fetch(`/v2/${name}/blobs/uploads/`, { method: "POST" });
+  const location = started.headers.get("location")!;
+  const finished = await registry.fetch(`${location}?digest=${digest}`, {
+    method: "PUT",
+    headers: { "Content-Type": "application/octet-stream" },
+    body: content,
+  });
+  if (finished.status !== 201)
+    throw new Error(`blob push failed: ${finished.status} ${await finished.text()}`);
+  return digest;
+}
+
+export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+export const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
+export const DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/** A pushed image manifest: its bytes and digest. */
+export interface PushedManifest {
+  content: string;
+  digest: string;
+}
+
+/**
+ * Pushes a config and a layer into `name` and returns an OCI image manifest referring to them (not
+ * yet pushed). `seed` makes the config, and so the manifest digest, unique.
+ */
+export async function buildImage(
+  registry: TestRegistry,
+  name: string,
+  seed: string,
+  extra: Record<string, unknown> = {},
+  mediaType = OCI_MANIFEST,
+): Promise<PushedManifest> {
+  const config = JSON.stringify({ architecture: "amd64", os: "linux", author: seed });
+  const layer = `layer of ${seed}`;
+  const configDigest = await pushBlob(registry, name, config);
+  const layerDigest = await pushBlob(registry, name, layer);
+  const docker = mediaType === DOCKER_MANIFEST;
+  const content = JSON.stringify({
+    schemaVersion: 2,
+    mediaType,
+    config: {
+      mediaType: docker
+        ? "application/vnd.docker.container.image.v1+json"
+        : "application/vnd.oci.image.config.v1+json",
+      digest: configDigest,
+      size: Buffer.byteLength(config),
+    },
+    layers: [
+      {
+        mediaType: docker
+          ? "application/vnd.docker.image.rootfs.diff.tar.gzip"
+          : "application/vnd.oci.image.layer.v1.tar+gzip",
+        digest: layerDigest,
+        size: Buffer.byteLength(layer),
+      },
+    ],
+    ...extra,
+  });
+  return { content, digest: sha256(content) };
+}
+
+/** PUTs a manifest under `reference` and returns the response. */
+export function putManifest(
+  registry: TestRegistry,
+  name: string,
+  reference: string,
+  content: string,
+  mediaType = OCI_MANIFEST,
+): Promise<Response> {
+  return registry.fetch(`/v2/${name}/manifests/${reference}`, {
+    method: "PUT",
+    headers: { "Content-Type": mediaType },
+    body: content,
+  });
+}
+
+/** Builds and pushes an image under `tag`; fails the test when the registry refuses it. */
+export async function pushImage(
+  registry: TestRegistry,
+  name: string,
+  tag: string,
+  extra: Record<string, unknown> = {},
+): Promise<PushedManifest> {
+  const image = await buildImage(registry, name, `${name}:${tag}:${JSON.stringify(extra)}`, extra);
+  const response = await putManifest(registry, name, tag, image.content);
+  if (response.status !== 201)
+    throw new Error(`manifest push failed: ${response.status} ${await response.text()}`);
+  return image;
+}

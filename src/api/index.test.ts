@@ -1,0 +1,107 @@
+// HTTP tests of the API's edges: the version check, unknown routes, unsupported methods, names
+// the spec does not allow, extra configured headers, and internal errors.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { RegistryStorage } from "../storage/types.js";
+import { errorCode, startTestRegistry, type TestRegistry } from "./harness.js";
+import { createApiHandler } from "./index.js";
+
+let registry: TestRegistry;
+
+before(async () => {
+  registry = await startTestRegistry({ headers: { "X-Content-Type-Options": ["nosniff"] } });
+});
+after(() => registry.close());
+
+test("GET /v2/ answers 200 {} with the API version header", async () => {
+  for (const path of ["/v2/", "/v2"]) {
+    const response = await registry.fetch(path);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("docker-distribution-api-version"), "registry/2.0");
+    assert.match(response.headers.get("content-type")!, /^application\/json/);
+    assert.deepEqual(await response.json(), {});
+  }
+  const head = await registry.fetch("/v2/", { method: "HEAD" });
+  assert.equal(head.status, 200);
+  assert.equal(await head.text(), "");
+});
+
+test("configured headers are sent on every response", async () => {
+  for (const path of ["/v2/", "/v2/nothing/here/at/all", "/v2/none/tags/list"]) {
+    const response = await registry.fetch(path);
+    assert.equal(response.headers.get("x-content-type-options"), "nosniff", path);
+    assert.equal(response.headers.get("docker-distribution-api-version"), "registry/2.0", path);
+    await response.arrayBuffer();
+  }
+});
+
+test("an unknown route is 404 with the error envelope", async () => {
+  for (const path of ["/v2/a", "/v2/a/unknown/x", "/v2/a/manifests/", "/v3/"]) {
+    const response = await registry.fetch(path);
+    assert.equal(response.status, 404, path);
+    assert.equal(await errorCode(response), "UNSUPPORTED");
+  }
+});
+
+test("a method an endpoint does not support is 405 UNSUPPORTED with Allow", async () => {
+  const cases: [string, string][] = [
+    ["/v2/", "POST"],
+    ["/v2/a/tags/list", "DELETE"],
+    ["/v2/a/blobs/uploads/", "GET"],
+    [`/v2/a/blobs/sha256:${"0".repeat(64)}`, "PUT"],
+    ["/v2/a/manifests/latest", "POST"],
+    ["/v2/_catalog", "PUT"],
+  ];
+  for (const [path, method] of cases) {
+    const response = await registry.fetch(path, { method });
+    assert.equal(response.status, 405, `${method} ${path}`);
+    assert.ok(response.headers.get("allow"), `${method} ${path}`);
+    assert.equal(await errorCode(response), "UNSUPPORTED");
+  }
+});
+
+test("a repository name the spec does not allow is 400 NAME_INVALID", async () => {
+  for (const path of [
+    "/v2/UPPER/tags/list",
+    "/v2/a..b/manifests/latest",
+    `/v2/-a/blobs/sha256:${"0".repeat(64)}`,
+    "/v2/a_-b/blobs/uploads/",
+  ]) {
+    const response = await registry.fetch(path, {
+      method: path.endsWith("uploads/") ? "POST" : "GET",
+    });
+    assert.equal(response.status, 400, path);
+    assert.equal(await errorCode(response), "NAME_INVALID", path);
+  }
+});
+
+test("a storage failure is a 500 with a generic message, the detail going to the log", async () => {
+  const logged: unknown[] = [];
+  const failing = {
+    repository() {
+      throw new Error("backend exploded at s3://bucket?secret=hunter2");
+    },
+  } as unknown as RegistryStorage;
+  const server = createServer(
+    createApiHandler({
+      storage: failing,
+      logger: { error: (object) => logged.push(object), warn: () => undefined },
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const response = await fetch(`http://127.0.0.1:${port}/v2/a/tags/list`);
+    assert.equal(response.status, 500);
+    const text = await response.text();
+    assert.doesNotMatch(text, /hunter2|s3:/);
+    assert.equal(JSON.parse(text).errors[0].code, "UNKNOWN");
+    assert.equal(logged.length, 1);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
