@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// The `berth` command: `serve` runs a registry, `garbage-collect` removes blobs nothing references.
+// Both read a config.yml in distribution's shape (with REGISTRY_* environment overrides); `serve`
+// without one stores in ./data and listens on 127.0.0.1:5000. A bad config exits non-zero with the
+// offending key named on stderr.
+
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command } from "commander";
+import { ConfigError, loadConfig } from "../config/index.js";
+import { openStorage, startRegistry, type RunningRegistry } from "../server/index.js";
+
+/** The version in package.json, found by walking up from this file (src/ or dist/src/). */
+function packageVersion(): string {
+  let directory = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(directory, "package.json"), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (manifest.name === "berth" && manifest.version) return manifest.version;
+    } catch {
+      // No package.json here: look further up.
+    }
+    const parent = dirname(directory);
+    if (parent === directory) return "unknown";
+    directory = parent;
+  }
+}
+
+/** Prints a failure the way a user can act on it and sets a failing exit code. */
+function reportFailure(error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`berth: ${message}\n`);
+  process.exitCode = error instanceof ConfigError ? 2 : 1;
+}
+
+/** Closes `registry` on the first SIGINT or SIGTERM, then exits 0; a second signal exits at once. */
+function closeOnSignals(registry: RunningRegistry): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      process.stderr.write(`berth: ${signal} again, exiting without waiting\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    process.stderr.write(`berth: ${signal}: stopping (in-flight requests may finish)\n`);
+    registry.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        reportFailure(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+async function serve(file: string | undefined): Promise<void> {
+  const config = await loadConfig(file);
+  const registry = await startRegistry({ config });
+  closeOnSignals(registry);
+  const storage = config.storage.parameters.rootdirectory
+    ? `${config.storage.driver} (${String(config.storage.parameters.rootdirectory)})`
+    : config.storage.driver;
+  process.stdout.write(`Berth ${packageVersion()} serving ${registry.url} with ${storage} storage\n`);
+}
+
+async function garbageCollect(
+  file: string,
+  options: { dryRun?: boolean; deleteUntagged?: boolean },
+): Promise<void> {
+  const config = await loadConfig(file);
+  const { storage } = await openStorage(config);
+  const result = await storage.garbageCollect({
+    dryRun: options.dryRun ?? false,
+    deleteUntagged: options.deleteUntagged ?? false,
+    log: (line) => process.stdout.write(`${line}\n`),
+  });
+  const verb = options.dryRun ? "would be deleted" : "deleted";
+  process.stdout.write(
+    `\n${result.markedBlobs} blobs marked, ${result.deletedBlobs.length} blobs and ` +
+      `${result.deletedManifests.length} manifests ${verb}\n`,
+  );
+}
+
+const program = new Command()
+  .name("berth")
+  .description("A container image registry: OCI Distribution v1.1 with distribution's storage layout")
+  .version(packageVersion(), "-v, --version", "print the version");
+
+program
+  .command("serve")
+  .description("serve the registry (without a config: filesystem storage in ./data on 127.0.0.1:5000)")
+  .argument("[config]", "config.yml in distribution's format; REGISTRY_* variables override it")
+  .action(serve);
+
+program
+  .command("garbage-collect")
+  .alias("gc")
+  .description("delete the blobs no manifest references (run it while nothing pushes)")
+  .argument("<config>", "config.yml of the registry whose storage to collect")
+  .option("-d, --dry-run", "list what would be deleted, delete nothing")
+  .option("-m, --delete-untagged", "also delete manifests no tag points at, and what only they use")
+  .action(garbageCollect);
+
+program.parseAsync().catch(reportFailure);

@@ -1,0 +1,61 @@
+// The health endpoint, `/debug/health` as in distribution: 200 with `{}` when the storage driver
+// answers, 503 with `{"storagedriver_<name>": "<what failed>"}` when it does not. Concurrent checks
+// share one driver call, and a driver that does not answer within the timeout counts as failing.
+
+import type { ServerResponse } from "node:http";
+import type { RegistryStorage } from "../storage/types.js";
+
+/** The path distribution serves its health status on. */
+export const healthPath = "/debug/health";
+
+const checkTimeoutMs = 10_000;
+
+/** Answers health requests for one storage layer. */
+export class HealthCheck {
+  private running: Promise<string | undefined> | undefined;
+
+  constructor(
+    private readonly storage: RegistryStorage,
+    private readonly driverName: string,
+  ) {}
+
+  /** Undefined when healthy, else what failed. */
+  check(): Promise<string | undefined> {
+    this.running ??= this.runCheck().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async runCheck(): Promise<string | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(`no answer within ${checkTimeoutMs / 1000}s`), checkTimeoutMs);
+    });
+    try {
+      const healthy = this.storage.checkHealth().then(
+        () => undefined,
+        (error: unknown) => (error instanceof Error ? error.message : String(error)),
+      );
+      return await Promise.race([healthy, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Writes the health status as the response to a GET or HEAD. */
+  async respond(method: string | undefined, res: ServerResponse): Promise<void> {
+    if (method !== "GET" && method !== "HEAD") {
+      res.writeHead(405, { allow: "GET, HEAD", "content-length": 0 }).end();
+      return;
+    }
+    const failure = await this.check();
+    const body = JSON.stringify(failure === undefined ? {} : { [`storagedriver_${this.driverName}`]: failure });
+    res.writeHead(failure === undefined ? 200 : 503, {
+      "content-type": "application/json; charset=utf-8",
+      "content-length": Buffer.byteLength(body),
+      "cache-control": "no-cache",
+    });
+    res.end(method === "HEAD" ? undefined : body);
+  }
+}

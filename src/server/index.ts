@@ -1,0 +1,13 @@
+// The server layer's public surface: a running registry in this process.
+
+export {
+  startRegistry,
+  openStorage,
+  registryConfig,
+  type ConfigRegistryOptions,
+  type DriverRegistryOptions,
+  type RunningRegistry,
+  type RegistryOptionsBase,
+  type StartRegistryOptions,
+} from "./registry.js";
+export { createLogger, type LoggerOptions, type OwnedLogger } from "./logger.js";

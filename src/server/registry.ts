@@ -1,0 +1,289 @@
+// startRegistry: a running registry in this process. It builds the storage driver, the registry
+// storage layer and the API handler from a config, and serves them over HTTP(S) with what sits
+// around the API: http.prefix, http.headers, the health endpoint, access logs, upload purging and
+// a graceful stop. `berth serve` is a thin layer over it; so are Berth's own HTTP tests.
+
+import { readFile } from "node:fs/promises";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { Logger } from "pino";
+import { ApiError, createApiHandler, writeError } from "../api/index.js";
+import { ConfigError, resolveConfig, type BerthConfig, type LogLevel } from "../config/index.js";
+import {
+  createDriver,
+  InvalidParameterError,
+  type DriverParameters,
+  type StorageDriver,
+} from "../driver/index.js";
+import { createRegistryStorage } from "../storage/index.js";
+import type { RegistryStorage } from "../storage/types.js";
+import { logAccess } from "./access-log.js";
+import { HealthCheck, healthPath } from "./health.js";
+import { createLogger } from "./logger.js";
+import { startUploadPurger } from "./upload-purger.js";
+
+/** Options common to both ways of starting a registry. */
+export interface RegistryOptionsBase {
+  /**
+   * A pino logger to log to (access lines at `info`). Default: a logger Berth creates, writing to
+   * stderr at `logLevel`.
+   */
+  logger?: Logger;
+  /** The level of the logger Berth creates: the config's `log.level`, else "warn". */
+  logLevel?: LogLevel | "silent";
+}
+
+/** Starting a registry from a driver name and its parameters: the embedding way. */
+export interface DriverRegistryOptions extends RegistryOptionsBase {
+  /** The storage driver's name, such as "filesystem" or "inmemory". */
+  driver: string;
+  /** The driver's parameters, as its config.yml section would give them. */
+  parameters?: DriverParameters;
+  /** Allow deleting blobs and manifests. Default false. */
+  deleteEnabled?: boolean;
+  /** Refuse every write. Default false. */
+  readOnly?: boolean;
+  /** Redirect blob GETs to the backend when the driver can give a URL. Default true. */
+  redirect?: boolean;
+  /** The address to listen on. Default "127.0.0.1". */
+  host?: string;
+  /** The port to listen on; 0 (the default) picks a free one. */
+  port?: number;
+  /** Serve the registry below this path (config `http.prefix`). */
+  prefix?: string;
+  /** Headers added to every response (config `http.headers`). */
+  headers?: Record<string, string | string[]>;
+}
+
+/** Starting a registry from a config: a BerthConfig, or an object in config.yml's shape. */
+export interface ConfigRegistryOptions extends RegistryOptionsBase {
+  /**
+   * From parseConfig/loadConfig, or a plain object shaped like config.yml (`{ version: "0.1",
+   * storage: { filesystem: { rootdirectory } }, http: { addr: "127.0.0.1:0" } }`), to which no
+   * environment overrides are applied.
+   */
+  config: BerthConfig | Record<string, unknown>;
+}
+
+export type StartRegistryOptions = DriverRegistryOptions | ConfigRegistryOptions;
+
+/** A running registry. */
+export interface RunningRegistry {
+  /** Where the registry answers, such as `http://127.0.0.1:41234` (with http.prefix, if any). */
+  readonly url: string;
+  /** The port it listens on. */
+  readonly port: number;
+  /** The config it runs with. */
+  readonly config: BerthConfig;
+  readonly driver: StorageDriver;
+  readonly storage: RegistryStorage;
+  readonly logger: Logger;
+  readonly server: Server;
+  /**
+   * Stops the registry: stops accepting connections, closes idle keep-alive connections, lets
+   * requests in flight finish (for at most `http.draintimeout`, then their connections are cut),
+   * stops upload purging and flushes the log.
+   */
+  close(): Promise<void>;
+}
+
+/** A BerthConfig has `storage.driver` as a string; in config.yml's shape it is a section. */
+function isBerthConfig(config: BerthConfig | Record<string, unknown>): config is BerthConfig {
+  const storage = (config as { storage?: { driver?: unknown } }).storage;
+  return typeof storage === "object" && storage !== null && typeof storage.driver === "string";
+}
+
+function configFromDriverOptions(options: DriverRegistryOptions): BerthConfig {
+  const host = options.host ?? "127.0.0.1";
+  return resolveConfig({
+    version: "0.1",
+    storage: {
+      [options.driver]: options.parameters ?? {},
+      delete: { enabled: options.deleteEnabled ?? false },
+      redirect: { disable: options.redirect === false },
+      maintenance: { readonly: { enabled: options.readOnly ?? false }, uploadpurging: { enabled: false } },
+    },
+    http: {
+      addr: `${host.includes(":") ? `[${host}]` : host}:${options.port ?? 0}`,
+      prefix: options.prefix,
+      headers: options.headers,
+    },
+  });
+}
+
+/** The config of `options`, checked. Throws a ConfigError naming each bad key. */
+export function registryConfig(options: StartRegistryOptions): BerthConfig {
+  if ("config" in options) {
+    return isBerthConfig(options.config) ? options.config : resolveConfig(options.config);
+  }
+  return configFromDriverOptions(options);
+}
+
+/**
+ * The storage driver and registry storage layer of `config`, for commands that work on storage
+ * without serving it (garbage-collect). A driver parameter the driver rejects becomes a
+ * ConfigError naming `storage.<driver>.<parameter>`.
+ */
+export async function openStorage(
+  config: BerthConfig,
+): Promise<{ driver: StorageDriver; storage: RegistryStorage }> {
+  const { driver: name, parameters } = config.storage;
+  let driver: StorageDriver;
+  try {
+    driver = await createDriver(name, parameters);
+  } catch (error) {
+    if (error instanceof InvalidParameterError) {
+      const key = `storage.${name}.${error.parameter}`;
+      throw new ConfigError([{ key, message: `${key}: ${error.message.replace(`${name}: parameter ${error.parameter}: `, "")}` }]);
+    }
+    throw error;
+  }
+  const storage = createRegistryStorage(driver, {
+    deleteEnabled: config.storage.deleteEnabled,
+    readOnly: config.storage.readOnly,
+  });
+  return { driver, storage };
+}
+
+/** A path outside http.prefix: 404 with the same error envelope the API uses for unknown paths. */
+function outsidePrefix(req: IncomingMessage, res: ServerResponse, path: string): void {
+  const error = new ApiError("UNSUPPORTED", `no such endpoint: ${path}`, { status: 404 });
+  writeError(res, error, req.method === "HEAD", undefined);
+}
+
+/** Listens on `port` and `hostname`; an address in use becomes a ConfigError on http.addr. */
+function listen(server: Server, config: BerthConfig): Promise<void> {
+  const { hostname, port, addr } = config.http;
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      const reason =
+        error.code === "EADDRINUSE"
+          ? "the address is in use"
+          : error.code === "EADDRNOTAVAIL"
+            ? "no such local address"
+            : error.code === "EACCES"
+              ? "permission denied"
+              : error.message;
+      reject(new ConfigError([{ key: "http.addr", message: `http.addr: cannot listen on ${addr}: ${reason}` }]));
+    };
+    server.once("error", onError);
+    server.listen({ port, host: hostname === "" ? undefined : hostname }, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}
+
+async function createServer(config: BerthConfig): Promise<Server> {
+  const options = {
+    // Big blob uploads take long: no limit on a whole request, only on its headers.
+    requestTimeout: 0,
+    headersTimeout: 60_000,
+    keepAliveTimeout: 65_000,
+    keepAlive: true,
+  };
+  const tls = config.http.tls;
+  if (tls === undefined) return createHttpServer(options);
+  const read = async (key: string, file: string): Promise<Buffer> => {
+    try {
+      return await readFile(file);
+    } catch (error) {
+      throw new ConfigError([{ key, message: `${key}: cannot read ${file}: ${(error as Error).message}` }]);
+    }
+  };
+  const clientCAs = await Promise.all(tls.clientCAs.map((file) => read("http.tls.clientcas", file)));
+  return createHttpsServer({
+    ...options,
+    cert: await read("http.tls.certificate", tls.certificate),
+    key: await read("http.tls.key", tls.key),
+    minVersion: tls.minVersion,
+    ...(clientCAs.length > 0 ? { ca: clientCAs, requestCert: true, rejectUnauthorized: true } : {}),
+  });
+}
+
+/**
+ * Starts a registry in this process. With `{ driver, parameters }` it listens on 127.0.0.1 and a
+ * free port unless told otherwise; with `{ config }` it does what the config says. Resolves once
+ * it accepts connections. Rejects with a ConfigError naming the key for a bad config, a bad driver
+ * parameter or an address it cannot listen on.
+ */
+export async function startRegistry(options: StartRegistryOptions): Promise<RunningRegistry> {
+  const config = registryConfig(options);
+  const owned =
+    options.logger === undefined
+      ? createLogger({
+          level: options.logLevel ?? ("config" in options ? config.log.level : "warn"),
+          formatter: config.log.formatter,
+          fields: config.log.fields,
+        })
+      : undefined;
+  const logger = options.logger ?? owned!.logger;
+  for (const warning of config.warnings) logger.warn(warning);
+
+  const { driver, storage } = await openStorage(config);
+  const { prefix, host } = config.http;
+  // The API prepends this to the URLs of Location and Link headers: with http.host they are absolute.
+  const urlBase = (host ?? "") + prefix;
+  const api = createApiHandler({ storage, logger, redirect: config.storage.redirect, prefix: urlBase });
+  const health = new HealthCheck(storage, config.storage.driver);
+  const server = await createServer(config);
+
+  const headers = Object.entries(config.http.headers);
+  const accessLog = config.log.accessLog;
+  let closing = false;
+
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    if (accessLog) logAccess(logger, req, res);
+    if (closing) res.shouldKeepAlive = false;
+    for (const [name, values] of headers) res.setHeader(name, values);
+    const url = req.url ?? "/";
+    if (url === healthPath) return void health.respond(req.method, res);
+    if (prefix !== "") {
+      if (!url.startsWith(`${prefix}/`)) return outsidePrefix(req, res, url.split("?")[0]!);
+      req.url = url.slice(prefix.length);
+      if (req.url === healthPath) return void health.respond(req.method, res);
+    }
+    api(req, res);
+  });
+
+  try {
+    await listen(server, config);
+  } catch (error) {
+    await owned?.flush();
+    throw error;
+  }
+
+  const stopPurger =
+    config.storage.uploadPurging.enabled && !config.storage.readOnly
+      ? startUploadPurger(storage, config.storage.uploadPurging, logger)
+      : async () => {};
+
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : config.http.port;
+  const hostname = config.http.hostname;
+  const reachable =
+    hostname === "" || hostname === "0.0.0.0" || hostname === "::" ? "127.0.0.1" : hostname.includes(":") ? `[${hostname}]` : hostname;
+  const url = `${config.http.tls ? "https" : "http"}://${reachable}:${port}${prefix}`;
+  logger.info({ url, driver: config.storage.driver }, "registry listening");
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      closing = true;
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const drain = setTimeout(() => server.closeAllConnections(), config.http.drainTimeoutMs);
+      // A keep-alive connection whose last request finishes during the drain becomes idle: close it.
+      const idle = setInterval(() => server.closeIdleConnections(), 100);
+      await stopped;
+      clearTimeout(drain);
+      clearInterval(idle);
+      await stopPurger();
+      logger.info("registry stopped");
+      await owned?.flush();
+    })();
+    return closed;
+  };
+
+  return { url, port, config, driver, storage, logger, server, close };
+}
