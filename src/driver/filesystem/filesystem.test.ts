@@ -1,0 +1,241 @@
+// The filesystem driver runs the shared driver suite, then what only a file system has: the root
+// directory parameter, writers resumed by another driver instance (a restart), the driver's own
+// hidden files, the on-disk layout, and paths that try to leave the root.
+
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { DriverErrorCode, type StorageDriver } from "../driver.js";
+import { createDriver } from "../factory.js";
+import { runDriverSuite } from "../testsuite/index.js";
+import { FilesystemDriver } from "./index.js";
+
+let scratch: string;
+
+before(async () => {
+  scratch = await mkdtemp(join(tmpdir(), "berth-filesystem-"));
+});
+
+after(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+// Modification times have nanosecond steps; 20 ms is above any file system's coarsest tick here.
+runDriverSuite(
+  "filesystem",
+  () => createDriver("filesystem", { rootdirectory: join(scratch, "suite", "root") }),
+  { modTimeResolutionMs: 20 },
+);
+
+/** A fresh directory below the scratch directory. */
+async function freshDirectory(): Promise<string> {
+  return mkdtemp(join(scratch, "case-"));
+}
+
+/** Every file below `dir`, relative to it, sorted. */
+async function filesOnDisk(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(dir, join(entry.parentPath ?? entry.path, entry.name)))
+    .sort();
+}
+
+async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<unknown> {
+  let error: unknown;
+  await promise.catch((caught) => {
+    error = caught;
+  });
+  assert.equal((error as { code?: string } | undefined)?.code, code, String(error));
+  return error;
+}
+
+describe("filesystem driver", () => {
+  describe("rootdirectory", () => {
+    it("is required", async () => {
+      for (const parameters of [{}, { rootdirectory: "" }, { rootdirectory: null }]) {
+        const error = await rejectsWithCode(
+          createDriver("filesystem", parameters),
+          DriverErrorCode.InvalidParameter,
+        );
+        assert.equal((error as { parameter?: string }).parameter, "rootdirectory");
+      }
+    });
+
+    it("must be a string", async () => {
+      await rejectsWithCode(
+        createDriver("filesystem", { rootdirectory: ["/tmp"] }),
+        DriverErrorCode.InvalidParameter,
+      );
+    });
+
+    it("is created when missing, and may be relative to the working directory", async () => {
+      const dir = await freshDirectory();
+      const nested = join(dir, "a", "b", "root");
+      const driver = await createDriver("filesystem", {
+        rootdirectory: relative(process.cwd(), nested),
+      });
+      await driver.putContent("/file", Buffer.from("x"));
+      assert.equal(await readFile(join(nested, "file"), "utf8"), "x");
+    });
+
+    it("naming a file, or a place where no directory can be made, is an error at creation", async () => {
+      const dir = await freshDirectory();
+      const file = join(dir, "file");
+      await writeFile(file, "not a directory");
+      for (const rootdirectory of [file, join(file, "below")]) {
+        const error = await rejectsWithCode(
+          createDriver("filesystem", { rootdirectory }),
+          DriverErrorCode.InvalidParameter,
+        );
+        assert.match((error as Error).message, /rootdirectory/);
+        assert.ok((error as Error).message.includes(rootdirectory), "the message names the value");
+      }
+    });
+  });
+
+  describe("on disk", () => {
+    let root: string;
+    let driver: StorageDriver;
+
+    before(async () => {
+      root = await freshDirectory();
+      driver = await createDriver("filesystem", { rootdirectory: root });
+    });
+
+    it("stores a path as the file of the same name below the root, as distribution does", async () => {
+      const path = "/docker/registry/v2/repositories/library/alpine/_manifests/tags/3/current/link";
+      await driver.putContent(path, Buffer.from("sha256:abc"));
+      assert.equal(await readFile(join(root, path), "utf8"), "sha256:abc");
+      // And reads what another program put there.
+      await writeFile(join(root, "docker", "written-by-hand"), "by hand");
+      assert.equal(
+        Buffer.from(await driver.getContent("/docker/written-by-hand")).toString(),
+        "by hand",
+      );
+      await driver.delete("/docker");
+      assert.deepEqual(await readdir(root), []);
+    });
+
+    it("keeps a writer's bytes in hidden files, and leaves none after commit or cancel", async () => {
+      const closed = await driver.writer("/uploads/one/data", false);
+      await closed.write(Buffer.from("first"));
+      await closed.close();
+      const open = await driver.writer("/uploads/two/data", false);
+      await open.write(Buffer.from("second"));
+
+      const hidden = await filesOnDisk(root);
+      assert.equal(hidden.length, 2, `two writer files: ${hidden.join(", ")}`);
+      assert.ok(
+        hidden.every((name) => name.includes("~")),
+        "their names cannot be storage paths",
+      );
+      await rejectsWithCode(driver.list("/uploads"), DriverErrorCode.PathNotFound);
+      await rejectsWithCode(driver.stat("/uploads/one"), DriverErrorCode.PathNotFound);
+      await rejectsWithCode(driver.reader("/uploads/one/data", 0), DriverErrorCode.PathNotFound);
+      const walked: string[] = [];
+      await driver.walk("/", (info) => void walked.push(info.path));
+      assert.deepEqual(walked, []);
+
+      const resumed = await driver.writer("/uploads/one/data", true);
+      await resumed.write(Buffer.from("+more"));
+      await resumed.commit();
+      await open.cancel();
+      assert.deepEqual(await filesOnDisk(root), ["uploads/one/data"]);
+      assert.deepEqual(
+        await readdir(join(root, "uploads")),
+        ["one"],
+        "the cancelled writer's directory is gone",
+      );
+      assert.equal(
+        Buffer.from(await driver.getContent("/uploads/one/data")).toString(),
+        "first+more",
+      );
+      await driver.delete("/uploads");
+    });
+
+    it("hides files a crash left behind", async () => {
+      await mkdir(join(root, "crashed", "dir"), { recursive: true });
+      await writeFile(join(root, "crashed", "dir", "data~tmp-0123456789ab"), "half");
+      await writeFile(join(root, "crashed", "blob~open-0123456789ab"), "half");
+      await rejectsWithCode(driver.stat("/crashed"), DriverErrorCode.PathNotFound);
+      await rejectsWithCode(driver.list("/crashed"), DriverErrorCode.PathNotFound);
+      await rejectsWithCode(
+        driver.walk("/crashed", () => {}),
+        DriverErrorCode.PathNotFound,
+      );
+      await rejectsWithCode(driver.writer("/crashed/blob", true), DriverErrorCode.PathNotFound);
+      await driver.putContent("/crashed/dir/data", Buffer.from("whole"));
+      assert.deepEqual(await driver.list("/crashed"), ["/crashed/dir"]);
+      assert.deepEqual(await driver.list("/crashed/dir"), ["/crashed/dir/data"]);
+      await driver.delete("/crashed");
+      assert.deepEqual(await readdir(root), []);
+    });
+
+    it("move replaces a directory at the destination", async () => {
+      await driver.putContent("/dest/inside", Buffer.from("old"));
+      await driver.putContent("/source", Buffer.from("new"));
+      await driver.move("/source", "/dest");
+      assert.equal(Buffer.from(await driver.getContent("/dest")).toString(), "new");
+      assert.equal((await driver.stat("/dest")).isDir, false);
+      await driver.delete("/dest");
+    });
+  });
+
+  it("resumes a closed writer in a new driver instance on the same root (a restart)", async () => {
+    const root = await freshDirectory();
+    const first = await createDriver("filesystem", { rootdirectory: root });
+    const writer = await first.writer("/uploads/u1/data", false);
+    await writer.write(Buffer.from("before restart, "));
+    await writer.close();
+
+    const second = await createDriver("filesystem", { rootdirectory: root });
+    const resumed = await second.writer("/uploads/u1/data", true);
+    assert.equal(resumed.size, 16);
+    await resumed.write(Buffer.from("after"));
+    assert.equal(resumed.size, 21);
+    await resumed.commit();
+    const content = Buffer.from(await first.getContent("/uploads/u1/data")).toString();
+    assert.equal(content, "before restart, after");
+  });
+
+  it("lets no path reach outside the root, even without the base wrapper", async () => {
+    const dir = await freshDirectory();
+    const root = join(dir, "root");
+    await mkdir(root);
+    await writeFile(join(dir, "secret"), "outside");
+    const driver = new FilesystemDriver(root);
+    const attempts = [
+      "/../secret",
+      "/a/../../secret",
+      "/..",
+      "../secret",
+      "",
+      "/",
+      "/a/",
+      "//secret",
+    ];
+    for (const path of attempts) {
+      await rejectsWithCode(driver.getContent(path), DriverErrorCode.InvalidPath);
+      await rejectsWithCode(driver.putContent(path, Buffer.from("x")), DriverErrorCode.InvalidPath);
+      await rejectsWithCode(driver.reader(path, 0), DriverErrorCode.InvalidPath);
+      await rejectsWithCode(driver.writer(path, false), DriverErrorCode.InvalidPath);
+      await rejectsWithCode(driver.delete(path), DriverErrorCode.InvalidPath);
+      await rejectsWithCode(driver.move(path, "/x"), DriverErrorCode.InvalidPath);
+      await rejectsWithCode(driver.move("/x", path), DriverErrorCode.InvalidPath);
+      if (path !== "/") {
+        await rejectsWithCode(driver.stat(path), DriverErrorCode.InvalidPath);
+        await rejectsWithCode(driver.list(path), DriverErrorCode.InvalidPath);
+        await rejectsWithCode(
+          driver.walk(path, () => {}),
+          DriverErrorCode.InvalidPath,
+        );
+      }
+    }
+    assert.equal(await readFile(join(dir, "secret"), "utf8"), "outside");
+    assert.deepEqual((await readdir(dir)).sort(), ["root", "secret"]);
+    assert.deepEqual(await readdir(root), []);
+  });
+});

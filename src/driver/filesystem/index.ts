@@ -1,0 +1,561 @@
+// The filesystem driver: storage paths map to files below a root directory. Content is published
+// atomically (written to a hidden file in the same directory, fsynced, renamed over the target,
+// then the directory fsynced), so a reader or a crash sees the old or the new content, never a mix.
+//
+// Files the driver keeps for itself sit next to the path they belong to, under names that contain
+// `~`, a character no storage path can hold, so they never show in list, stat, walk or a reader:
+//
+//   <name>~writer           the bytes of a writer that was closed; `writer(path, true)` resumes it,
+//                           also in another process, by renaming it to ...
+//   <name>~open-<random>    the file of a writer in use (one per writer, so two never mix bytes)
+//   <name>~tmp-<random>     a putContent on its way
+//
+// A directory with no stored file below it is treated as absent, as on an object store (so a
+// directory holding only a writer's files does not show), and the driver removes directories that
+// delete, move or cancel leave empty.
+
+import { randomBytes } from "node:crypto";
+import { constants, type Dirent } from "node:fs";
+import {
+  access,
+  lstat,
+  mkdir,
+  open,
+  opendir,
+  readFile,
+  readdir,
+  realpath,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+  type FileHandle,
+} from "node:fs/promises";
+import { dirname, join, resolve, sep } from "node:path";
+import type { Readable } from "node:stream";
+import {
+  BackendError,
+  InvalidParameterError,
+  InvalidPathError,
+  PathNotFoundError,
+  StorageDriverError,
+  WriterClosedError,
+  type DriverParameters,
+  type FileInfo,
+  type FileWriter,
+  type StorageDriver,
+  type StoragePath,
+  type WalkFn,
+} from "../driver.js";
+import { registerDriver } from "../factory.js";
+import { ParameterReader } from "../parameters.js";
+import { isValidPath, isValidPathOrRoot, joinPath } from "../paths.js";
+
+const NAME = "filesystem";
+
+/** Names a storage path can have; every other name in the tree is one of the driver's own files. */
+const STORED_NAME = /^[A-Za-z0-9._-]+$/;
+
+/** File system errors that mean "nothing (usable) is at this path". */
+const NOT_FOUND = new Set(["ENOENT", "ENOTDIR", "EISDIR"]);
+
+/** How often an operation retries when a concurrent delete removed the directory it works in. */
+const RETRIES = 5;
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** A fresh name for one of the driver's own files next to `full`. */
+function sidecarName(full: string, kind: "open" | "tmp"): string {
+  return `${full}~${kind}-${randomBytes(6).toString("hex")}`;
+}
+
+/** Where a closed writer's bytes wait for `writer(path, true)`. */
+function closedWriterName(full: string): string {
+  return `${full}~writer`;
+}
+
+/** Writes all of `chunk` at the handle's position (file systems may write less than asked). */
+async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/** Makes a rename or unlink in `dir` durable. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Stores content as files below a root directory. Create it with `createFilesystemDriver`. */
+export class FilesystemDriver implements StorageDriver {
+  readonly name = NAME;
+  /** The absolute root directory; every stored file is below it. */
+  readonly rootDirectory: string;
+  private readonly rootPrefix: string;
+
+  /** `rootDirectory` must exist; `createFilesystemDriver` checks and creates it. */
+  constructor(rootDirectory: string) {
+    this.rootDirectory = resolve(rootDirectory);
+    this.rootPrefix = this.rootDirectory.endsWith(sep)
+      ? this.rootDirectory
+      : this.rootDirectory + sep;
+  }
+
+  async getContent(path: StoragePath): Promise<Uint8Array> {
+    try {
+      return await readFile(this.fullPath(path));
+    } catch (error) {
+      throw this.failure(error, "getContent", path);
+    }
+  }
+
+  async putContent(path: StoragePath, content: Uint8Array): Promise<void> {
+    const full = this.fullPath(path);
+    try {
+      const { name, handle } = await this.createSidecar(full, "tmp");
+      try {
+        await writeAll(handle, content);
+        await handle.sync();
+      } catch (error) {
+        await handle.close();
+        await unlink(name).catch(() => {});
+        throw error;
+      }
+      await handle.close();
+      await this.publish(name, full);
+    } catch (error) {
+      throw this.failure(error, "putContent", path);
+    }
+  }
+
+  async reader(path: StoragePath, offset = 0): Promise<Readable> {
+    const full = this.fullPath(path);
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(full, "r");
+      if (!(await handle.stat()).isFile()) throw new PathNotFoundError(NAME, path);
+    } catch (error) {
+      await handle?.close();
+      throw this.failure(error, "reader", path);
+    }
+    // The stream closes the handle when it ends or is destroyed. An offset past the end reads
+    // nothing and ends at once.
+    return handle.createReadStream({ start: offset });
+  }
+
+  async writer(path: StoragePath, append: boolean): Promise<FileWriter> {
+    const full = this.fullPath(path);
+    const closed = closedWriterName(full);
+    try {
+      if (!append) {
+        // A fresh writer starts empty: whatever an earlier writer closed is discarded.
+        await unlink(closed).catch((error) => {
+          if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
+        });
+        const { name, handle } = await this.createSidecar(full, "open");
+        return new FilesystemWriter(this, path, full, name, handle, 0);
+      }
+      // Claiming the closed writer's file by renaming it makes the resumption exclusive: a second
+      // writer(path, true) finds nothing to resume.
+      const name = sidecarName(full, "open");
+      try {
+        await rename(closed, name);
+      } catch (error) {
+        if (NOT_FOUND.has(errorCode(error) ?? "")) throw new PathNotFoundError(NAME, path);
+        throw error;
+      }
+      const handle = await open(name, "a");
+      const { size } = await handle.stat();
+      return new FilesystemWriter(this, path, full, name, handle, size);
+    } catch (error) {
+      throw this.failure(error, "writer", path);
+    }
+  }
+
+  async stat(path: StoragePath): Promise<FileInfo> {
+    const full = this.fullPath(path, true);
+    try {
+      const info = await stat(full);
+      if (info.isFile()) return { path, size: info.size, modTime: info.mtime, isDir: false };
+      if (info.isDirectory() && (path === "/" || (await this.holdsStoredFiles(full)))) {
+        return { path, size: 0, modTime: info.mtime, isDir: true };
+      }
+    } catch (error) {
+      if (path === "/" && errorCode(error) === "ENOENT") {
+        return { path, size: 0, modTime: new Date(0), isDir: true };
+      }
+      throw this.failure(error, "stat", path);
+    }
+    throw new PathNotFoundError(NAME, path);
+  }
+
+  async list(path: StoragePath): Promise<StoragePath[]> {
+    const full = this.fullPath(path, true);
+    const children: StoragePath[] = [];
+    try {
+      for (const entry of await this.storedEntries(full)) {
+        if (entry.isDirectory() && !(await this.holdsStoredFiles(join(full, entry.name)))) continue;
+        children.push(joinPath(path, entry.name));
+      }
+    } catch (error) {
+      if (path === "/" && errorCode(error) === "ENOENT") return [];
+      throw this.failure(error, "list", path);
+    }
+    if (children.length === 0 && path !== "/") throw new PathNotFoundError(NAME, path);
+    return children;
+  }
+
+  async move(sourcePath: StoragePath, destPath: StoragePath): Promise<void> {
+    const from = this.fullPath(sourcePath);
+    const to = this.fullPath(destPath);
+    try {
+      await this.requireFile(from, sourcePath);
+      if (from === to) return;
+      for (let attempt = 0; ; attempt++) {
+        await mkdir(dirname(to), { recursive: true });
+        try {
+          await rename(from, to);
+          break;
+        } catch (error) {
+          const code = errorCode(error);
+          if (attempt >= RETRIES) throw error;
+          if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") {
+            // The destination is a directory: a move replaces whatever is there.
+            await rm(to, { recursive: true, force: true, maxRetries: 3 });
+          } else if (code === "ENOENT") {
+            // The source went away, or a concurrent delete removed the new directory: tell apart.
+            await this.requireFile(from, sourcePath);
+          } else {
+            throw error;
+          }
+        }
+      }
+      await syncDirectory(dirname(to));
+      await this.removeEmptyDirectories(dirname(from));
+    } catch (error) {
+      throw this.failure(error, "move", sourcePath);
+    }
+  }
+
+  async delete(path: StoragePath): Promise<void> {
+    const full = this.fullPath(path);
+    try {
+      // A closed writer's bytes belong to the path too.
+      const hadWriter = await unlink(closedWriterName(full)).then(
+        () => true,
+        () => false,
+      );
+      let exists = true;
+      try {
+        await lstat(full);
+      } catch (error) {
+        if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
+        exists = false;
+      }
+      if (exists) await rm(full, { recursive: true, maxRetries: 3 });
+      if (exists || hadWriter) await this.removeEmptyDirectories(dirname(full));
+      if (!exists) throw new PathNotFoundError(NAME, path);
+    } catch (error) {
+      throw this.failure(error, "delete", path);
+    }
+  }
+
+  /** Files are served by the registry itself: there is no URL to redirect to. */
+  async redirectURL(): Promise<string | null> {
+    return null;
+  }
+
+  async walk(path: StoragePath, fn: WalkFn): Promise<void> {
+    const full = this.fullPath(path, true);
+    let entries: Dirent[];
+    let visible: boolean;
+    try {
+      entries = await this.storedEntries(full);
+      visible = path === "/" || (await this.anyStoredFile(full, entries));
+    } catch (error) {
+      const code = errorCode(error);
+      // A file has no descendants; the root of an empty store neither.
+      if (code === "ENOTDIR" || (path === "/" && code === "ENOENT")) return;
+      throw this.failure(error, "walk", path);
+    }
+    if (!visible) throw new PathNotFoundError(NAME, path);
+    await this.walkDirectory(path, full, entries, fn);
+  }
+
+  /** Walks `entries` of directory `full`; true when the callback stopped the walk. */
+  private async walkDirectory(
+    path: StoragePath,
+    full: string,
+    entries: Dirent[],
+    fn: WalkFn,
+  ): Promise<boolean> {
+    for (const { name } of entries) {
+      const childPath = joinPath(path, name);
+      const childFull = join(full, name);
+      let info;
+      let children: Dirent[] = [];
+      let visible = true;
+      try {
+        info = await stat(childFull);
+        if (info.isDirectory()) {
+          children = await this.storedEntries(childFull);
+          visible = await this.anyStoredFile(childFull, children);
+        }
+      } catch (error) {
+        // Removed while walking (a concurrent delete): not the walker's failure.
+        if (NOT_FOUND.has(errorCode(error) ?? "")) continue;
+        throw this.failure(error, "walk", childPath);
+      }
+      if (info.isDirectory()) {
+        if (!visible) continue;
+        const action = await fn({ path: childPath, size: 0, modTime: info.mtime, isDir: true });
+        if (action === "stop") return true;
+        if (action === "skip") continue;
+        if (await this.walkDirectory(childPath, childFull, children, fn)) return true;
+      } else if (info.isFile()) {
+        const action = await fn({
+          path: childPath,
+          size: info.size,
+          modTime: info.mtime,
+          isDir: false,
+        });
+        if (action === "stop") return true;
+        if (action === "skip") return false;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * The file system path of a storage path. The base wrapper has checked the path already; this
+   * checks again, and that the result lies below the root, so that no input can reach outside it
+   * even when the driver is used without the wrapper.
+   */
+  private fullPath(path: StoragePath, rootAllowed = false): string {
+    if (!(rootAllowed ? isValidPathOrRoot(path) : isValidPath(path))) {
+      throw new InvalidPathError(NAME, path);
+    }
+    const full = resolve(this.rootDirectory, `.${path}`);
+    if (full !== this.rootDirectory && !full.startsWith(this.rootPrefix)) {
+      throw new InvalidPathError(NAME, path);
+    }
+    return full;
+  }
+
+  /** The stored entries of directory `full` (the driver's own files left out), sorted by name. */
+  private async storedEntries(full: string): Promise<Dirent[]> {
+    const entries = await readdir(full, { withFileTypes: true });
+    // Stored names are ASCII, so comparing strings compares bytes.
+    return entries
+      .filter((entry) => STORED_NAME.test(entry.name))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * True when directory `full` holds a stored file at any depth: only then is it a directory of
+   * the store. Stops at the first one found, which is usually the first entry read.
+   */
+  private async holdsStoredFiles(full: string): Promise<boolean> {
+    try {
+      for await (const entry of await opendir(full)) {
+        if (!STORED_NAME.test(entry.name)) continue;
+        if (!entry.isDirectory()) return true;
+        if (await this.holdsStoredFiles(join(full, entry.name))) return true;
+      }
+    } catch (error) {
+      if (NOT_FOUND.has(errorCode(error) ?? "")) return false;
+      throw error;
+    }
+    return false;
+  }
+
+  /** holdsStoredFiles for a directory whose stored entries have been read already. */
+  private async anyStoredFile(full: string, entries: Dirent[]): Promise<boolean> {
+    if (entries.some((entry) => !entry.isDirectory())) return true;
+    for (const entry of entries) {
+      if (await this.holdsStoredFiles(join(full, entry.name))) return true;
+    }
+    return false;
+  }
+
+  private async requireFile(full: string, path: StoragePath): Promise<void> {
+    try {
+      if ((await stat(full)).isFile()) return;
+    } catch (error) {
+      if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
+    }
+    throw new PathNotFoundError(NAME, path);
+  }
+
+  /**
+   * Creates one of the driver's own files next to `full`, creating directories as needed. A
+   * concurrent delete may remove a directory just created; then it tries again.
+   */
+  private async createSidecar(
+    full: string,
+    kind: "open" | "tmp",
+  ): Promise<{ name: string; handle: FileHandle }> {
+    for (let attempt = 0; ; attempt++) {
+      await mkdir(dirname(full), { recursive: true });
+      const name = sidecarName(full, kind);
+      try {
+        return { name, handle: await open(name, "wx") };
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT" || attempt >= RETRIES) throw error;
+      }
+    }
+  }
+
+  /**
+   * Renames the finished file `name` over `full` (replacing a directory there) and syncs. For
+   * FilesystemWriter.
+   */
+  async publish(name: string, full: string): Promise<void> {
+    try {
+      await rename(name, full);
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== "EISDIR" && code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
+      await rm(full, { recursive: true, force: true, maxRetries: 3 });
+      await rename(name, full);
+    }
+    await syncDirectory(dirname(full));
+  }
+
+  /**
+   * Removes `dir` and its parents up to the root while they are empty, so that a directory without
+   * stored files does not linger. A directory that is not empty (or is being filled) stays. For
+   * FilesystemWriter too.
+   */
+  async removeEmptyDirectories(dir: string): Promise<void> {
+    let current = dir;
+    while (current.startsWith(this.rootPrefix)) {
+      try {
+        await rmdir(current);
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT") return;
+      }
+      current = dirname(current);
+    }
+  }
+
+  /** The driver error for a failed file system call (also FilesystemWriter's). */
+  failure(error: unknown, operation: string, path: StoragePath): StorageDriverError {
+    if (error instanceof StorageDriverError) return error;
+    if (NOT_FOUND.has(errorCode(error) ?? "")) {
+      return new PathNotFoundError(NAME, path, { cause: error });
+    }
+    return new BackendError(NAME, operation, path, { cause: error });
+  }
+}
+
+/** A writer appending to its own hidden file; see the top of this file for the names. */
+class FilesystemWriter implements FileWriter {
+  private state: "open" | "closed" | "cancelled" | "committed" = "open";
+
+  constructor(
+    private readonly driver: FilesystemDriver,
+    private readonly path: StoragePath,
+    private readonly full: string,
+    private readonly file: string,
+    private readonly handle: FileHandle,
+    private written: number,
+  ) {}
+
+  get size(): number {
+    return this.written;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.checkOpen();
+    try {
+      await writeAll(this.handle, chunk);
+    } catch (error) {
+      throw this.driver.failure(error, "write", this.path);
+    }
+    this.written += chunk.length;
+  }
+
+  async close(): Promise<void> {
+    this.end("closed");
+    try {
+      // Synced so that what close reported survives a crash, not only a restart.
+      await this.handle.sync();
+      await this.handle.close();
+      await rename(this.file, closedWriterName(this.full));
+    } catch (error) {
+      throw this.driver.failure(error, "close", this.path);
+    }
+  }
+
+  async cancel(): Promise<void> {
+    this.end("cancelled");
+    try {
+      await this.handle.close();
+      await unlink(this.file).catch((error) => {
+        if (errorCode(error) !== "ENOENT") throw error;
+      });
+      await this.driver.removeEmptyDirectories(dirname(this.full));
+    } catch (error) {
+      throw this.driver.failure(error, "cancel", this.path);
+    }
+  }
+
+  async commit(): Promise<void> {
+    this.end("committed");
+    try {
+      await this.handle.sync();
+      await this.handle.close();
+      await this.driver.publish(this.file, this.full);
+    } catch (error) {
+      throw this.driver.failure(error, "commit", this.path);
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.state !== "open") throw new WriterClosedError(NAME, this.path, this.state);
+  }
+
+  private end(state: "closed" | "cancelled" | "committed"): void {
+    this.checkOpen();
+    this.state = state;
+  }
+}
+
+/**
+ * Creates a filesystem driver from its parameters: `rootdirectory` (required; a relative path is
+ * taken from the working directory) is created if missing. A value that is not a usable
+ * directory is an InvalidParameterError now rather than a failure at the first request.
+ */
+export async function createFilesystemDriver(
+  parameters: DriverParameters,
+): Promise<FilesystemDriver> {
+  const configured = new ParameterReader(NAME, parameters).requiredString("rootdirectory");
+  const root = resolve(configured);
+  const invalid = (reason: string) =>
+    new InvalidParameterError(NAME, "rootdirectory", `${JSON.stringify(configured)} ${reason}`);
+  try {
+    await mkdir(root, { recursive: true });
+  } catch (error) {
+    throw invalid(`cannot be created: ${(error as Error).message}`);
+  }
+  if (!(await stat(root)).isDirectory()) throw invalid("is not a directory");
+  try {
+    await access(root, constants.R_OK | constants.W_OK | constants.X_OK);
+  } catch {
+    throw invalid("is not readable and writable");
+  }
+  return new FilesystemDriver(await realpath(root));
+}
+
+registerDriver(NAME, createFilesystemDriver);
