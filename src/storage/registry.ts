@@ -90,11 +90,11 @@ export class Registry implements RegistryStorage {
     return catalog(this.driver, n, last);
   }
 
-  purgeUploads(olderThanMs: number, dryRun = false): Promise<string[]> {
+  async purgeUploads(olderThanMs: number, dryRun = false): Promise<string[]> {
     return purgeUploads(this.context, olderThanMs, dryRun);
   }
 
-  garbageCollect(options: GarbageCollectOptions = {}): Promise<GarbageCollectResult> {
+  async garbageCollect(options: GarbageCollectOptions = {}): Promise<GarbageCollectResult> {
     if (!options.dryRun) this.context.checkWritable();
     return garbageCollect(this.context, options);
   }

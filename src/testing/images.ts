@@ -174,3 +174,51 @@ export function buildArtifact(options: {
   });
   return { manifest, blobs: [empty, ...blobs] };
 }
+
+/** What `pushImage` needs of a repository: the storage layer's Repository shape. */
+interface PushTarget {
+  blobs: {
+    startUpload(): Promise<{
+      append(data: AsyncIterable<Uint8Array>): Promise<number>;
+      finish(digest: string, size?: number): Promise<unknown>;
+    }>;
+  };
+  manifests: {
+    put(content: Buffer, mediaType: string, options?: { tag?: string }): Promise<unknown>;
+  };
+}
+
+/** Uploads `blob` into `repository` in one append. */
+export async function pushBlob(repository: PushTarget, blob: Content): Promise<void> {
+  const upload = await repository.blobs.startUpload();
+  await upload.append(
+    (async function* () {
+      yield blob.bytes;
+    })(),
+  );
+  await upload.finish(blob.digest, blob.size);
+}
+
+/** Pushes an image (layers, config, manifest) into `repository`, tagging it when `tag` is given. */
+export async function pushImage(
+  repository: PushTarget,
+  image: TestImage,
+  tag?: string,
+): Promise<void> {
+  for (const blob of [...image.layers, image.config]) await pushBlob(repository, blob);
+  await repository.manifests.put(
+    image.manifest.bytes,
+    image.manifest.mediaType,
+    tag ? { tag } : {},
+  );
+}
+
+/** Pushes every image of `index`, then the index itself (tagged when `tag` is given). */
+export async function pushIndex(
+  repository: PushTarget,
+  index: TestIndex,
+  tag?: string,
+): Promise<void> {
+  for (const image of index.images) await pushImage(repository, image);
+  await repository.manifests.put(index.index.bytes, index.index.mediaType, tag ? { tag } : {});
+}
