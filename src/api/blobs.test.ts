@@ -4,7 +4,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { get as httpGet } from "node:http";
-import { InMemoryDriver } from "../driver/index.js";
+import { InMemoryDriver, registerDriver } from "../driver/index.js";
 import type { RedirectOptions, StoragePath } from "../driver/index.js";
 import { errorCode, pushBlob, sha256, startTestRegistry, type TestRegistry } from "./harness.js";
 
@@ -146,10 +146,11 @@ class RedirectingDriver extends InMemoryDriver {
     return `https://objects.example/${options?.method ?? "GET"}${path ?? ""}`;
   }
 }
+registerDriver("redirecting-inmemory", () => new RedirectingDriver());
 
 test("blob GET and HEAD redirect (307) to the driver's URL unless redirects are disabled", async () => {
-  const redirecting = await startTestRegistry({ driver: new RedirectingDriver() });
-  const direct = await startTestRegistry({ driver: new RedirectingDriver(), redirect: false });
+  const redirecting = await startTestRegistry({ driver: "redirecting-inmemory" });
+  const direct = await startTestRegistry({ driver: "redirecting-inmemory", redirect: false });
   try {
     const pushed = await pushBlob(redirecting, "blobs/redirect", "far away");
     for (const method of ["GET", "HEAD"]) {

@@ -1,14 +1,10 @@
-// Test support for the API's HTTP tests: a registry on 127.0.0.1 (the API handler over the real
-// storage layer over the inmemory driver), a fetch wrapper, and builders for blobs, images and
+// Test support for the API's HTTP tests: a registry on 127.0.0.1 (startRegistry: the API over the
+// real storage layer over the inmemory driver), a fetch wrapper, and builders for blobs, images and
 // artifacts as the conformance suite pushes them.
 
 import { createHash } from "node:crypto";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { DriverBase, InMemoryDriver, type StorageDriver } from "../driver/index.js";
-import { createRegistryStorage } from "../storage/index.js";
+import { startRegistry } from "../server/index.js";
 import type { RegistryStorage } from "../storage/types.js";
-import { createApiHandler } from "./index.js";
 
 /** A running registry for one test. */
 export interface TestRegistry {
@@ -24,29 +20,24 @@ export interface TestRegistryOptions {
   deleteEnabled?: boolean;
   redirect?: boolean;
   headers?: Record<string, string[]>;
-  /** The driver under the storage layer; default a fresh inmemory driver. */
-  driver?: StorageDriver;
+  /** The registered name of the storage driver; default "inmemory" (a fresh one per registry). */
+  driver?: string;
 }
 
+/** Starts Berth as an embedding project would (startRegistry), quiet, on a free loopback port. */
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
-  const driver = options.driver ?? new InMemoryDriver();
-  const storage = createRegistryStorage(new DriverBase(driver), {
+  const running = await startRegistry({
+    driver: options.driver ?? "inmemory",
     deleteEnabled: options.deleteEnabled ?? true,
+    redirect: options.redirect ?? true,
+    headers: options.headers,
+    logLevel: "silent",
   });
-  const server: Server = createServer(
-    createApiHandler({ storage, redirect: options.redirect ?? true, headers: options.headers }),
-  );
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    url,
-    storage,
-    fetch: (path, init) => fetch(url + path, { redirect: "manual", ...init }),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    url: running.url,
+    storage: running.storage,
+    fetch: (path, init) => fetch(running.url + path, { redirect: "manual", ...init }),
+    close: () => running.close(),
   };
 }
 
