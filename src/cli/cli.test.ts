@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { startRegistry } from "../server/index.js";
+import { buildImage, content, type Content } from "../testing/images.js";
+
+const main = fileURLToPath(new URL("./main.js", import.meta.url));
+
+/** A running `berth` process and what it has printed so far. */
+interface BerthProcess {
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves with the exit code (or the signal's name). */
+  exited: Promise<number | string>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+function runBerth(args: string[], env: Record<string, string> = {}): BerthProcess {
+  const child = spawn(process.execPath, [main, ...args], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) =>
+    child.on("close", (code, signal) => resolve(code ?? signal ?? "unknown")),
+  );
+  return { stdout: () => stdout, stderr: () => stderr, exited, kill: (signal) => child.kill(signal) };
+}
+
+async function withTempDir(fn: (directory: string) => Promise<void>): Promise<void> {
+  const directory = await mkdtemp(join(tmpdir(), "berth-cli-"));
+  try {
+    await fn(directory);
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** Pushes one blob with a monolithic upload. */
+async function pushBlob(url: string, name: string, blob: Content): Promise<void> {
+  const started = await fetch(`${url}/v2/${name}/blobs/uploads/`, { method: "POST" });
+  const location = new URL(started.headers.get("location")!, url);
+  location.searchParams.set("digest", blob.digest);
+  const finished = await fetch(location, { method: "PUT", body: blob.bytes });
+  assert.equal(finished.status, 201, await finished.text());
+}
+
+describe("berth", () => {
+  it("prints its version and help", async () => {
+    const version = runBerth(["--version"]);
+    assert.equal(await version.exited, 0);
+    assert.match(version.stdout(), /^\d+\.\d+\.\d+\n$/);
+    const help = runBerth(["--help"]);
+    assert.equal(await help.exited, 0);
+    assert.match(help.stdout(), /serve \[config\]/);
+    assert.match(help.stdout(), /garbage-collect/);
+  });
+
+  it("serve: serves a config, answers /v2/, and exits 0 on SIGTERM", async () => {
+    await withTempDir(async (directory) => {
+      const config = join(directory, "config.yml");
+      await writeFile(
+        config,
+        `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${join(directory, "data")}\nhttp:\n  addr: 127.0.0.1:0\n`,
+      );
+      const berth = runBerth(["serve", config], { REGISTRY_LOG_LEVEL: "warn" });
+      let url: string | undefined;
+      for (let attempt = 0; attempt < 200 && url === undefined; attempt++) {
+        url = /serving (http:\/\/127\.0\.0\.1:\d+)/.exec(berth.stdout())?.[1];
+        if (url === undefined) await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      assert.ok(url, `no URL printed; stderr: ${berth.stderr()}`);
+      const response = await fetch(`${url}/v2/`);
+      assert.equal(response.status, 200);
+      berth.kill("SIGTERM");
+      assert.equal(await berth.exited, 0, berth.stderr());
+      assert.match(berth.stderr(), /SIGTERM: stopping/);
+    });
+  });
+
+  it("serve: a bad config exits non-zero naming the key", async () => {
+    await withTempDir(async (directory) => {
+      const config = join(directory, "config.yml");
+      await writeFile(config, "version: 0.1\nstorage: inmemory\nhttp:\n  addr: nope\n");
+      const berth = runBerth(["serve", config]);
+      assert.equal(await berth.exited, 2);
+      assert.match(berth.stderr(), /http\.addr: "nope" is not host:port/);
+      const overridden = runBerth(["serve", config], { REGISTRY_HTTP_ADDR: "127.0.0.1:0", REGISTRY_LOG_LEVEL: "loud" });
+      assert.equal(await overridden.exited, 2);
+      assert.match(overridden.stderr(), /log\.level \(REGISTRY_LOG_LEVEL\): must be one of/);
+      const missing = runBerth(["serve", join(directory, "missing.yml")]);
+      assert.equal(await missing.exited, 2);
+      assert.match(missing.stderr(), /missing\.yml: cannot read the config file/);
+    });
+  });
+
+  it("garbage-collect: lists unreferenced blobs on a dry run, deletes them otherwise", async () => {
+    await withTempDir(async (directory) => {
+      const root = join(directory, "data");
+      const image = buildImage({ layers: 2, layerSize: 512 });
+      const orphan = content("application/octet-stream", Buffer.from("nobody refers to me"));
+      const registry = await startRegistry({ driver: "filesystem", parameters: { rootdirectory: root } });
+      try {
+        for (const blob of [...image.layers, image.config, orphan]) await pushBlob(registry.url, "app", blob);
+        const put = await fetch(`${registry.url}/v2/app/manifests/v1`, {
+          method: "PUT",
+          headers: { "content-type": image.manifest.mediaType },
+          body: image.manifest.bytes,
+        });
+        assert.equal(put.status, 201, await put.text());
+      } finally {
+        await registry.close();
+      }
+      const config = join(directory, "config.yml");
+      await writeFile(config, `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n`);
+      const hex = orphan.digest.slice("sha256:".length);
+      const orphanData = join(root, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
+
+      const dryRun = runBerth(["garbage-collect", config, "--dry-run"]);
+      assert.equal(await dryRun.exited, 0, dryRun.stderr());
+      assert.match(dryRun.stdout(), new RegExp(`blob eligible for deletion: ${orphan.digest}`));
+      assert.match(dryRun.stdout(), new RegExp(`app: marking manifest ${image.manifest.digest}`));
+      assert.match(dryRun.stdout(), /4 blobs marked, 1 blobs and 0 manifests would be deleted/);
+      await access(orphanData);
+
+      const collect = runBerth(["garbage-collect", config]);
+      assert.equal(await collect.exited, 0, collect.stderr());
+      assert.match(collect.stdout(), /1 blobs and 0 manifests deleted/);
+      await assert.rejects(access(orphanData));
+    });
+  });
+});
