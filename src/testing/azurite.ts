@@ -44,7 +44,10 @@ function wrapperSource(main: string): string {
 function waitForPort(child: ChildProcess): Promise<number> {
   return new Promise((resolve, reject) => {
     let output = "";
-    const timer = setTimeout(() => fail(new Error("Azurite did not start in time")), STARTUP_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => fail(new Error("Azurite did not start in time")),
+      STARTUP_TIMEOUT_MS,
+    );
     const onData = (data: Buffer) => {
       output += data.toString();
       const match = /successfully listens on https?:\/\/[^:\s]+:(\d+)/.exec(output);

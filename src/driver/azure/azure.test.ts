@@ -6,7 +6,12 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
-import { DriverErrorCode, createDriver, type DriverParameters, type StorageDriver } from "../index.js";
+import {
+  DriverErrorCode,
+  createDriver,
+  type DriverParameters,
+  type StorageDriver,
+} from "../index.js";
 import { runDriverSuite } from "../testsuite/index.js";
 import { startAzurite, type Azurite } from "../../testing/azurite.js";
 
@@ -76,6 +81,20 @@ describe("azure driver", () => {
     await first.delete(path.slice(0, path.indexOf("/", 1)));
   });
 
+  it("commits an empty resumed writer, after which nothing resumes", async () => {
+    const driver = await azureDriver();
+    const dir = `/empty-${unique()}`;
+    const path = `${dir}/data`;
+    const opening = await driver.writer(path, false);
+    await opening.close();
+    const resumed = await driver.writer(path, true);
+    assert.equal(resumed.size, 0);
+    await resumed.commit();
+    assert.equal((await driver.getContent(path)).length, 0);
+    await assert.rejects(driver.writer(path, true), { code: DriverErrorCode.PathNotFound });
+    await driver.delete(dir);
+  });
+
   it("keeps a committed blob serving its content while a writer stages over it", async () => {
     const driver = await azureDriver();
     const dir = `/staging-${unique()}`;
@@ -90,6 +109,25 @@ describe("azure driver", () => {
     const resumed = await driver.writer(path, true);
     await resumed.cancel();
     assert.ok(Buffer.from(await driver.getContent(path)).equals(old), "old content after cancel");
+    await driver.delete(dir);
+  });
+
+  it("reads an append blob, as older distribution wrote, and replaces it with putContent", async () => {
+    const driver = await azureDriver();
+    const dir = `/legacy-${unique()}`;
+    const service = new BlobServiceClient(
+      azurite.serviceUrl,
+      new StorageSharedKeyCredential(azurite.accountName, azurite.accountKey),
+    );
+    const append = service
+      .getContainerClient(CONTAINER)
+      .getAppendBlobClient(`${dir.slice(1)}/link`);
+    await append.create();
+    await append.appendBlock("sha256:old", 10);
+    assert.equal(Buffer.from(await driver.getContent(`${dir}/link`)).toString(), "sha256:old");
+    await driver.putContent(`${dir}/link`, Buffer.from("sha256:new"));
+    assert.equal(Buffer.from(await driver.getContent(`${dir}/link`)).toString(), "sha256:new");
+    assert.equal((await append.getProperties()).blobType, "BlockBlob");
     await driver.delete(dir);
   });
 
@@ -144,7 +182,9 @@ describe("azure driver", () => {
       new StorageSharedKeyCredential(azurite.accountName, azurite.accountKey),
     );
     const names: string[] = [];
-    for await (const blob of service.getContainerClient(CONTAINER).listBlobsFlat({ prefix: "roots/" })) {
+    for await (const blob of service
+      .getContainerClient(CONTAINER)
+      .listBlobsFlat({ prefix: "roots/" })) {
       names.push(blob.name);
     }
     assert.deepEqual(names.sort(), [`${root}/a/b`, `${root}/a/c`]);

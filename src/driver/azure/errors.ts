@@ -2,7 +2,12 @@
 // PathNotFoundError, anything else a BackendError naming the operation and path.
 
 import { RestError } from "@azure/storage-blob";
-import { BackendError, PathNotFoundError, StorageDriverError, type StoragePath } from "../driver.js";
+import {
+  BackendError,
+  PathNotFoundError,
+  StorageDriverError,
+  type StoragePath,
+} from "../driver.js";
 
 export const DRIVER_NAME = "azure";
 
@@ -23,6 +28,7 @@ export function serviceStatus(error: unknown): number | undefined {
  */
 export function translateError(error: unknown, operation: string, path: StoragePath): Error {
   if (error instanceof StorageDriverError) return error;
-  if (serviceStatus(error) === 404) return new PathNotFoundError(DRIVER_NAME, path, { cause: error });
+  if (serviceStatus(error) === 404)
+    return new PathNotFoundError(DRIVER_NAME, path, { cause: error });
   return new BackendError(DRIVER_NAME, operation, path, { cause: error });
 }

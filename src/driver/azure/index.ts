@@ -8,6 +8,7 @@ import { DefaultAzureCredential } from "@azure/identity";
 import {
   BlobSASPermissions,
   BlobServiceClient,
+  SASProtocol,
   StorageSharedKeyCredential,
   type BlobItem,
   type BlockBlobClient,
@@ -79,7 +80,10 @@ export function parseAzureParameters(parameters: DriverParameters): AzureDriverO
 
   const accountName = reader.requiredString("accountname");
   if (!ACCOUNT_NAME.test(accountName)) {
-    throw invalid("accountname", `must be 3 to 24 lowercase letters and digits, got ${JSON.stringify(accountName)}`);
+    throw invalid(
+      "accountname",
+      `must be 3 to 24 lowercase letters and digits, got ${JSON.stringify(accountName)}`,
+    );
   }
   const accountKey = reader.optionalString("accountkey")?.trim();
   if (accountKey !== undefined && !ACCOUNT_KEY.test(accountKey)) {
@@ -93,7 +97,11 @@ export function parseAzureParameters(parameters: DriverParameters): AzureDriverO
     );
   }
   const realm = reader.optionalString("realm") ?? "core.windows.net";
-  if (!REALM.test(realm)) throw invalid("realm", `must be a DNS suffix such as core.windows.net, got ${JSON.stringify(realm)}`);
+  if (!REALM.test(realm))
+    throw invalid(
+      "realm",
+      `must be a DNS suffix such as core.windows.net, got ${JSON.stringify(realm)}`,
+    );
 
   let serviceUrl = reader.optionalString("serviceurl") ?? `https://${accountName}.blob.${realm}`;
   let parsed: URL | undefined;
@@ -109,15 +117,29 @@ export function parseAzureParameters(parameters: DriverParameters): AzureDriverO
 
   const root = (reader.optionalString("rootdirectory") ?? "").replace(/^\/+|\/+$/g, "");
   if (root !== "" && !isValidPath(`/${root}`)) {
-    throw invalid("rootdirectory", `must be /-separated components of [A-Za-z0-9._-], got ${JSON.stringify(root)}`);
+    throw invalid(
+      "rootdirectory",
+      `must be /-separated components of [A-Za-z0-9._-], got ${JSON.stringify(root)}`,
+    );
   }
   const blockSize = reader.integer("chunksize", DEFAULT_BLOCK_SIZE, MiB, MAX_BLOCK_SIZE);
 
-  return { accountName, accountKey, container, serviceUrl, rootPrefix: root === "" ? "" : `${root}/`, blockSize };
+  return {
+    accountName,
+    accountKey,
+    container,
+    serviceUrl,
+    rootPrefix: root === "" ? "" : `${root}/`,
+    blockSize,
+  };
 }
 
 /** Runs `task` for each item with at most `limit` running at once. */
-async function forEachLimited<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+async function forEachLimited<T>(
+  items: T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) await task(items[next++]!);
@@ -141,9 +163,13 @@ export class AzureDriver implements StorageDriver {
       options.accountKey === undefined
         ? undefined
         : new StorageSharedKeyCredential(options.accountName, options.accountKey);
-    this.service = new BlobServiceClient(`${options.serviceUrl}`, this.sharedKey ?? new DefaultAzureCredential(), {
-      userAgentOptions: { userAgentPrefix: "berth" },
-    });
+    this.service = new BlobServiceClient(
+      `${options.serviceUrl}`,
+      this.sharedKey ?? new DefaultAzureCredential(),
+      {
+        userAgentOptions: { userAgentPrefix: "berth" },
+      },
+    );
     this.container = this.service.getContainerClient(options.container);
   }
 
@@ -165,7 +191,8 @@ export class AzureDriver implements StorageDriver {
     try {
       await put();
     } catch (error) {
-      if (serviceErrorCode(error) !== "InvalidBlobType") throw translateError(error, "putContent", path);
+      if (serviceErrorCode(error) !== "InvalidBlobType")
+        throw translateError(error, "putContent", path);
       // An append blob (as older distribution releases wrote) cannot be overwritten by Put Blob.
       try {
         await blob.deleteIfExists();
@@ -189,15 +216,26 @@ export class AzureDriver implements StorageDriver {
   }
 
   async writer(path: StoragePath, append: boolean): Promise<FileWriter> {
-    const target: WriterTarget = { blob: this.blob(path), path, write: (request) => this.write(request) };
-    return append ? resumeWriter(target, this.options.blockSize) : startWriter(target, this.options.blockSize);
+    const target: WriterTarget = {
+      blob: this.blob(path),
+      path,
+      write: (request) => this.write(request),
+    };
+    return append
+      ? resumeWriter(target, this.options.blockSize)
+      : startWriter(target, this.options.blockSize);
   }
 
   async stat(path: StoragePath): Promise<FileInfo> {
     if (path !== "/") {
       try {
         const properties = await this.blob(path).getProperties();
-        return { path, size: properties.contentLength ?? 0, modTime: properties.lastModified ?? new Date(0), isDir: false };
+        return {
+          path,
+          size: properties.contentLength ?? 0,
+          modTime: properties.lastModified ?? new Date(0),
+          isDir: false,
+        };
       } catch (error) {
         if (serviceStatus(error) !== 404) throw translateError(error, "stat", path);
       }
@@ -219,7 +257,9 @@ export class AzureDriver implements StorageDriver {
   async list(path: StoragePath): Promise<StoragePath[]> {
     const children: StoragePath[] = [];
     try {
-      for await (const item of this.container.listBlobsByHierarchy("/", { prefix: this.prefixOf(path) })) {
+      for await (const item of this.container.listBlobsByHierarchy("/", {
+        prefix: this.prefixOf(path),
+      })) {
         const name = item.kind === "prefix" ? item.name.replace(/\/$/, "") : item.name;
         children.push(this.pathOf(name));
       }
@@ -235,13 +275,16 @@ export class AzureDriver implements StorageDriver {
   async move(sourcePath: StoragePath, destPath: StoragePath): Promise<void> {
     const source = this.blob(sourcePath);
     if (sourcePath === destPath) {
-      if (!(await this.isFile(sourcePath, "move"))) throw new PathNotFoundError(DRIVER_NAME, sourcePath);
+      if (!(await this.isFile(sourcePath, "move")))
+        throw new PathNotFoundError(DRIVER_NAME, sourcePath);
       return;
     }
     const dest = this.blob(destPath);
     try {
       // A server-side copy within the account, authorized by this client's own credential.
-      const poller = await this.write(() => dest.beginCopyFromURL(source.url, { intervalInMs: 250 }));
+      const poller = await this.write(() =>
+        dest.beginCopyFromURL(source.url, { intervalInMs: 250 }),
+      );
       const result = await poller.pollUntilDone();
       if (result.copyStatus !== "success") {
         throw new BackendError(DRIVER_NAME, "move", sourcePath, {
@@ -263,7 +306,8 @@ export class AzureDriver implements StorageDriver {
     try {
       found = (await this.blob(path).deleteIfExists()).succeeded;
       const names: string[] = [];
-      for await (const item of this.container.listBlobsFlat({ prefix: this.prefixOf(path) })) names.push(item.name);
+      for await (const item of this.container.listBlobsFlat({ prefix: this.prefixOf(path) }))
+        names.push(item.name);
       await forEachLimited(names, DELETE_CONCURRENCY, async (name) => {
         // Gone already (a concurrent delete) is as good as deleted.
         if ((await this.container.getBlobClient(name).deleteIfExists()).succeeded) found = true;
@@ -276,8 +320,11 @@ export class AzureDriver implements StorageDriver {
 
   async redirectURL(path: StoragePath, options: RedirectOptions = {}): Promise<string | null> {
     const expiresOn = new Date(Date.now() + (options.expiresIn ?? DEFAULT_REDIRECT_SECONDS) * 1000);
-    // Read permission covers GET and HEAD.
-    const sas = { permissions: BlobSASPermissions.parse("r"), expiresOn };
+    // Read permission covers GET and HEAD; an https service is never signed for plain http.
+    const protocol = this.options.serviceUrl.startsWith("https:")
+      ? SASProtocol.Https
+      : SASProtocol.HttpsAndHttp;
+    const sas = { permissions: BlobSASPermissions.parse("r"), expiresOn, protocol };
     const blob = this.container.getBlobClient(this.blobName(path));
     try {
       if (this.sharedKey !== undefined) return await blob.generateSasUrl(sas);
@@ -330,7 +377,9 @@ export class AzureDriver implements StorageDriver {
     if (Date.now() < this.delegationDeniedUntil) return null;
     if (this.delegationKey === undefined || this.delegationKeyExpiry <= until.getTime()) {
       const startsOn = new Date(Date.now() - 5 * 60 * 1000);
-      const expiresOn = new Date(Math.max(until.getTime(), Date.now() + DELEGATION_KEY_SECONDS * 1000));
+      const expiresOn = new Date(
+        Math.max(until.getTime(), Date.now() + DELEGATION_KEY_SECONDS * 1000),
+      );
       this.delegationKeyExpiry = expiresOn.getTime();
       this.delegationKey = this.service.getUserDelegationKey(startsOn, expiresOn);
     }

@@ -18,7 +18,12 @@
 
 import { randomBytes } from "node:crypto";
 import type { BlockBlobClient } from "@azure/storage-blob";
-import { PathNotFoundError, WriterClosedError, type FileWriter, type StoragePath } from "../driver.js";
+import {
+  PathNotFoundError,
+  WriterClosedError,
+  type FileWriter,
+  type StoragePath,
+} from "../driver.js";
 import { DRIVER_NAME, translateError } from "./errors.js";
 
 type BlockKind = "d" | "e" | "x";
@@ -33,7 +38,9 @@ function newSession(): string {
 }
 
 function blockId(session: string, kind: BlockKind, seq: number): string {
-  return Buffer.from(`${session}${kind}${String(seq).padStart(SEQ_DIGITS, "0")}`).toString("base64");
+  return Buffer.from(`${session}${kind}${String(seq).padStart(SEQ_DIGITS, "0")}`).toString(
+    "base64",
+  );
 }
 
 /** What a resumed writer continues from: its session, data blocks so far and their total size. */
@@ -50,7 +57,10 @@ interface ResumePoint {
  */
 async function findResumePoint(blob: BlockBlobClient): Promise<ResumePoint | null> {
   const list = await blob.getBlockList("uncommitted");
-  const sessions = new Map<string, { data: Map<number, number>; empty: boolean; cancelled: boolean }>();
+  const sessions = new Map<
+    string,
+    { data: Map<number, number>; empty: boolean; cancelled: boolean }
+  >();
   for (const block of list.uncommittedBlocks ?? []) {
     const match = BLOCK_ID_PATTERN.exec(Buffer.from(block.name, "base64").toString("latin1"));
     if (match === null) continue;
@@ -92,7 +102,10 @@ export function startWriter(target: WriterTarget, blockSize: number): AzureBlock
 }
 
 /** Resumes the newest close()d session at the target's path; PathNotFoundError if there is none. */
-export async function resumeWriter(target: WriterTarget, blockSize: number): Promise<AzureBlockWriter> {
+export async function resumeWriter(
+  target: WriterTarget,
+  blockSize: number,
+): Promise<AzureBlockWriter> {
   let point: ResumePoint | null;
   try {
     point = await findResumePoint(target.blob);
@@ -166,10 +179,9 @@ export class AzureBlockWriter implements FileWriter {
     await this.stageBuffered();
     const ids = Array.from({ length: this.blocks }, (_, seq) => blockId(this.session, "d", seq));
     try {
-      // An empty blob has no blocks to list; Put Blob also drops every uncommitted block.
-      await this.target.write(() =>
-        ids.length === 0 ? this.target.blob.upload(Buffer.alloc(0), 0) : this.target.blob.commitBlockList(ids),
-      );
+      // Put Block List, even with no blocks for empty content: it also drops every other
+      // uncommitted block of the blob (older sessions, markers), here and on Azurite alike.
+      await this.target.write(() => this.target.blob.commitBlockList(ids));
     } catch (error) {
       throw translateError(error, "commit", this.target.path);
     }
@@ -178,7 +190,11 @@ export class AzureBlockWriter implements FileWriter {
 
   private async stageBuffered(): Promise<void> {
     if (this.filled === 0) return;
-    await this.stage(blockId(this.session, "d", this.blocks), this.buffer!.subarray(0, this.filled), "write");
+    await this.stage(
+      blockId(this.session, "d", this.blocks),
+      this.buffer!.subarray(0, this.filled),
+      "write",
+    );
     this.blocks++;
     this.filled = 0;
   }
@@ -198,6 +214,7 @@ export class AzureBlockWriter implements FileWriter {
   }
 
   private checkOpen(): void {
-    if (this.state !== "open") throw new WriterClosedError(DRIVER_NAME, this.target.path, this.state);
+    if (this.state !== "open")
+      throw new WriterClosedError(DRIVER_NAME, this.target.path, this.state);
   }
 }
