@@ -44,11 +44,12 @@ export function toDriverError(error: unknown, target: S3Target): Error {
     target.key === undefined ? `s3://${target.bucket}` : `s3://${target.bucket}/${target.key}`;
   const sdk = error as SdkError;
   const status = httpStatus(error);
-  // The SDK's own message is sometimes only "UnknownError"; the code and status say more.
-  const detail = [sdk?.name ?? sdk?.Code, status === undefined ? undefined : `HTTP ${status}`]
-    .filter(Boolean)
-    .join(", ");
-  const message = sdk?.message && sdk.message !== sdk.name ? sdk.message : "no message";
-  const cause = new Error(detail ? `${message} (${detail})` : message, { cause: error });
+  const code = sdk?.Code ?? sdk?.name;
+  // Without an error body (HEAD, some RGW answers) the SDK's message is only "UnknownError".
+  const informative = sdk?.message && sdk.message !== code && sdk.message !== "UnknownError";
+  const text = [code, informative ? sdk.message : undefined].filter(Boolean).join(": ") || "failed";
+  const cause = new Error(status === undefined ? text : `${text} (HTTP ${status})`, {
+    cause: error,
+  });
   return new BackendError(DRIVER_NAME, `${target.operation} ${where}`, target.path, { cause });
 }

@@ -185,6 +185,24 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
     });
   });
 
+  describe("s3 errors", () => {
+    it("a missing bucket is a backend error naming the operation and bucket, not a missing path", async () => {
+      const driver = await driverFor({ bucket: "no-such-bucket" });
+      for (const call of [
+        () => driver.getContent("/a/b"),
+        () => driver.stat("/a/b"),
+        () => driver.putContent("/a/b", Buffer.from("x")),
+      ]) {
+        await assert.rejects(call(), (error: Error & { code?: string }) => {
+          assert.equal(error.code, DriverErrorCode.Backend);
+          assert.match(error.message, /s3:\/\/no-such-bucket/);
+          assert.match(error.message, /NoSuchBucket/);
+          return true;
+        });
+      }
+    });
+  });
+
   describe("s3 parameters", () => {
     const base = () => ({ bucket, region: ceph.region, regionendpoint: ceph.endpoint });
     const cases: [string, Record<string, unknown>, string][] = [
