@@ -381,3 +381,28 @@ describe("Go durations and addresses", () => {
     }
   });
 });
+
+describe("driver sections", () => {
+  it("pass the s3 and azure sections through as the drivers' parameters", () => {
+    const s3 = parseConfig("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /r\n", {
+      REGISTRY_STORAGE: "s3",
+      REGISTRY_STORAGE_S3_BUCKET: "images",
+      REGISTRY_STORAGE_S3_REGION: "us-east-1",
+      REGISTRY_STORAGE_S3_REGIONENDPOINT: "http://127.0.0.1:7480",
+      REGISTRY_STORAGE_S3_FORCEPATHSTYLE: "true",
+    });
+    assert.equal(s3.storage.driver, "s3");
+    assert.deepEqual(s3.storage.parameters, {
+      bucket: "images",
+      region: "us-east-1",
+      regionendpoint: "http://127.0.0.1:7480",
+      forcepathstyle: "true",
+    });
+    const azure = parseConfig(
+      "version: 0.1\nstorage:\n  azure:\n    accountname: devstoreaccount1\n    container: registry\n",
+      {},
+    );
+    assert.equal(azure.storage.driver, "azure");
+    assert.deepEqual(azure.storage.parameters, { accountname: "devstoreaccount1", container: "registry" });
+  });
+});

@@ -414,7 +414,10 @@ function readHttp(reader: ConfigReader, tree: Mapping): HttpConfig {
       reader.fail("http.host", `${JSON.stringify(host)} is not an http(s) URL such as https://registry.example.com`);
       host = undefined;
     } else {
-      host = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+      // As in distribution, only the scheme and authority count: paths come from the routes
+      // (and http.prefix).
+      if (url.pathname !== "/") reader.warn("http.host", `the path ${url.pathname} is ignored; use http.prefix`);
+      host = url.origin;
     }
   }
 
