@@ -1,0 +1,314 @@
+// `npm run bench`: Berth against distribution (Debian's docker-registry) in one run, through the
+// /v2/ API only, each registry a child process on its own throwaway filesystem root. Repetitions
+// alternate between the registries (A B, B A, A B) so drift on a shared machine hits both alike,
+// and every write repetition starts after `sync`, so one registry's dirty pages are not flushed on
+// the other's clock. Table on stdout, JSON lines with --json, progress on stderr.
+
+import { Command, InvalidArgumentError } from "commander";
+import { execFile, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { promisify } from "node:util";
+import { RegistryClient } from "./client.js";
+import { ContentSource } from "./content.js";
+import { compare, formatTable, type RegistryResults, type WorkloadResult } from "./report.js";
+import {
+  connectRegistry,
+  onPath,
+  startBerth,
+  startDistribution,
+  type RegistryUnderTest,
+} from "./registries.js";
+import { Meter, WORKLOADS, type Workload, type WorkloadContext } from "./workloads.js";
+
+const execFileAsync = promisify(execFile);
+const MiB = 1024 * 1024;
+
+interface Options {
+  url?: string;
+  pid?: number;
+  json?: string;
+  repetitions: number;
+  loadSeconds: number;
+  only?: string[];
+  distribution: boolean;
+  cpuProf?: string;
+  seed?: string;
+}
+
+const started = Date.now();
+
+function progress(message: string): void {
+  process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${message}\n`);
+}
+
+function positiveInteger(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1)
+    throw new InvalidArgumentError(`not a positive integer: ${value}`);
+  return parsed;
+}
+
+function parseOptions(): Options {
+  const workloadIds = WORKLOADS.map((workload) => workload.id);
+  const program = new Command()
+    .name("npm run bench --")
+    .description(
+      "Berth against distribution (docker-registry) side by side, or any registry with --url",
+    )
+    .option("--url <url>", "bench this running registry instead of starting Berth and distribution")
+    .option(
+      "--pid <pid>",
+      "with --url: the registry's process id, for its memory and CPU figures",
+      positiveInteger,
+    )
+    .option("--json <file>", "also write the results as JSON lines to this file")
+    .option("--repetitions <n>", "repetitions per workload (the median counts)", positiveInteger, 3)
+    .option("--load-seconds <s>", "seconds of each small-request load run", positiveInteger, 5)
+    .option(
+      "--only <ids>",
+      `run only these workloads (comma-separated: ${workloadIds.join(", ")})`,
+      (value) =>
+        value.split(",").map((id) => {
+          if (!workloadIds.includes(id)) throw new InvalidArgumentError(`unknown workload ${id}`);
+          return id;
+        }),
+    )
+    .option("--no-distribution", "bench Berth alone")
+    .option("--cpu-prof <dir>", "run Berth under node --cpu-prof, profiles into this directory")
+    .option("--seed <hex>", "content seed (default: random per run)")
+    .parse();
+  return program.opts<Options>();
+}
+
+function machine(): Record<string, unknown> {
+  const cores = cpus();
+  let disk = "unknown";
+  try {
+    disk =
+      execFileSync("df", ["-T", "-h", tmpdir()], { encoding: "utf8" }).trim().split("\n")[1] ??
+      disk;
+  } catch {
+    // df missing: the disk stays unknown.
+  }
+  return {
+    cores: cores.length,
+    cpu: cores[0]?.model,
+    memoryGiB: Math.round(totalmem() / 1024 ** 3),
+    node: process.version,
+    tmpdir: tmpdir(),
+    disk: disk.replace(/\s+/g, " "),
+  };
+}
+
+async function startRegistries(
+  options: Options,
+): Promise<{ registries: RegistryUnderTest[]; note?: string }> {
+  if (options.url !== undefined)
+    return { registries: [await connectRegistry(options.url, options.pid)] };
+  const registries = [await startBerth({ cpuProfileDir: options.cpuProf })];
+  if (!options.distribution) return { registries, note: "distribution not run: --no-distribution" };
+  if (!onPath("docker-registry")) {
+    return {
+      registries,
+      note: "distribution not run: docker-registry is not installed (apt package docker-registry); Berth alone, no ratios",
+    };
+  }
+  try {
+    registries.push(await startDistribution());
+  } catch (error) {
+    await registries[0]?.stop();
+    throw error;
+  }
+  return { registries };
+}
+
+async function idleRssMiB(registry: RegistryUnderTest): Promise<number | undefined> {
+  return registry.process === undefined ? undefined : (await registry.process.memory()).rss / MiB;
+}
+
+async function runWorkload(
+  workload: Workload,
+  contexts: WorkloadContext[],
+  results: RegistryResults[],
+  repetitions: number,
+): Promise<void> {
+  const resultOf = (index: number): WorkloadResult => {
+    const registryResults = results[index] as RegistryResults;
+    let result = registryResults.workloads.get(workload.id);
+    if (result === undefined) {
+      result = { figures: new Map(), serverCpuSeconds: [], clientCpuSeconds: [], timedSeconds: [] };
+      registryResults.workloads.set(workload.id, result);
+    }
+    return result;
+  };
+  for (const [index, context] of contexts.entries()) {
+    try {
+      await workload.prepare?.(context);
+    } catch (error) {
+      resultOf(index).error = (error as Error).message;
+      progress(
+        `${workload.id} ${context.registry.name}: setup failed: ${(error as Error).message}`,
+      );
+    }
+  }
+  for (let repetition = 0; repetition < repetitions; repetition++) {
+    const order = contexts.map((_, index) => index);
+    if (repetition % 2 === 1) order.reverse();
+    for (const index of order) {
+      const context = contexts[index] as WorkloadContext;
+      const result = resultOf(index);
+      if (result.error !== undefined) continue;
+      if (workload.writes) await execFileAsync("sync");
+      const meter = new Meter(context.registry);
+      try {
+        const figures = await workload.run(context, meter, repetition);
+        for (const [id, value] of Object.entries(figures)) {
+          result.figures.set(id, [...(result.figures.get(id) ?? []), value]);
+        }
+        result.serverCpuSeconds.push(
+          context.registry.process === undefined ? Number.NaN : meter.serverCpuSeconds,
+        );
+        result.clientCpuSeconds.push(meter.clientCpuSeconds);
+        result.timedSeconds.push(meter.seconds);
+        const shown = Object.entries(figures)
+          .map(([id, value]) => `${id} ${value.toFixed(1)}`)
+          .join(", ");
+        const clientShare = ((meter.clientCpuSeconds / meter.seconds) * 100).toFixed(0);
+        progress(
+          `${workload.id} ${context.registry.name} ${repetition + 1}/${repetitions}: ${shown}` +
+            ` (server CPU ${meter.serverCpuSeconds.toFixed(2)} s, client CPU ${clientShare}% of a core)`,
+        );
+      } catch (error) {
+        result.error = (error as Error).message;
+        progress(`${workload.id} ${context.registry.name}: failed: ${(error as Error).message}`);
+      }
+    }
+  }
+}
+
+function jsonLines(
+  options: Options,
+  seed: Buffer,
+  note: string | undefined,
+  results: RegistryResults[],
+  rows: ReturnType<typeof compare>,
+): string {
+  const lines: unknown[] = [
+    {
+      type: "run",
+      startedAt: new Date(started).toISOString(),
+      seed: seed.toString("hex"),
+      machine: machine(),
+      repetitions: options.repetitions,
+      loadSeconds: options.loadSeconds,
+      registries: results.map((result) => result.name),
+      note,
+    },
+  ];
+  for (const result of results) {
+    lines.push({ type: "idle", registry: result.name, idleRssMiB: result.idleRssMiB });
+    for (const [workload, figures] of result.workloads) {
+      lines.push({
+        type: "result",
+        registry: result.name,
+        workload,
+        figures: Object.fromEntries(figures.figures),
+        serverCpuSeconds: figures.serverCpuSeconds,
+        clientCpuSeconds: figures.clientCpuSeconds,
+        timedSeconds: figures.timedSeconds,
+        error: figures.error,
+      });
+    }
+  }
+  for (const row of rows) {
+    lines.push({
+      type: "comparison",
+      metric: row.metric.id,
+      title: row.metric.title,
+      unit: row.metric.unit,
+      better: row.metric.better,
+      [results[0]?.name ?? "subject"]: row.subject,
+      ...(results[1] === undefined ? {} : { [results[1].name]: row.baseline, ratio: row.ratio }),
+      goal: row.goal,
+      met: row.met,
+      errors: row.errors.length > 0 ? row.errors : undefined,
+    });
+  }
+  lines.push({ type: "end", seconds: (Date.now() - started) / 1000 });
+  return lines.map((line) => JSON.stringify(line)).join("\n") + "\n";
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  const seed = options.seed === undefined ? randomBytes(16) : Buffer.from(options.seed, "hex");
+  const content = new ContentSource(seed);
+  const workloads = WORKLOADS.filter(
+    (workload) => options.only === undefined || options.only.includes(workload.id),
+  );
+  progress(`machine: ${JSON.stringify(machine())}; seed ${seed.toString("hex")}`);
+
+  const { registries, note } = await startRegistries(options);
+  if (note !== undefined) progress(note);
+  const clients = registries.map((registry) => new RegistryClient(registry.url));
+  const stopAll = async () => {
+    for (const client of clients) client.close();
+    await Promise.all(registries.map((registry) => registry.stop()));
+  };
+  process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
+
+  const results: RegistryResults[] = registries.map((registry) => ({
+    name: registry.name,
+    idleRssMiB: undefined,
+    workloads: new Map(),
+  }));
+  try {
+    // Let start-up work (JIT, GC, lazy loading) settle before calling the server idle.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    for (const [index, registry] of registries.entries()) {
+      const idle = await idleRssMiB(registry);
+      (results[index] as RegistryResults).idleRssMiB = idle;
+      progress(
+        `${registry.name} at ${registry.url}: idle RSS ${idle === undefined ? "unknown" : `${idle.toFixed(1)} MiB`}`,
+      );
+    }
+    const contexts: WorkloadContext[] = registries.map((registry, index) => ({
+      registry,
+      client: clients[index] as RegistryClient,
+      content,
+      loadSeconds: options.loadSeconds,
+      state: new Map(),
+    }));
+    for (const workload of workloads) {
+      const reason = workload.unavailable?.();
+      if (reason !== undefined) {
+        progress(`${workload.id}: skipped, ${reason}`);
+        continue;
+      }
+      progress(`${workload.id}: ${workload.title}`);
+      await runWorkload(workload, contexts, results, options.repetitions);
+    }
+  } finally {
+    await stopAll();
+  }
+
+  const subject = results[0] as RegistryResults;
+  const baseline = results[1];
+  const rows = compare(workloads, subject, baseline);
+  const seconds = (Date.now() - started) / 1000;
+  process.stdout.write(`${formatTable(rows, subject.name, baseline?.name)}\n`);
+  if (note !== undefined) process.stdout.write(`${note}\n`);
+  process.stdout.write(
+    `run took ${seconds.toFixed(0)} s; ratio = ${subject.name} ÷ ${baseline?.name ?? "—"}\n`,
+  );
+  if (options.json !== undefined) {
+    await writeFile(options.json, jsonLines(options, seed, note, results, rows));
+    progress(`JSON lines written to ${options.json}`);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,185 @@
+// The registries under test. Each runs as its own child process on a throwaway filesystem root,
+// so its memory and CPU are read from /proc apart from the load generator's: Berth through its
+// CLI (`node dist/src/cli/main.js serve config.yml`), distribution as Debian's `docker-registry`.
+// Both get the same distribution-shaped config: filesystem storage, loopback address, warnings
+// only, no access log, no upload purging.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ProcessStats } from "./process.js";
+
+/** A registry the workloads run against. */
+export interface RegistryUnderTest {
+  /** How the table names it: "Berth", "distribution", or the URL given. */
+  readonly name: string;
+  /** `http://127.0.0.1:<port>`, no trailing slash. */
+  readonly url: string;
+  /** `127.0.0.1:<port>`, the host part of image references. */
+  readonly host: string;
+  /** The server process, when known: memory and CPU figures need it. */
+  readonly process: ProcessStats | undefined;
+  /** Stops the process (when the bench started it) and removes its root. */
+  stop(): Promise<void>;
+}
+
+/** The compiled Berth CLI beside this compiled file (dist/bench → dist/src/cli). */
+export const BERTH_CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+/** Options for starting Berth. */
+export interface BerthOptions {
+  /** Run Berth under `node --cpu-prof`, writing the profile into this directory on exit. */
+  cpuProfileDir?: string | undefined;
+}
+
+/** Starts Berth from the checkout's build. */
+export async function startBerth(options: BerthOptions = {}): Promise<RegistryUnderTest> {
+  if (!existsSync(BERTH_CLI)) {
+    throw new Error(`Berth's CLI is not built: ${BERTH_CLI} is missing`);
+  }
+  const nodeFlags =
+    options.cpuProfileDir === undefined
+      ? []
+      : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir];
+  return startChild("Berth", (config) => [
+    process.execPath,
+    [...nodeFlags, BERTH_CLI, "serve", config],
+  ]);
+}
+
+/** Starts Debian's docker-registry (distribution 2.8.2). */
+export async function startDistribution(): Promise<RegistryUnderTest> {
+  return startChild("distribution", (config) => ["docker-registry", ["serve", config]]);
+}
+
+/** A registry someone else runs; `pid` enables its memory and CPU figures. */
+export async function connectRegistry(
+  url: string,
+  pid: number | undefined,
+): Promise<RegistryUnderTest> {
+  const parsed = new URL(url);
+  if (parsed.protocol !== "http:") throw new Error(`--url ${url}: only http:// is supported`);
+  const base = parsed.origin;
+  await waitForApi(base, 5_000, undefined);
+  return {
+    name: base,
+    url: base,
+    host: parsed.host,
+    process: pid === undefined ? undefined : new ProcessStats(pid),
+    stop: async () => undefined,
+  };
+}
+
+/** Whether an executable is on PATH. */
+export function onPath(command: string): boolean {
+  return (process.env.PATH ?? "")
+    .split(":")
+    .some((directory) => directory !== "" && existsSync(join(directory, command)));
+}
+
+type Command = (configPath: string) => [string, string[]];
+
+async function startChild(name: string, command: Command): Promise<RegistryUnderTest> {
+  const work = await mkdtemp(join(tmpdir(), `berth-bench-${name.toLowerCase()}-`));
+  const root = join(work, "root");
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  const configPath = join(work, "config.yml");
+  // JSON is YAML, so no serializer is needed.
+  const config = {
+    version: 0.1,
+    log: { level: "warn", accesslog: { disabled: true } },
+    storage: {
+      filesystem: { rootdirectory: root },
+      maintenance: { uploadpurging: { enabled: false } },
+    },
+    http: { addr: host, secret: "berth-bench-secret" },
+  };
+  await writeFile(configPath, JSON.stringify(config, null, 2));
+
+  const [file, args] = command(configPath);
+  const child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const keep = (text: string) => (output = (output + text).slice(-8192));
+  child.stdout?.setEncoding("utf8").on("data", keep);
+  child.stderr?.setEncoding("utf8").on("data", keep);
+  const url = `http://${host}`;
+  try {
+    await waitForApi(url, 20_000, child);
+  } catch (error) {
+    child.kill("SIGKILL");
+    await rm(work, { recursive: true, force: true });
+    throw new Error(`${name} did not start: ${(error as Error).message}\n${output}`);
+  }
+  if (child.pid === undefined) throw new Error(`${name} has no pid`);
+  return {
+    name,
+    url,
+    host,
+    process: new ProcessStats(child.pid),
+    stop: async () => {
+      await stopChild(child);
+      await rm(work, { recursive: true, force: true });
+    },
+  };
+}
+
+/** SIGTERM, so a `--cpu-prof` child exits normally and writes its profile; SIGKILL after 10 s. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitForApi(
+  url: string,
+  timeoutMs: number,
+  child: ChildProcess | undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "no answer";
+  while (Date.now() < deadline) {
+    if (child !== undefined && child.exitCode !== null)
+      throw new Error(`exited with ${child.exitCode}`);
+    try {
+      const status = await getStatus(`${url}/v2/`);
+      if (status === 200) return;
+      last = `GET /v2/ answered ${status}`;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`GET ${url}/v2/ did not answer 200 within ${timeoutMs} ms (${last})`);
+}
+
+function getStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false }, (response) => {
+      response.resume();
+      response.on("end", () => resolve(response.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  server.close();
+  await once(server, "close");
+  if (address === null || typeof address === "string") throw new Error("no port from listen(0)");
+  return address.port;
+}

@@ -1,0 +1,428 @@
+// The workloads of issue 7, each a function of one registry and one repetition. A workload times
+// only the traffic it is about (digests of the content it will send are computed before the clock
+// starts) through a Meter, which also takes the server's CPU seconds and the client's CPU over
+// exactly that window. After the clock stops it checks the result: pushed blobs answer HEAD with
+// their digest and size, pulled bytes are counted and hashed at least once per registry.
+
+import autocannon from "autocannon";
+import { createHash } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { RegistryClient } from "./client.js";
+import type { BlobContent, ContentSource } from "./content.js";
+import { onPath, type RegistryUnderTest } from "./registries.js";
+import { LAYOUT_TAG, readLayoutManifest, skopeoCopy, writeImageLayout } from "./skopeo.js";
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/** Whether a bigger figure is better. */
+export type Better = "higher" | "lower";
+
+/** One figure a workload reports. */
+export interface Metric {
+  id: string;
+  title: string;
+  unit: string;
+  better: Better;
+  /** How repetitions combine: the median, or the maximum (peaks: the worst one counts). */
+  aggregate: "median" | "max";
+}
+
+/** Everything a workload needs about the registry it runs against. */
+export interface WorkloadContext {
+  registry: RegistryUnderTest;
+  client: RegistryClient;
+  content: ContentSource;
+  /** Seconds of each small-request load run. */
+  loadSeconds: number;
+  /** Facts a workload leaves for a later one (the 1 GiB blob the pull reads). */
+  state: Map<string, unknown>;
+}
+
+/** Times the parts of a repetition that count, with the CPU both sides spent meanwhile. */
+export class Meter {
+  readonly #registry: RegistryUnderTest;
+  seconds = 0;
+  serverCpuSeconds = 0;
+  clientCpuSeconds = 0;
+
+  constructor(registry: RegistryUnderTest) {
+    this.#registry = registry;
+  }
+
+  async time<T>(work: () => Promise<T>): Promise<{ seconds: number; value: T }> {
+    const server = this.#registry.process;
+    const serverBefore = server === undefined ? 0 : await server.cpuSeconds();
+    const clientBefore = process.cpuUsage();
+    const start = process.hrtime.bigint();
+    const value = await work();
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const client = process.cpuUsage(clientBefore);
+    const serverAfter = server === undefined ? 0 : await server.cpuSeconds();
+    this.seconds += seconds;
+    this.serverCpuSeconds += serverAfter - serverBefore;
+    this.clientCpuSeconds += (client.user + client.system) / 1e6;
+    return { seconds, value };
+  }
+}
+
+/** A workload: metrics it reports and one repetition. */
+export interface Workload {
+  id: string;
+  title: string;
+  metrics: Metric[];
+  /** The workload writes blobs: the runner flushes the page cache's dirty pages (`sync`) first. */
+  writes: boolean;
+  /** Untimed setup, once per registry. */
+  prepare?(context: WorkloadContext): Promise<void>;
+  /** One repetition; returns a figure per metric id. */
+  run(context: WorkloadContext, meter: Meter, repetition: number): Promise<Record<string, number>>;
+  /** Why the workload cannot run here, or undefined when it can. */
+  unavailable?(): string | undefined;
+}
+
+const throughput = (id: string, title: string): Metric => ({
+  id,
+  title,
+  unit: "MB/s",
+  better: "higher",
+  aggregate: "median",
+});
+const peakRss = (id: string, title: string): Metric => ({
+  id,
+  title,
+  unit: "MiB",
+  better: "lower",
+  aggregate: "max",
+});
+
+/** Megabytes (10^6 bytes) per second, the unit disks and the issue quote. */
+function megabytesPerSecond(bytes: number, seconds: number): number {
+  return bytes / 1e6 / seconds;
+}
+
+/** Monolithic push of `size` bytes (POST, then PUT with the body), with the server's peak RSS. */
+function monolithicPush(id: string, size: number, title: string): Workload {
+  return {
+    id,
+    title,
+    metrics: [throughput(id, title), peakRss(`${id}-peak-rss`, `server peak RSS, ${title}`)],
+    writes: true,
+    async run(context, meter, repetition) {
+      const { client, registry } = context;
+      const blob = context.content.blob(`${registry.name}/${id}/${repetition}`, size);
+      blob.digest();
+      const watch = await registry.process?.watchPeak();
+      const { seconds } = await meter.time(() => client.pushMonolithic("bench/push", blob));
+      const peak = watch === undefined ? Number.NaN : await watch();
+      await client.verifyBlob("bench/push", blob.digest(), blob.size, title);
+      context.state.set(`${id}-blob`, blob);
+      return { [id]: megabytesPerSecond(size, seconds), [`${id}-peak-rss`]: peak / MiB };
+    },
+  };
+}
+
+const chunkedPush: Workload = {
+  id: "push-chunked-256m",
+  title: "chunked push 256 MiB in 8 MiB PATCHes",
+  metrics: [throughput("push-chunked-256m", "chunked push 256 MiB / 8 MiB")],
+  writes: true,
+  async run(context, meter, repetition) {
+    const { client, registry } = context;
+    const blob = context.content.blob(`${registry.name}/chunked/${repetition}`, 256 * MiB);
+    blob.digest();
+    const { seconds } = await meter.time(() => client.pushChunked("bench/chunked", blob, 8 * MiB));
+    await client.verifyBlob("bench/chunked", blob.digest(), blob.size, this.title);
+    return { "push-chunked-256m": megabytesPerSecond(blob.size, seconds) };
+  },
+};
+
+/** Pull of the last 1 GiB blob pushed (or one pushed now), hashed once untimed, then timed. */
+const pull: Workload = {
+  id: "pull-1g",
+  title: "blob pull 1 GiB",
+  metrics: [throughput("pull-1g", "pull 1 GiB")],
+  writes: false,
+  async prepare(context) {
+    let blob = context.state.get("push-1g-blob") as BlobContent | undefined;
+    if (blob === undefined) {
+      blob = context.content.blob(`${context.registry.name}/pull`, GiB);
+      await context.client.pushMonolithic("bench/push", blob);
+    }
+    const pulled = await context.client.pull("bench/push", blob.digest(), true);
+    if (pulled.digest !== blob.digest() || pulled.bytes !== blob.size) {
+      throw new Error(
+        `pull of ${blob.digest()} (${blob.size} bytes) got ${pulled.digest} (${pulled.bytes} bytes)`,
+      );
+    }
+    context.state.set("pull-blob", blob);
+  },
+  async run(context, meter) {
+    const blob = context.state.get("pull-blob") as BlobContent;
+    const { seconds, value } = await meter.time(() =>
+      context.client.pull("bench/push", blob.digest(), false),
+    );
+    if (value.bytes !== blob.size) throw new Error(`pull got ${value.bytes} bytes of ${blob.size}`);
+    return { "pull-1g": megabytesPerSecond(blob.size, seconds) };
+  },
+};
+
+/** The small image the request-rate workloads read: a config, one 4 KiB layer, a tagged manifest. */
+interface SmallImage {
+  repository: string;
+  tag: string;
+  layerDigest: string;
+  manifestDigest: string;
+}
+
+const MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json";
+
+async function smallImage(context: WorkloadContext): Promise<SmallImage> {
+  const existing = context.state.get("small-image") as SmallImage | undefined;
+  if (existing !== undefined) return existing;
+  const repository = "bench/small";
+  const { client, content, registry } = context;
+  const layer = content.blob(`${registry.name}/small-layer`, 4096);
+  await client.pushBytes(repository, layer.digest(), layer.bytes());
+  const configBytes = Buffer.from(
+    JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      rootfs: { type: "layers", diff_ids: [layer.digest()] },
+    }),
+  );
+  const configDigest = digestOf(configBytes);
+  await client.pushBytes(repository, configDigest, configBytes);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MANIFEST_TYPE,
+      config: {
+        mediaType: "application/vnd.oci.image.config.v1+json",
+        digest: configDigest,
+        size: configBytes.length,
+      },
+      layers: [
+        {
+          mediaType: "application/vnd.oci.image.layer.v1.tar",
+          digest: layer.digest(),
+          size: layer.size,
+        },
+      ],
+    }),
+  );
+  const manifestDigest = digestOf(manifest);
+  await client.putManifest(repository, "latest", MANIFEST_TYPE, manifest);
+  const got = await client.getManifest(repository, "latest", MANIFEST_TYPE);
+  if (!got.bytes.equals(manifest))
+    throw new Error(`GET ${repository}:latest does not return the manifest put`);
+  const image = { repository, tag: "latest", layerDigest: layer.digest(), manifestDigest };
+  context.state.set("small-image", image);
+  return image;
+}
+
+function digestOf(bytes: Buffer): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
+
+/** Autocannon against one URL with 32 keep-alive connections; req/s and p99 latency. */
+function requestRate(
+  id: string,
+  title: string,
+  method: "GET" | "HEAD",
+  path: (image: SmallImage) => string,
+  headers: Record<string, string> = {},
+): Workload {
+  return {
+    id,
+    title,
+    metrics: [
+      { id, title: `${title} (req/s)`, unit: "req/s", better: "higher", aggregate: "median" },
+      { id: `${id}-p99`, title: `${title} p99`, unit: "ms", better: "lower", aggregate: "median" },
+    ],
+    writes: false,
+    async prepare(context) {
+      await smallImage(context);
+    },
+    async run(context, meter) {
+      const image = await smallImage(context);
+      const url = `${context.registry.url}${path(image)}`;
+      const { value: result } = await meter.time(() =>
+        autocannon({
+          url,
+          method,
+          headers,
+          connections: 32,
+          pipelining: 1,
+          duration: context.loadSeconds,
+          setupClient: method === "HEAD" ? skipHeadBodies : undefined,
+        }),
+      );
+      const failures = result.non2xx + result.errors + result.timeouts;
+      if (failures > 0) {
+        throw new Error(
+          `${method} ${url}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`,
+        );
+      }
+      return { [id]: result.requests.total / result.duration, [`${id}-p99`]: result.latency.p99 };
+    },
+  };
+}
+
+/**
+ * autocannon's response parser (http-parser-js) does not know a response answers a HEAD, so it
+ * waits for the Content-Length bytes a HEAD response announces but never sends, and every
+ * connection stalls. The parser skips the body when its headers-complete callback returns 1, so
+ * wrap that callback as autocannon installs it (it is assigned after setupClient runs).
+ */
+function skipHeadBodies(client: autocannon.Client): void {
+  const parser = (
+    client as unknown as { parser: Record<PropertyKey, unknown> & { constructor: unknown } }
+  ).parser;
+  const key = (parser.constructor as { kOnHeadersComplete: number }).kOnHeadersComplete;
+  let onHeadersComplete: (info: unknown) => unknown = () => undefined;
+  Object.defineProperty(parser, key, {
+    configurable: true,
+    get: () => (info: unknown) => {
+      onHeadersComplete(info);
+      return 1;
+    },
+    set: (handler: (info: unknown) => unknown) => {
+      onHeadersComplete = handler;
+    },
+  });
+}
+
+const SMALL_BLOBS = 500;
+const SMALL_IN_FLIGHT = 16;
+
+const smallPushes: Workload = {
+  id: "push-small",
+  title: `${SMALL_BLOBS} distinct 4 KiB blob pushes, ${SMALL_IN_FLIGHT} in flight`,
+  metrics: [
+    {
+      id: "push-small",
+      title: "500 × 4 KiB pushes, 16 in flight",
+      unit: "blobs/s",
+      better: "higher",
+      aggregate: "median",
+    },
+  ],
+  writes: true,
+  async run(context, meter, repetition) {
+    const { client, registry } = context;
+    const blobs = Array.from({ length: SMALL_BLOBS }, (_, index) => {
+      const blob = context.content.blob(`${registry.name}/small/${repetition}/${index}`, 4096);
+      return { digest: blob.digest(), bytes: blob.bytes() };
+    });
+    const repository = "bench/many";
+    const { seconds } = await meter.time(() =>
+      inParallel(blobs, SMALL_IN_FLIGHT, (blob) =>
+        client.pushBytes(repository, blob.digest, blob.bytes),
+      ),
+    );
+    await inParallel(blobs, SMALL_IN_FLIGHT, (blob) =>
+      client.verifyBlob(repository, blob.digest, blob.bytes.length, this.title),
+    );
+    return { "push-small": SMALL_BLOBS / seconds };
+  },
+};
+
+async function inParallel<T>(
+  items: T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+const SKOPEO_LAYERS = 5;
+
+const skopeo: Workload = {
+  id: "skopeo",
+  title: `skopeo copy of a ${SKOPEO_LAYERS}-layer image (20 MiB layers) to and from the registry`,
+  metrics: [
+    {
+      id: "skopeo-push",
+      title: "skopeo push 5 × 20 MiB",
+      unit: "s",
+      better: "lower",
+      aggregate: "median",
+    },
+    {
+      id: "skopeo-pull",
+      title: "skopeo pull 5 × 20 MiB",
+      unit: "s",
+      better: "lower",
+      aggregate: "median",
+    },
+  ],
+  writes: true,
+  unavailable: () =>
+    onPath("skopeo") ? undefined : "skopeo is not installed (apt package skopeo)",
+  async run(context, meter, repetition) {
+    const { client, registry } = context;
+    const work = await mkdtemp(join(tmpdir(), "berth-bench-skopeo-"));
+    try {
+      const label = `${registry.name}/skopeo/${repetition}`;
+      const layout = await writeImageLayout(
+        join(work, "push"),
+        context.content,
+        label,
+        SKOPEO_LAYERS,
+        20 * MiB,
+      );
+      const reference = `docker://${registry.host}/bench/img:r${repetition}`;
+      const pushed = await meter.time(() =>
+        skopeoCopy(`oci:${layout.directory}:${LAYOUT_TAG}`, reference),
+      );
+      for (const layer of layout.layers) {
+        await client.verifyBlob("bench/img", layer.digest, layer.size, "skopeo push");
+      }
+      const pulledDirectory = join(work, "pull");
+      const pulled = await meter.time(() =>
+        skopeoCopy(reference, `oci:${pulledDirectory}:${LAYOUT_TAG}`),
+      );
+      // skopeo checks every blob's digest as it downloads; the manifest must be the one pushed.
+      const manifest = await readLayoutManifest(pulledDirectory);
+      if (manifest.digest !== layout.manifest.digest) {
+        throw new Error(
+          `skopeo pulled manifest ${manifest.digest}, pushed ${layout.manifest.digest}`,
+        );
+      }
+      return { "skopeo-push": pushed.seconds, "skopeo-pull": pulled.seconds };
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+};
+
+/** Every workload, in the order they run. */
+export const WORKLOADS: Workload[] = [
+  monolithicPush("push-256m", 256 * MiB, "monolithic push 256 MiB"),
+  monolithicPush("push-1g", GiB, "monolithic push 1 GiB"),
+  chunkedPush,
+  pull,
+  requestRate(
+    "manifest-get",
+    "manifest GET by tag",
+    "GET",
+    (image) => `/v2/${image.repository}/manifests/${image.tag}`,
+    { accept: MANIFEST_TYPE },
+  ),
+  requestRate(
+    "blob-head",
+    "blob HEAD",
+    "HEAD",
+    (image) => `/v2/${image.repository}/blobs/${image.layerDigest}`,
+  ),
+  requestRate("v2-check", "GET /v2/", "GET", () => "/v2/"),
+  smallPushes,
+  skopeo,
+];
