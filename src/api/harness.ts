@@ -18,17 +18,22 @@ export interface TestRegistry {
 
 export interface TestRegistryOptions {
   deleteEnabled?: boolean;
+  readOnly?: boolean;
   redirect?: boolean;
   headers?: Record<string, string[]>;
   /** The registered name of the storage driver; default "inmemory" (a fresh one per registry). */
   driver?: string;
+  /** The driver's parameters. */
+  parameters?: Record<string, unknown>;
 }
 
 /** Starts Berth as an embedding project would (startRegistry), quiet, on a free loopback port. */
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
   const running = await startRegistry({
     driver: options.driver ?? "inmemory",
+    parameters: options.parameters,
     deleteEnabled: options.deleteEnabled ?? true,
+    readOnly: options.readOnly ?? false,
     redirect: options.redirect ?? true,
     headers: options.headers,
     logLevel: "silent",

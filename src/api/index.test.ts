@@ -3,10 +3,13 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import type { RegistryStorage } from "../storage/types.js";
-import { errorCode, startTestRegistry, type TestRegistry } from "./harness.js";
+import { errorCode, pushImage, sha256, startTestRegistry, type TestRegistry } from "./harness.js";
 import { createApiHandler } from "./index.js";
 
 let registry: TestRegistry;
@@ -103,5 +106,43 @@ test("a storage failure is a 500 with a generic message, the detail going to the
   } finally {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test("in read-only mode reads work and every write is 405 UNSUPPORTED", async () => {
+  // Push into a filesystem root, then serve the same root read-only.
+  const root = await mkdtemp(join(tmpdir(), "berth-api-readonly-"));
+  const parameters = { rootdirectory: root };
+  try {
+    const writable = await startTestRegistry({ driver: "filesystem", parameters });
+    const image = await pushImage(writable, "readonly/app", "latest");
+    await writable.close();
+
+    const readOnly = await startTestRegistry({ driver: "filesystem", parameters, readOnly: true });
+    try {
+      const manifest = await readOnly.fetch("/v2/readonly/app/manifests/latest");
+      assert.equal(manifest.status, 200);
+      assert.equal(await manifest.text(), image.content);
+      const writes: [string, string, string | undefined][] = [
+        ["POST", "/v2/readonly/app/blobs/uploads/", undefined],
+        ["POST", `/v2/readonly/app/blobs/uploads/?digest=${sha256("x")}`, "x"],
+        ["PUT", "/v2/readonly/app/manifests/other", image.content],
+        ["DELETE", "/v2/readonly/app/manifests/latest", undefined],
+        ["DELETE", `/v2/readonly/app/manifests/${image.digest}`, undefined],
+      ];
+      for (const [method, path, body] of writes) {
+        const response = await readOnly.fetch(path, { method, body });
+        assert.equal(response.status, 405, `${method} ${path}`);
+        assert.equal(await errorCode(response), "UNSUPPORTED", `${method} ${path}`);
+      }
+      assert.equal(
+        (await readOnly.fetch("/v2/readonly/app/manifests/latest", { method: "HEAD" })).status,
+        200,
+      );
+    } finally {
+      await readOnly.close();
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
   }
 });
