@@ -23,7 +23,10 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 
-const run = promisify(execFile);
+const execFileAsync = promisify(execFile);
+
+/** Runs a Ceph command line tool to completion; a hung one fails after a minute. */
+const run = (command: string, args: string[]) => execFileAsync(command, args, { timeout: 60_000 });
 
 /** A running cluster's S3 endpoint and how to end it. */
 export interface CephCluster {
@@ -203,7 +206,7 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
     await daemon("mon.a", ["ceph-mon", "-i", "a"]);
     // Registering the OSD with the monitor and making its store are independent.
     await Promise.all([
-      run("ceph", ["-c", conf, "osd", "create"]),
+      run("ceph", ["-c", conf, "--connect-timeout", "30", "osd", "create"]),
       run("ceph-osd", ["-c", conf, "-i", "0", "--mkfs"]),
     ]);
     await daemon("osd.0", ["ceph-osd", "-i", "0"]);

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { createDriver, DriverErrorCode, type StorageDriver } from "../index.js";
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { createDriver, DriverErrorCode, S3Driver, type StorageDriver } from "../index.js";
 import { runDriverSuite } from "../testsuite/index.js";
 import { MemoryWatch } from "../testsuite/support.js";
 import { startCeph, type CephCluster } from "../../testing/ceph.js";
@@ -127,6 +128,45 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
       await assert.rejects(second.writer(path, true), { code: DriverErrorCode.PathNotFound });
       assert.deepEqual(await second.list("/uploads/u1"), [path]);
       await second.delete("/uploads");
+    });
+
+    it("ignores a tail left by a session that crashed after moving its bytes into a part", async () => {
+      const root = randomBytes(6).toString("hex");
+      const driver = await driverFor({ rootdirectory: `/${root}`, chunksize: 5 * MiB });
+      const client = (driver.inner as S3Driver).client;
+      const path = "/uploads/u3/data";
+      const tailKey = `${root}${path}~tail`;
+      const stream = randomBytes(10 * MiB + 300);
+
+      // Session 1: one part and a 100-byte tail.
+      const w1 = await driver.writer(path, false);
+      await w1.write(stream.subarray(0, 5 * MiB + 100));
+      await w1.close();
+      const tail = await client.send(new GetObjectCommand({ Bucket: bucket, Key: tailKey }));
+      const tailBytes = await tail.Body!.transformToByteArray();
+      assert.equal(tailBytes.length, 100);
+
+      // Session 2 takes the tail into its second part, then dies without close(); the tail is put
+      // back as if its removal had never happened.
+      const w2 = await driver.writer(path, true);
+      await w2.write(stream.subarray(5 * MiB + 100, 10 * MiB + 300));
+      await client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: tailKey,
+          Body: tailBytes,
+          Metadata: tail.Metadata,
+        }),
+      );
+
+      // Session 3 counts the two parts once and the stale tail not at all.
+      const w3 = await driver.writer(path, true);
+      assert.equal(w3.size, 10 * MiB);
+      await w3.write(stream.subarray(10 * MiB));
+      await w3.commit();
+      const stored = Buffer.from(await driver.getContent(path));
+      assert.ok(stored.equals(stream), "content differs after a resume past a stale tail");
+      await driver.delete("/uploads");
     });
 
     it("resumes a writer closed before its first part, and cancels what was resumed", async () => {
