@@ -103,17 +103,12 @@ export function parseAzureParameters(parameters: DriverParameters): AzureDriverO
       `must be a DNS suffix such as core.windows.net, got ${JSON.stringify(realm)}`,
     );
 
-  let serviceUrl = reader.optionalString("serviceurl") ?? `https://${accountName}.blob.${realm}`;
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(serviceUrl);
-  } catch {
-    parsed = undefined;
+  const givenUrl = reader.optionalString("serviceurl") ?? `https://${accountName}.blob.${realm}`;
+  const protocol = URL.canParse(givenUrl) ? new URL(givenUrl).protocol : undefined;
+  if (protocol !== "https:" && protocol !== "http:") {
+    throw invalid("serviceurl", `must be an http(s) URL, got ${JSON.stringify(givenUrl)}`);
   }
-  if (parsed === undefined || (parsed.protocol !== "https:" && parsed.protocol !== "http:")) {
-    throw invalid("serviceurl", `must be an http(s) URL, got ${JSON.stringify(serviceUrl)}`);
-  }
-  serviceUrl = serviceUrl.replace(/\/+$/, "");
+  const serviceUrl = givenUrl.replace(/\/+$/, "");
 
   const root = (reader.optionalString("rootdirectory") ?? "").replace(/^\/+|\/+$/g, "");
   if (root !== "" && !isValidPath(`/${root}`)) {
@@ -164,11 +159,9 @@ export class AzureDriver implements StorageDriver {
         ? undefined
         : new StorageSharedKeyCredential(options.accountName, options.accountKey);
     this.service = new BlobServiceClient(
-      `${options.serviceUrl}`,
+      options.serviceUrl,
       this.sharedKey ?? new DefaultAzureCredential(),
-      {
-        userAgentOptions: { userAgentPrefix: "berth" },
-      },
+      { userAgentOptions: { userAgentPrefix: "berth" } },
     );
     this.container = this.service.getContainerClient(options.container);
   }
@@ -303,15 +296,19 @@ export class AzureDriver implements StorageDriver {
 
   async delete(path: StoragePath): Promise<void> {
     let found = false;
+    const remove = async (name: string) => {
+      // Gone already (a concurrent delete) is as good as deleted.
+      if ((await this.container.getBlobClient(name).deleteIfExists()).succeeded) found = true;
+    };
     try {
-      found = (await this.blob(path).deleteIfExists()).succeeded;
-      const names: string[] = [];
-      for await (const item of this.container.listBlobsFlat({ prefix: this.prefixOf(path) }))
-        names.push(item.name);
-      await forEachLimited(names, DELETE_CONCURRENCY, async (name) => {
-        // Gone already (a concurrent delete) is as good as deleted.
-        if ((await this.container.getBlobClient(name).deleteIfExists()).succeeded) found = true;
-      });
+      await remove(this.blobName(path));
+      // Page by page, so memory stays at one page of names however large the directory; the
+      // listing continues by name, so deleting what it returned does not disturb it.
+      const pages = this.container.listBlobsFlat({ prefix: this.prefixOf(path) }).byPage();
+      for await (const page of pages) {
+        const names = page.segment.blobItems.map((item) => item.name);
+        await forEachLimited(names, DELETE_CONCURRENCY, remove);
+      }
     } catch (error) {
       if (serviceStatus(error) !== 404) throw translateError(error, "delete", path);
     }
