@@ -55,7 +55,9 @@ export async function getManifest(context: ApiContext, request: ApiRequest): Pro
   }
 
   let manifest = await repository.manifests.get(digest);
-  if (req.headers.accept !== undefined) {
+  const accept = req.headers.accept;
+  // Clients list the stored type almost always; parse the list only when they do not.
+  if (accept !== undefined && !accept.includes(manifest.mediaType)) {
     manifest = await negotiate(manifest, acceptedMediaTypes(req), byTag, repository.manifests);
   }
   res.writeHead(200, {
