@@ -121,11 +121,13 @@ class Upload implements UploadSession {
       }
       try {
         for await (const chunk of data as AsyncIterable<Uint8Array>) {
+          // The write goes to the backend first, so hashing overlaps its I/O.
+          const written = writer.write(chunk);
           if (state !== undefined) {
             state.hash.update(chunk);
             state.offset += chunk.length;
           }
-          await writer.write(chunk);
+          await written;
         }
       } catch (error) {
         // The client went away or the backend failed: keep what arrived, resumable.
