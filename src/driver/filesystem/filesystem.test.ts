@@ -174,6 +174,45 @@ describe("filesystem driver", () => {
       assert.deepEqual(await readdir(root), []);
     });
 
+    it("deleting a directory that holds only a writer's files removes them, yet finds nothing", async () => {
+      const writer = await driver.writer("/pending/data", false);
+      await writer.write(Buffer.from("kept"));
+      await writer.close();
+      await rejectsWithCode(driver.delete("/pending"), DriverErrorCode.PathNotFound);
+      assert.deepEqual(await readdir(root), []);
+      await rejectsWithCode(driver.writer("/pending/data", true), DriverErrorCode.PathNotFound);
+    });
+
+    it("putContent below a file is a backend failure naming the path", async () => {
+      await driver.putContent("/plain", Buffer.from("file"));
+      const error = await rejectsWithCode(
+        driver.putContent("/plain/below", Buffer.from("x")),
+        DriverErrorCode.Backend,
+      );
+      assert.equal((error as { path?: string }).path, "/plain/below");
+      assert.equal(Buffer.from(await driver.getContent("/plain")).toString(), "file");
+      await driver.delete("/plain");
+    });
+
+    it("writes into a directory that a concurrent delete empties and removes", async () => {
+      for (let round = 0; round < 100; round++) {
+        await driver.putContent("/race/old", Buffer.from("old"));
+        const writer = driver.writer("/race/writer", false);
+        await Promise.all([
+          driver.delete("/race/old"),
+          driver.putContent("/race/new", Buffer.from("new")),
+          driver.move("/race/new", "/race/moved").catch((error: { code?: string }) => {
+            // The move may run before the put it follows has published.
+            assert.equal(error.code, DriverErrorCode.PathNotFound);
+          }),
+          writer,
+        ]);
+        await (await writer).commit();
+        await driver.delete("/race");
+      }
+      assert.deepEqual(await readdir(root), []);
+    });
+
     it("move replaces a directory at the destination", async () => {
       await driver.putContent("/dest/inside", Buffer.from("old"));
       await driver.putContent("/source", Buffer.from("new"));

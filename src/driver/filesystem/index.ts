@@ -60,6 +60,12 @@ const STORED_NAME = /^[A-Za-z0-9._-]+$/;
 /** File system errors that mean "nothing (usable) is at this path". */
 const NOT_FOUND = new Set(["ENOENT", "ENOTDIR", "EISDIR"]);
 
+/**
+ * Operations for which those errors mean PathNotFoundError. Elsewhere they mean something else:
+ * putContent below a file, say, is a backend failure, not a missing path.
+ */
+const LOOKUPS = new Set(["getContent", "reader", "stat", "list", "walk", "delete"]);
+
 /** How often an operation retries when a concurrent delete removed the directory it works in. */
 const RETRIES = 5;
 
@@ -174,9 +180,17 @@ export class FilesystemDriver implements StorageDriver {
         if (NOT_FOUND.has(errorCode(error) ?? "")) throw new PathNotFoundError(NAME, path);
         throw error;
       }
-      const handle = await open(name, "a");
-      const { size } = await handle.stat();
-      return new FilesystemWriter(this, path, full, name, handle, size);
+      let handle: FileHandle | undefined;
+      try {
+        handle = await open(name, "a");
+        const { size } = await handle.stat();
+        return new FilesystemWriter(this, path, full, name, handle, size);
+      } catch (error) {
+        // Give the claimed bytes back so that a later attempt can resume them.
+        await handle?.close();
+        await rename(name, closed).catch(() => {});
+        throw error;
+      }
     } catch (error) {
       throw this.failure(error, "writer", path);
     }
@@ -255,16 +269,20 @@ export class FilesystemDriver implements StorageDriver {
         () => true,
         () => false,
       );
-      let exists = true;
+      let onDisk = true;
+      let stored = true;
       try {
-        await lstat(full);
+        const info = await lstat(full);
+        // A directory holding only writers' files is not in the store; it goes all the same.
+        if (info.isDirectory()) stored = await this.holdsStoredFiles(full);
       } catch (error) {
         if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
-        exists = false;
+        onDisk = false;
+        stored = false;
       }
-      if (exists) await rm(full, { recursive: true, maxRetries: 3 });
-      if (exists || hadWriter) await this.removeEmptyDirectories(dirname(full));
-      if (!exists) throw new PathNotFoundError(NAME, path);
+      if (onDisk) await rm(full, { recursive: true, maxRetries: 3 });
+      if (onDisk || hadWriter) await this.removeEmptyDirectories(dirname(full));
+      if (!stored) throw new PathNotFoundError(NAME, path);
     } catch (error) {
       throw this.failure(error, "delete", path);
     }
@@ -452,7 +470,7 @@ export class FilesystemDriver implements StorageDriver {
   /** The driver error for a failed file system call (also FilesystemWriter's). */
   failure(error: unknown, operation: string, path: StoragePath): StorageDriverError {
     if (error instanceof StorageDriverError) return error;
-    if (NOT_FOUND.has(errorCode(error) ?? "")) {
+    if (LOOKUPS.has(operation) && NOT_FOUND.has(errorCode(error) ?? "")) {
       return new PathNotFoundError(NAME, path, { cause: error });
     }
     return new BackendError(NAME, operation, path, { cause: error });
