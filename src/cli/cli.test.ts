@@ -31,7 +31,12 @@ function runBerth(args: string[], env: Record<string, string> = {}): BerthProces
   const exited = new Promise<number | string>((resolve) =>
     child.on("close", (code, signal) => resolve(code ?? signal ?? "unknown")),
   );
-  return { stdout: () => stdout, stderr: () => stderr, exited, kill: (signal) => child.kill(signal) };
+  return {
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited,
+    kill: (signal) => child.kill(signal),
+  };
 }
 
 async function withTempDir(fn: (directory: string) => Promise<void>): Promise<void> {
@@ -92,7 +97,10 @@ describe("berth", () => {
       const berth = runBerth(["serve", config]);
       assert.equal(await berth.exited, 2);
       assert.match(berth.stderr(), /http\.addr: "nope" is not host:port/);
-      const overridden = runBerth(["serve", config], { REGISTRY_HTTP_ADDR: "127.0.0.1:0", REGISTRY_LOG_LEVEL: "loud" });
+      const overridden = runBerth(["serve", config], {
+        REGISTRY_HTTP_ADDR: "127.0.0.1:0",
+        REGISTRY_LOG_LEVEL: "loud",
+      });
       assert.equal(await overridden.exited, 2);
       assert.match(overridden.stderr(), /log\.level \(REGISTRY_LOG_LEVEL\): must be one of/);
       const missing = runBerth(["serve", join(directory, "missing.yml")]);
@@ -106,9 +114,13 @@ describe("berth", () => {
       const root = join(directory, "data");
       const image = buildImage({ layers: 2, layerSize: 512 });
       const orphan = content("application/octet-stream", Buffer.from("nobody refers to me"));
-      const registry = await startRegistry({ driver: "filesystem", parameters: { rootdirectory: root } });
+      const registry = await startRegistry({
+        driver: "filesystem",
+        parameters: { rootdirectory: root },
+      });
       try {
-        for (const blob of [...image.layers, image.config, orphan]) await pushBlob(registry.url, "app", blob);
+        for (const blob of [...image.layers, image.config, orphan])
+          await pushBlob(registry.url, "app", blob);
         const put = await fetch(`${registry.url}/v2/app/manifests/v1`, {
           method: "PUT",
           headers: { "content-type": image.manifest.mediaType },
@@ -119,9 +131,18 @@ describe("berth", () => {
         await registry.close();
       }
       const config = join(directory, "config.yml");
-      await writeFile(config, `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n`);
+      await writeFile(
+        config,
+        `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n`,
+      );
       const hex = orphan.digest.slice("sha256:".length);
-      const orphanData = join(root, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
+      const orphanData = join(
+        root,
+        "docker/registry/v2/blobs/sha256",
+        hex.slice(0, 2),
+        hex,
+        "data",
+      );
 
       const dryRun = runBerth(["garbage-collect", config, "--dry-run"]);
       assert.equal(await dryRun.exited, 0, dryRun.stderr());

@@ -66,7 +66,9 @@ async function serve(file: string | undefined): Promise<void> {
   const storage = config.storage.parameters.rootdirectory
     ? `${config.storage.driver} (${String(config.storage.parameters.rootdirectory)})`
     : config.storage.driver;
-  process.stdout.write(`Berth ${packageVersion()} serving ${registry.url} with ${storage} storage\n`);
+  process.stdout.write(
+    `Berth ${packageVersion()} serving ${registry.url} with ${storage} storage\n`,
+  );
 }
 
 async function garbageCollect(
@@ -89,12 +91,16 @@ async function garbageCollect(
 
 const program = new Command()
   .name("berth")
-  .description("A container image registry: OCI Distribution v1.1 with distribution's storage layout")
+  .description(
+    "A container image registry: OCI Distribution v1.1 with distribution's storage layout",
+  )
   .version(packageVersion(), "-v, --version", "print the version");
 
 program
   .command("serve")
-  .description("serve the registry (without a config: filesystem storage in ./data on 127.0.0.1:5000)")
+  .description(
+    "serve the registry (without a config: filesystem storage in ./data on 127.0.0.1:5000)",
+  )
   .argument("[config]", "config.yml in distribution's format; REGISTRY_* variables override it")
   .action(serve);
 

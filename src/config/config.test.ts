@@ -107,7 +107,11 @@ http:
       accessLog: false,
     });
     assert.equal(config.storage.driver, "configtest");
-    assert.deepEqual(config.storage.parameters, { bucket: "images", secure: false, chunksize: 5242880 });
+    assert.deepEqual(config.storage.parameters, {
+      bucket: "images",
+      secure: false,
+      chunksize: 5242880,
+    });
     assert.equal(config.storage.deleteEnabled, true);
     assert.equal(config.storage.redirect, false);
     assert.equal(config.storage.readOnly, true);
@@ -180,7 +184,10 @@ health:
       "storage.cache",
       "storage.maintenance.uploadpurging.frequency",
     ]);
-    assert.match(config.warnings.find((w) => w.startsWith("colour"))!, /unknown key/);
+    assert.match(
+      config.warnings.find((w) => w.startsWith("colour"))!,
+      /unknown key/,
+    );
   });
 
   it("names the offending key of an invalid value", () => {
@@ -189,7 +196,11 @@ health:
       ["http.addr", "http:\n  addr: 127.0.0.1:99999\n", /not host:port/],
       ["log.level", "log:\n  level: loud\n", /must be one of error, warn, info, debug, got "loud"/],
       ["log.formatter", "log:\n  formatter: xml\n", /must be one of json, text, logstash/],
-      ["storage.delete.enabled", "storage:\n  inmemory:\n  delete:\n    enabled: maybe\n", /true or false/],
+      [
+        "storage.delete.enabled",
+        "storage:\n  inmemory:\n  delete:\n    enabled: maybe\n",
+        /true or false/,
+      ],
       [
         "storage.maintenance.uploadpurging.age",
         "storage:\n  inmemory:\n  maintenance:\n    uploadpurging:\n      age: 7 days\n",
@@ -202,7 +213,11 @@ health:
       ],
       ["http.prefix", "http:\n  prefix: registry\n", /must be a path starting with "\/"/],
       ["http.host", "http:\n  host: registry.example.com\n", /is not an http\(s\) URL/],
-      ["http.tls.key", "http:\n  tls:\n    certificate: /c.pem\n", /is required with http.tls.certificate/],
+      [
+        "http.tls.key",
+        "http:\n  tls:\n    certificate: /c.pem\n",
+        /is required with http.tls.certificate/,
+      ],
       ["http.headers.X-Bad", "http:\n  headers:\n    X-Bad: {a: b}\n", /must be a list of strings/],
       ["http.net", "http:\n  net: unix\n", /must be one of tcp/],
       ["storage.inmemory", "storage:\n  inmemory: [1, 2]\n", /must be a mapping/],
@@ -221,43 +236,63 @@ health:
   });
 
   it("requires version 0.1 and exactly one known storage driver", () => {
-    assert.match(configError(() => parseConfig("storage: inmemory\n", {})).message, /version: is required/);
+    assert.match(
+      configError(() => parseConfig("storage: inmemory\n", {})).message,
+      /version: is required/,
+    );
     assert.match(
       configError(() => parseConfig("version: 0.2\nstorage: inmemory\n", {})).message,
       /version: unsupported version 0.2/,
     );
     assert.match(
-      configError(() => parseConfig("version: 0.1\nstorage:\n  delete:\n    enabled: true\n", {})).message,
+      configError(() => parseConfig("version: 0.1\nstorage:\n  delete:\n    enabled: true\n", {}))
+        .message,
       /storage: no storage driver configured; name one of: .*inmemory/,
     );
     assert.match(
-      configError(() => parseConfig("version: 0.1\nstorage:\n  inmemory:\n  configtest:\n", {})).message,
+      configError(() => parseConfig("version: 0.1\nstorage:\n  inmemory:\n  configtest:\n", {}))
+        .message,
       /storage: must name exactly one storage driver, found inmemory, configtest/,
     );
     assert.match(
-      configError(() => parseConfig("version: 0.1\nstorage:\n  floppy:\n    drive: a\n", {})).message,
+      configError(() => parseConfig("version: 0.1\nstorage:\n  floppy:\n    drive: a\n", {}))
+        .message,
       /storage\.floppy: unknown storage driver; registered: .*inmemory/,
     );
   });
 
   it("refuses an auth section rather than serve unauthenticated", () => {
     const error = configError(() =>
-      parseConfig("version: 0.1\nstorage: inmemory\nauth:\n  htpasswd:\n    realm: r\n    path: /p\n", {}),
+      parseConfig(
+        "version: 0.1\nstorage: inmemory\nauth:\n  htpasswd:\n    realm: r\n    path: /p\n",
+        {},
+      ),
     );
-    assert.deepEqual(error.problems.map((problem) => problem.key), ["auth"]);
+    assert.deepEqual(
+      error.problems.map((problem) => problem.key),
+      ["auth"],
+    );
     assert.match(error.message, /authentication is not supported/);
   });
 
   it("reports every problem at once, one line each", () => {
     const error = configError(() =>
-      parseConfig("version: 0.1\nstorage: inmemory\nlog:\n  level: loud\nhttp:\n  addr: nope\n", {}),
+      parseConfig(
+        "version: 0.1\nstorage: inmemory\nlog:\n  level: loud\nhttp:\n  addr: nope\n",
+        {},
+      ),
     );
-    assert.deepEqual(error.problems.map((problem) => problem.key), ["log.level", "http.addr"]);
+    assert.deepEqual(
+      error.problems.map((problem) => problem.key),
+      ["log.level", "http.addr"],
+    );
     assert.equal(error.message.split("\n").length, 3);
   });
 
   it("reports YAML syntax errors with their line", () => {
-    const error = configError(() => parseConfig("version: 0.1\nstorage:\n  inmemory:\n  inmemory:\n", {}));
+    const error = configError(() =>
+      parseConfig("version: 0.1\nstorage:\n  inmemory:\n  inmemory:\n", {}),
+    );
     assert.match(error.message, /line \d+, column \d+: Map keys must be unique/);
     assert.match(configError(() => parseConfig("- a\n- b\n", {})).message, /must be a mapping/);
   });
@@ -285,7 +320,10 @@ http:
       REGISTRY_LOG_LEVEL: "debug",
       PATH: "/usr/bin",
     });
-    assert.deepEqual(config.storage.parameters, { rootdirectory: "/srv/registry", maxthreads: "50" });
+    assert.deepEqual(config.storage.parameters, {
+      rootdirectory: "/srv/registry",
+      maxthreads: "50",
+    });
     assert.equal(config.storage.deleteEnabled, true);
     assert.equal(config.storage.uploadPurging.ageMs, 2 * 3_600_000);
     assert.equal(config.http.addr, "0.0.0.0:6000");
@@ -310,7 +348,10 @@ http:
 
   it("name the variable when its value is invalid", () => {
     const error = configError(() => parseConfig(fileConfig, { REGISTRY_HTTP_ADDR: "nope" }));
-    assert.equal(error.problems[0]!.message, 'http.addr (REGISTRY_HTTP_ADDR): "nope" is not host:port');
+    assert.equal(
+      error.problems[0]!.message,
+      'http.addr (REGISTRY_HTTP_ADDR): "nope" is not host:port',
+    );
   });
 
   it("warn about variables that match no key", () => {
@@ -333,7 +374,10 @@ describe("loadConfig", () => {
       const file = join(directory, "config.yml");
       await writeFile(file, minimal);
       assert.equal((await loadConfig(file, {})).storage.driver, "inmemory");
-      await assert.rejects(loadConfig(join(directory, "missing.yml"), {}), /missing\.yml: cannot read the config file: no such file/);
+      await assert.rejects(
+        loadConfig(join(directory, "missing.yml"), {}),
+        /missing\.yml: cannot read the config file: no such file/,
+      );
       await writeFile(file, "version: 0.1\nstorage: inmemory\nhttp:\n  addr: nope\n");
       await assert.rejects(loadConfig(file, {}), (error: Error) => {
         assert.match(error.message, /config\.yml: http\.addr: "nope" is not host:port/);
@@ -403,6 +447,9 @@ describe("driver sections", () => {
       {},
     );
     assert.equal(azure.storage.driver, "azure");
-    assert.deepEqual(azure.storage.parameters, { accountname: "devstoreaccount1", container: "registry" });
+    assert.deepEqual(azure.storage.parameters, {
+      accountname: "devstoreaccount1",
+      container: "registry",
+    });
   });
 });

@@ -161,7 +161,8 @@ class ConfigReader {
   /** Warns about the keys of `section` outside `known`. */
   unknownKeys(section: Mapping, key: string, known: readonly string[]): void {
     for (const name of Object.keys(section)) {
-      if (!known.includes(name)) this.warn(key === "" ? name : `${key}.${name}`, "unknown key, ignored");
+      if (!known.includes(name))
+        this.warn(key === "" ? name : `${key}.${name}`, "unknown key, ignored");
     }
   }
 
@@ -219,14 +220,26 @@ function readVersion(reader: ConfigReader, tree: Mapping): "0.1" {
 
 function readLog(reader: ConfigReader, tree: Mapping): BerthConfig["log"] {
   const log = reader.mapping(tree.log, "log");
-  reader.unknownKeys(log, "log", ["level", "formatter", "fields", "accesslog", "hooks", "reportcaller"]);
+  reader.unknownKeys(log, "log", [
+    "level",
+    "formatter",
+    "fields",
+    "accesslog",
+    "hooks",
+    "reportcaller",
+  ]);
   const levels = ["error", "warn", "info", "debug"] as const;
   let level = reader.oneOf(log.level, "log.level", levels, "info");
   if (log.level === undefined && tree.loglevel !== undefined) {
     reader.warn("loglevel", "deprecated, use log.level");
     level = reader.oneOf(tree.loglevel, "loglevel", levels, "info");
   }
-  let formatter = reader.oneOf(log.formatter, "log.formatter", ["json", "text", "logstash"], "json");
+  let formatter = reader.oneOf(
+    log.formatter,
+    "log.formatter",
+    ["json", "text", "logstash"],
+    "json",
+  );
   if (formatter === "logstash") {
     reader.warn("log.formatter", "logstash is written as json");
     formatter = "json";
@@ -266,7 +279,10 @@ function readMaintenance(
     dryRun: reader.boolean(purging.dryrun, `${key}.dryrun`, defaultPurging.dryRun),
   };
   if (uploadPurging.enabled && uploadPurging.intervalMs <= 0) {
-    reader.fail(`${key}.interval`, `must be more than 0, got ${formatDuration(uploadPurging.intervalMs)}`);
+    reader.fail(
+      `${key}.interval`,
+      `must be more than 0, got ${formatDuration(uploadPurging.intervalMs)}`,
+    );
   }
   const readonly = reader.mapping(maintenance.readonly, "storage.maintenance.readonly");
   reader.unknownKeys(readonly, "storage.maintenance.readonly", ["enabled"]);
@@ -318,7 +334,8 @@ export function parseAddress(addr: string): { hostname: string; port: number } |
   if (port > 65535) return undefined;
   const hostname = match[1] ?? match[2] ?? "";
   if (match[1] !== undefined && isIP(hostname) !== 6) return undefined;
-  if (match[2] !== undefined && hostname !== "" && !/^[A-Za-z0-9.-]+$/.test(hostname)) return undefined;
+  if (match[2] !== undefined && hostname !== "" && !/^[A-Za-z0-9.-]+$/.test(hostname))
+    return undefined;
   return { hostname, port };
 }
 
@@ -332,7 +349,10 @@ const tlsVersions: Record<string, TlsConfig["minVersion"]> = {
 function stringList(reader: ConfigReader, value: unknown, key: string): string[] {
   if (value === undefined || value === null) return [];
   if (typeof value === "string") return [value];
-  if (Array.isArray(value) && value.every((item) => typeof item === "string" || typeof item === "number")) {
+  if (
+    Array.isArray(value) &&
+    value.every((item) => typeof item === "string" || typeof item === "number")
+  ) {
     return value.map(String);
   }
   reader.fail(key, `must be a list of strings, got ${JSON.stringify(value)}`);
@@ -341,7 +361,14 @@ function stringList(reader: ConfigReader, value: unknown, key: string): string[]
 
 function readTls(reader: ConfigReader, http: Mapping): TlsConfig | undefined {
   const tls = reader.mapping(http.tls, "http.tls");
-  reader.unknownKeys(tls, "http.tls", ["certificate", "key", "clientcas", "minimumtls", "ciphersuites", "letsencrypt"]);
+  reader.unknownKeys(tls, "http.tls", [
+    "certificate",
+    "key",
+    "clientcas",
+    "minimumtls",
+    "ciphersuites",
+    "letsencrypt",
+  ]);
   const certificate = reader.string(tls.certificate, "http.tls.certificate", "");
   const key = reader.string(tls.key, "http.tls.key", "");
   if (tls.ciphersuites !== undefined) {
@@ -349,13 +376,21 @@ function readTls(reader: ConfigReader, http: Mapping): TlsConfig | undefined {
   }
   if (certificate === "" && key === "") {
     if (tls.letsencrypt !== undefined) {
-      reader.fail("http.tls.letsencrypt", "not supported; give http.tls.certificate and http.tls.key");
+      reader.fail(
+        "http.tls.letsencrypt",
+        "not supported; give http.tls.certificate and http.tls.key",
+      );
     }
     return undefined;
   }
   if (certificate === "") reader.fail("http.tls.certificate", "is required with http.tls.key");
   if (key === "") reader.fail("http.tls.key", "is required with http.tls.certificate");
-  const minimum = reader.oneOf(tls.minimumtls, "http.tls.minimumtls", Object.keys(tlsVersions), "tls1.2");
+  const minimum = reader.oneOf(
+    tls.minimumtls,
+    "http.tls.minimumtls",
+    Object.keys(tlsVersions),
+    "tls1.2",
+  );
   return {
     certificate,
     key,
@@ -400,7 +435,17 @@ function parseFlowList(value: unknown): unknown {
 function readHttp(reader: ConfigReader, tree: Mapping): HttpConfig {
   const http = reader.mapping(tree.http, "http");
   reader.unknownKeys(http, "http", [
-    "addr", "net", "host", "prefix", "secret", "relativeurls", "draintimeout", "tls", "headers", "debug", "http2",
+    "addr",
+    "net",
+    "host",
+    "prefix",
+    "secret",
+    "relativeurls",
+    "draintimeout",
+    "tls",
+    "headers",
+    "debug",
+    "http2",
   ]);
   const addr = reader.string(http.addr, "http.addr", "127.0.0.1:5000");
   const address = parseAddress(addr);
@@ -410,13 +455,21 @@ function readHttp(reader: ConfigReader, tree: Mapping): HttpConfig {
   let host: string | undefined = reader.string(http.host, "http.host", "") || undefined;
   if (host !== undefined) {
     const url = URL.canParse(host) ? new URL(host) : undefined;
-    if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "") {
-      reader.fail("http.host", `${JSON.stringify(host)} is not an http(s) URL such as https://registry.example.com`);
+    if (
+      url === undefined ||
+      (url.protocol !== "http:" && url.protocol !== "https:") ||
+      url.search !== ""
+    ) {
+      reader.fail(
+        "http.host",
+        `${JSON.stringify(host)} is not an http(s) URL such as https://registry.example.com`,
+      );
       host = undefined;
     } else {
       // As in distribution, only the scheme and authority count: paths come from the routes
       // (and http.prefix).
-      if (url.pathname !== "/") reader.warn("http.host", `the path ${url.pathname} is ignored; use http.prefix`);
+      if (url.pathname !== "/")
+        reader.warn("http.host", `the path ${url.pathname} is ignored; use http.prefix`);
       host = url.origin;
     }
   }
@@ -428,7 +481,8 @@ function readHttp(reader: ConfigReader, tree: Mapping): HttpConfig {
   prefix = prefix.replace(/\/+$/, "");
 
   if (http.secret !== undefined) reader.warn("http.secret", "not used by Berth, ignored");
-  if (http.debug !== undefined) reader.warn("http.debug", "the debug server is not supported, ignored");
+  if (http.debug !== undefined)
+    reader.warn("http.debug", "the debug server is not supported, ignored");
   if (http.http2 !== undefined) reader.warn("http.http2", "Berth serves HTTP/1.1 only, ignored");
   reader.boolean(http.relativeurls, "http.relativeurls", false);
 
@@ -472,7 +526,16 @@ export function readConfigTree(
   source?: string,
 ): BerthConfig {
   const reader = new ConfigReader(origins);
-  const known = ["version", "log", "loglevel", "storage", "http", "auth", "health", ...Object.keys(ignoredTopLevel)];
+  const known = [
+    "version",
+    "log",
+    "loglevel",
+    "storage",
+    "http",
+    "auth",
+    "health",
+    ...Object.keys(ignoredTopLevel),
+  ];
   reader.unknownKeys(tree, "", known);
   const config: BerthConfig = {
     version: readVersion(reader, tree),

@@ -38,9 +38,16 @@ export function defaultConfigTree(): Record<string, unknown> {
  * filesystem: { rootdirectory } }, http: { addr } }`), applying the REGISTRY_* overrides of `env`
  * (none by default). Throws a ConfigError naming each bad key.
  */
-export function resolveConfig(tree: Record<string, unknown>, env: Environment = {}, source?: string): BerthConfig {
+export function resolveConfig(
+  tree: Record<string, unknown>,
+  env: Environment = {},
+  source?: string,
+): BerthConfig {
   if (typeof tree !== "object" || tree === null || Array.isArray(tree)) {
-    throw new ConfigError([{ key: "(top level)", message: "(top level): the config must be a mapping" }], source);
+    throw new ConfigError(
+      [{ key: "(top level)", message: "(top level): the config must be a mapping" }],
+      source,
+    );
   }
   const { tree: overridden, origins } = applyEnvironment(tree, env);
   return readConfigTree(overridden, origins, source);
@@ -50,7 +57,11 @@ export function resolveConfig(tree: Record<string, unknown>, env: Environment = 
  * Parses config.yml text and applies the REGISTRY_* overrides of `env`. Throws a ConfigError for
  * YAML that does not parse (with line and column) and for every bad key.
  */
-export function parseConfig(yamlText: string, env: Environment = process.env, source?: string): BerthConfig {
+export function parseConfig(
+  yamlText: string,
+  env: Environment = process.env,
+  source?: string,
+): BerthConfig {
   const document = parseDocument(yamlText);
   if (document.errors.length > 0) {
     const problems = document.errors.map((error) => {
@@ -70,14 +81,22 @@ export function parseConfig(yamlText: string, env: Environment = process.env, so
  * Reads the config file `file` (or, with none, the default config: filesystem storage in ./data on
  * 127.0.0.1:5000) and applies the REGISTRY_* overrides of `env`.
  */
-export async function loadConfig(file?: string, env: Environment = process.env): Promise<BerthConfig> {
+export async function loadConfig(
+  file?: string,
+  env: Environment = process.env,
+): Promise<BerthConfig> {
   if (file === undefined) return resolveConfig(defaultConfigTree(), env);
   let text: string;
   try {
     text = await readFile(file, "utf8");
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message;
-    throw new ConfigError([{ key: file, message: `${file}: cannot read the config file: ${reason}` }]);
+    const reason =
+      (error as NodeJS.ErrnoException).code === "ENOENT"
+        ? "no such file"
+        : (error as Error).message;
+    throw new ConfigError([
+      { key: file, message: `${file}: cannot read the config file: ${reason}` },
+    ]);
   }
   return parseConfig(text, env, file);
 }

@@ -15,7 +15,10 @@ function countBodyBytes(res: ServerResponse): () => number {
     if (chunk === undefined || chunk === null || typeof chunk === "function") return;
     bytes +=
       typeof chunk === "string"
-        ? Buffer.byteLength(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8")
+        ? Buffer.byteLength(
+            chunk,
+            typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8",
+          )
         : (chunk as Uint8Array).byteLength;
   };
   res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {

@@ -9,12 +9,20 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { buildImage, buildIndex, sha256 } from "../testing/images.js";
-import { imageEntry, indexEntry, layoutBlob, layoutDigest, writeOciLayout } from "../testing/oci-layout.js";
+import {
+  imageEntry,
+  indexEntry,
+  layoutBlob,
+  layoutDigest,
+  writeOciLayout,
+} from "../testing/oci-layout.js";
 import { skopeoCopy, skopeoInspectRaw } from "../testing/skopeo.js";
 import { skipUnlessCommands } from "../testing/tools.js";
 import { startRegistry, type RunningRegistry } from "./index.js";
 
-async function withRegistry(fn: (registry: RunningRegistry, directory: string) => Promise<void>): Promise<void> {
+async function withRegistry(
+  fn: (registry: RunningRegistry, directory: string) => Promise<void>,
+): Promise<void> {
   const directory = await mkdtemp(join(tmpdir(), "berth-e2e-"));
   const registry = await startRegistry({
     driver: "filesystem",
@@ -50,7 +58,9 @@ describe("end to end", () => {
 
         // The bytes landed in distribution's layout.
         const hex = image.layers[0]!.digest.slice("sha256:".length);
-        await access(join(directory, "data/docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data"));
+        await access(
+          join(directory, "data/docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data"),
+        );
 
         const pulled = join(directory, "pulled");
         await skopeoCopy(`${remote}/image:v1`, `oci:${pulled}:image`);
@@ -83,37 +93,60 @@ describe("end to end", () => {
 
         // A storage of podman's own in the temp dir: the machine's images are not touched.
         const storage = [
-          "--root", join(directory, "podman/root"),
-          "--runroot", join(directory, "podman/runroot"),
-          "--storage-driver", "vfs",
+          "--root",
+          join(directory, "podman/root"),
+          "--runroot",
+          join(directory, "podman/runroot"),
+          "--storage-driver",
+          "vfs",
         ];
         const podman = async (...args: string[]): Promise<string> => {
           try {
-            const { stdout } = await promisify(execFile)("podman", [...storage, ...args], { timeout: 60_000 });
+            const { stdout } = await promisify(execFile)("podman", [...storage, ...args], {
+              timeout: 60_000,
+            });
             return stdout;
           } catch (error) {
             const failure = error as { stderr?: string; message: string };
-            throw new Error(`podman ${args.join(" ")} failed: ${failure.stderr || failure.message}`);
+            throw new Error(
+              `podman ${args.join(" ")} failed: ${failure.stderr || failure.message}`,
+            );
           }
         };
         const configHex = image.config.digest.slice("sha256:".length);
 
         await podman("pull", "--tls-verify=false", `${host}/e2e/image:v1`);
-        assert.equal((await podman("image", "inspect", "--format", "{{.Id}}", `${host}/e2e/image:v1`)).trim(), configHex);
+        assert.equal(
+          (await podman("image", "inspect", "--format", "{{.Id}}", `${host}/e2e/image:v1`)).trim(),
+          configHex,
+        );
 
         const digestFile = join(directory, "pushed-digest");
-        await podman("push", "--tls-verify=false", "--digestfile", digestFile, `${host}/e2e/image:v1`, `docker://${host}/e2e/podman:v1`);
+        await podman(
+          "push",
+          "--tls-verify=false",
+          "--digestfile",
+          digestFile,
+          `${host}/e2e/image:v1`,
+          `docker://${host}/e2e/podman:v1`,
+        );
         const pushed = (await readFile(digestFile, "utf8")).trim();
         const head = await fetch(`${registry.url}/v2/e2e/podman/manifests/v1`, {
           method: "HEAD",
-          headers: { accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" },
+          headers: {
+            accept:
+              "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+          },
         });
         assert.equal(head.status, 200);
         assert.equal(head.headers.get("docker-content-digest"), pushed);
 
         await podman("rmi", "--all", "--force");
         await podman("pull", "--tls-verify=false", `${host}/e2e/podman:v1`);
-        assert.equal((await podman("image", "inspect", "--format", "{{.Id}}", `${host}/e2e/podman:v1`)).trim(), configHex);
+        assert.equal(
+          (await podman("image", "inspect", "--format", "{{.Id}}", `${host}/e2e/podman:v1`)).trim(),
+          configHex,
+        );
       });
     },
   );

@@ -30,7 +30,10 @@ export class HealthCheck {
   private async runCheck(): Promise<string | undefined> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<string>((resolve) => {
-      timer = setTimeout(() => resolve(`no answer within ${checkTimeoutMs / 1000}s`), checkTimeoutMs);
+      timer = setTimeout(
+        () => resolve(`no answer within ${checkTimeoutMs / 1000}s`),
+        checkTimeoutMs,
+      );
     });
     try {
       const healthy = this.storage.checkHealth().then(
@@ -50,7 +53,9 @@ export class HealthCheck {
       return;
     }
     const failure = await this.check();
-    const body = JSON.stringify(failure === undefined ? {} : { [`storagedriver_${this.driverName}`]: failure });
+    const body = JSON.stringify(
+      failure === undefined ? {} : { [`storagedriver_${this.driverName}`]: failure },
+    );
     res.writeHead(failure === undefined ? 200 : 503, {
       "content-type": "application/json; charset=utf-8",
       "content-length": Buffer.byteLength(body),

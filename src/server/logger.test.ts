@@ -10,7 +10,12 @@ function collect(): { lines: string[]; destination: { write(line: string): void 
 describe("createLogger", () => {
   it("writes JSON lines with level names and the config's fields, from the configured level", () => {
     const { lines, destination } = collect();
-    const { logger } = createLogger({ level: "warn", formatter: "json", fields: { service: "registry" }, destination });
+    const { logger } = createLogger({
+      level: "warn",
+      formatter: "json",
+      fields: { service: "registry" },
+      destination,
+    });
     logger.info("hidden");
     logger.warn({ key: "http.secret" }, "ignored");
     assert.equal(lines.length, 1);

@@ -43,7 +43,8 @@ function textDestination(target: DestinationStream): DestinationStream {
 
 /** A pino logger as config.yml's `log` section asks for. */
 export function createLogger(options: LoggerOptions): OwnedLogger {
-  const sonic = options.destination === undefined ? pino.destination({ dest: 2, sync: false }) : undefined;
+  const sonic =
+    options.destination === undefined ? pino.destination({ dest: 2, sync: false }) : undefined;
   const target = options.destination ?? sonic!;
   const destination = options.formatter === "text" ? textDestination(target) : target;
   const logger = pino(

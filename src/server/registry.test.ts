@@ -158,7 +158,13 @@ describe("startRegistry", () => {
     const { port } = registry;
     const response = new Promise<number>((resolve, reject) => {
       const req = httpRequest(
-        { host: "127.0.0.1", port, method: "PATCH", path: location, headers: { "content-type": "application/octet-stream" } },
+        {
+          host: "127.0.0.1",
+          port,
+          method: "PATCH",
+          path: location,
+          headers: { "content-type": "application/octet-stream" },
+        },
         (res) => {
           res.resume();
           resolve(res.statusCode!);
@@ -178,15 +184,22 @@ describe("startRegistry", () => {
 
   it("cuts requests that outlast http.draintimeout", async () => {
     const registry = await startRegistry({
-      config: { version: "0.1", storage: "inmemory", http: { addr: "127.0.0.1:0", draintimeout: "100ms" } },
+      config: {
+        version: "0.1",
+        storage: "inmemory",
+        http: { addr: "127.0.0.1:0", draintimeout: "100ms" },
+      },
       logLevel: "silent",
     });
     const started = await fetch(`${registry.url}/v2/app/blobs/uploads/`, { method: "POST" });
     const location = started.headers.get("location")!;
     const outcome = new Promise<string>((resolve) => {
-      const req = httpRequest({ host: "127.0.0.1", port: registry.port, method: "PATCH", path: location }, (res) => {
-        resolve(`status ${res.statusCode}`);
-      });
+      const req = httpRequest(
+        { host: "127.0.0.1", port: registry.port, method: "PATCH", path: location },
+        (res) => {
+          resolve(`status ${res.statusCode}`);
+        },
+      );
       req.on("error", (error) => resolve(error.message));
       req.write(Buffer.alloc(1024));
     });
@@ -202,7 +215,9 @@ describe("startRegistry", () => {
         version: "0.1",
         storage: {
           inmemory: {},
-          maintenance: { uploadpurging: { enabled: true, age: "0s", interval: "50ms", dryrun: false } },
+          maintenance: {
+            uploadpurging: { enabled: true, age: "0s", interval: "50ms", dryrun: false },
+          },
         },
         http: { addr: "127.0.0.1:0" },
       },
@@ -260,8 +275,21 @@ describe("startRegistry", () => {
         const cert = join(directory, "cert.pem");
         const key = join(directory, "key.pem");
         await promisify(execFile)("openssl", [
-          "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-          "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert,
+          "req",
+          "-x509",
+          "-newkey",
+          "rsa:2048",
+          "-nodes",
+          "-days",
+          "1",
+          "-subj",
+          "/CN=127.0.0.1",
+          "-addext",
+          "subjectAltName=IP:127.0.0.1",
+          "-keyout",
+          key,
+          "-out",
+          cert,
         ]);
         const registry = await startRegistry({
           config: {

@@ -4,7 +4,12 @@
 // a graceful stop. `berth serve` is a thin layer over it; so are Berth's own HTTP tests.
 
 import { readFile } from "node:fs/promises";
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Logger } from "pino";
 import { ApiError, createApiHandler, writeError } from "../api/index.js";
@@ -101,7 +106,10 @@ function configFromDriverOptions(options: DriverRegistryOptions): BerthConfig {
       [options.driver]: options.parameters ?? {},
       delete: { enabled: options.deleteEnabled ?? false },
       redirect: { disable: options.redirect === false },
-      maintenance: { readonly: { enabled: options.readOnly ?? false }, uploadpurging: { enabled: false } },
+      maintenance: {
+        readonly: { enabled: options.readOnly ?? false },
+        uploadpurging: { enabled: false },
+      },
     },
     http: {
       addr: `${host.includes(":") ? `[${host}]` : host}:${options.port ?? 0}`,
@@ -134,7 +142,12 @@ export async function openStorage(
   } catch (error) {
     if (error instanceof InvalidParameterError) {
       const key = `storage.${name}.${error.parameter}`;
-      throw new ConfigError([{ key, message: `${key}: ${error.message.replace(`${name}: parameter ${error.parameter}: `, "")}` }]);
+      throw new ConfigError([
+        {
+          key,
+          message: `${key}: ${error.message.replace(`${name}: parameter ${error.parameter}: `, "")}`,
+        },
+      ]);
     }
     throw error;
   }
@@ -164,7 +177,11 @@ function listen(server: Server, config: BerthConfig): Promise<void> {
             : error.code === "EACCES"
               ? "permission denied"
               : error.message;
-      reject(new ConfigError([{ key: "http.addr", message: `http.addr: cannot listen on ${addr}: ${reason}` }]));
+      reject(
+        new ConfigError([
+          { key: "http.addr", message: `http.addr: cannot listen on ${addr}: ${reason}` },
+        ]),
+      );
     };
     server.once("error", onError);
     server.listen({ port, host: hostname === "" ? undefined : hostname }, () => {
@@ -188,10 +205,14 @@ async function createServer(config: BerthConfig): Promise<Server> {
     try {
       return await readFile(file);
     } catch (error) {
-      throw new ConfigError([{ key, message: `${key}: cannot read ${file}: ${(error as Error).message}` }]);
+      throw new ConfigError([
+        { key, message: `${key}: cannot read ${file}: ${(error as Error).message}` },
+      ]);
     }
   };
-  const clientCAs = await Promise.all(tls.clientCAs.map((file) => read("http.tls.clientcas", file)));
+  const clientCAs = await Promise.all(
+    tls.clientCAs.map((file) => read("http.tls.clientcas", file)),
+  );
   return createHttpsServer({
     ...options,
     cert: await read("http.tls.certificate", tls.certificate),
@@ -201,30 +222,27 @@ async function createServer(config: BerthConfig): Promise<Server> {
   });
 }
 
-/**
- * Starts a registry in this process. With `{ driver, parameters }` it listens on 127.0.0.1 and a
- * free port unless told otherwise; with `{ config }` it does what the config says. Resolves once
- * it accepts connections. Rejects with a ConfigError naming the key for a bad config, a bad driver
- * parameter or an address it cannot listen on.
- */
-export async function startRegistry(options: StartRegistryOptions): Promise<RunningRegistry> {
-  const config = registryConfig(options);
-  const owned =
-    options.logger === undefined
-      ? createLogger({
-          level: options.logLevel ?? ("config" in options ? config.log.level : "warn"),
-          formatter: config.log.formatter,
-          fields: config.log.fields,
-        })
-      : undefined;
-  const logger = options.logger ?? owned!.logger;
-  for (const warning of config.warnings) logger.warn(warning);
+/** What `serve` started, and how to tell its request handler that the registry is stopping. */
+interface Serving {
+  driver: StorageDriver;
+  storage: RegistryStorage;
+  server: Server;
+  /** From now on, responses close their connection instead of keeping it alive. */
+  closing(): void;
+}
 
+/** Builds the driver, storage, API and server of `config` and listens. */
+async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const { driver, storage } = await openStorage(config);
   const { prefix, host } = config.http;
   // The API prepends this to the URLs of Location and Link headers: with http.host they are absolute.
   const urlBase = (host ?? "") + prefix;
-  const api = createApiHandler({ storage, logger, redirect: config.storage.redirect, prefix: urlBase });
+  const api = createApiHandler({
+    storage,
+    logger,
+    redirect: config.storage.redirect,
+    prefix: urlBase,
+  });
   const health = new HealthCheck(storage, config.storage.driver);
   const server = await createServer(config);
 
@@ -246,12 +264,45 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
     api(req, res);
   });
 
+  await listen(server, config);
+  return {
+    driver,
+    storage,
+    server,
+    closing: () => {
+      closing = true;
+    },
+  };
+}
+
+/**
+ * Starts a registry in this process. With `{ driver, parameters }` it listens on 127.0.0.1 and a
+ * free port unless told otherwise; with `{ config }` it does what the config says. Resolves once
+ * it accepts connections. Rejects with a ConfigError naming the key for a bad config, a bad driver
+ * parameter or an address it cannot listen on.
+ */
+export async function startRegistry(options: StartRegistryOptions): Promise<RunningRegistry> {
+  const config = registryConfig(options);
+  const owned =
+    options.logger === undefined
+      ? createLogger({
+          level: options.logLevel ?? ("config" in options ? config.log.level : "warn"),
+          formatter: config.log.formatter,
+          fields: config.log.fields,
+        })
+      : undefined;
+  const logger = options.logger ?? owned!.logger;
+  for (const warning of config.warnings) logger.warn(warning);
+
+  let running: Serving;
   try {
-    await listen(server, config);
+    running = await serve(config, logger);
   } catch (error) {
     await owned?.flush();
     throw error;
   }
+  const { driver, storage, server } = running;
+  const { prefix } = config.http;
 
   const stopPurger =
     config.storage.uploadPurging.enabled && !config.storage.readOnly
@@ -262,14 +313,18 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
   const port = typeof address === "object" && address !== null ? address.port : config.http.port;
   const hostname = config.http.hostname;
   const reachable =
-    hostname === "" || hostname === "0.0.0.0" || hostname === "::" ? "127.0.0.1" : hostname.includes(":") ? `[${hostname}]` : hostname;
+    hostname === "" || hostname === "0.0.0.0" || hostname === "::"
+      ? "127.0.0.1"
+      : hostname.includes(":")
+        ? `[${hostname}]`
+        : hostname;
   const url = `${config.http.tls ? "https" : "http"}://${reachable}:${port}${prefix}`;
   logger.info({ url, driver: config.storage.driver }, "registry listening");
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closed ??= (async () => {
-      closing = true;
+      running.closing();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const drain = setTimeout(() => server.closeAllConnections(), config.http.drainTimeoutMs);
