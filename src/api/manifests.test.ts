@@ -151,11 +151,41 @@ test("PUT errors: bad digest reference, digest mismatch, invalid manifest, unkno
   assert.equal(byDigest.headers.get("docker-content-digest"), image.digest);
 });
 
-test("a manifest over 4 MiB is refused with SIZE_INVALID", async () => {
+test("a manifest over 4 MiB is refused with SIZE_INVALID, whether its length is declared or not", async () => {
   const huge = JSON.stringify({ schemaVersion: 2, padding: "x".repeat(4 * 1024 * 1024) });
-  const response = await putManifest(registry, "manifests/huge", "big", huge);
-  assert.equal(response.status, 400);
-  assert.equal(await errorCode(response), "SIZE_INVALID");
+  const declared = await putManifest(registry, "manifests/huge", "big", huge);
+  assert.equal(declared.status, 400);
+  assert.equal(await errorCode(declared), "SIZE_INVALID");
+
+  // A chunked body: refused once more than 4 MiB have arrived.
+  const chunk = Buffer.alloc(256 * 1024, "x");
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= 8 * 1024 * 1024) controller.close();
+      else {
+        sent += chunk.length;
+        controller.enqueue(chunk);
+      }
+    },
+  });
+  const chunked = await registry
+    .fetch("/v2/manifests/huge/manifests/big", {
+      method: "PUT",
+      headers: { "Content-Type": OCI_MANIFEST },
+      body,
+      duplex: "half",
+    } as RequestInit)
+    .catch((error: unknown) => error);
+  // The registry answers and closes the connection; the client may see either.
+  if (chunked instanceof Response) {
+    assert.equal(chunked.status, 400);
+    assert.equal(await errorCode(chunked), "SIZE_INVALID");
+  }
+  assert.equal(
+    (await registry.fetch("/v2/manifests/huge/manifests/big", { method: "HEAD" })).status,
+    404,
+  );
 });
 
 test("PUT of a manifest with a subject answers OCI-Subject, even when the subject is absent", async () => {
