@@ -9,6 +9,11 @@ export { ParameterReader } from "./parameters.js";
 export { walkByListing, walkFlatListing } from "./walk.js";
 
 export { InMemoryDriver } from "./inmemory/index.js";
-export { AzureDriver, createAzureDriver, parseAzureParameters, type AzureDriverOptions } from "./azure/index.js";
+export {
+  createAzureDriver,
+  parseAzureParameters,
+  type AzureDriver,
+  type AzureDriverOptions,
+} from "./azure/index.js";
 export { S3Driver, createS3Driver, readS3Parameters, type S3Parameters } from "./s3/index.js";
 export { FilesystemDriver, createFilesystemDriver } from "./filesystem/index.js";

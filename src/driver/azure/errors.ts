@@ -8,8 +8,7 @@ import {
   StorageDriverError,
   type StoragePath,
 } from "../driver.js";
-
-export const DRIVER_NAME = "azure";
+import { DRIVER_NAME } from "./parameters.js";
 
 /** The service's error code (`BlobNotFound`, `ContainerNotFound`, ...) if `error` carries one. */
 export function serviceErrorCode(error: unknown): string | undefined {

@@ -24,7 +24,8 @@ import {
   type FileWriter,
   type StoragePath,
 } from "../driver.js";
-import { DRIVER_NAME, translateError } from "./errors.js";
+import { translateError } from "./errors.js";
+import { DRIVER_NAME } from "./parameters.js";
 
 type BlockKind = "d" | "e" | "x";
 
