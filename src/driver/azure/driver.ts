@@ -34,6 +34,8 @@ import { resumeWriter, startWriter, type WriterTarget } from "./writer.js";
 const DEFAULT_REDIRECT_SECONDS = 20 * 60;
 /** A user delegation key is requested for this long and reused until close to its expiry. */
 const DELEGATION_KEY_SECONDS = 24 * 60 * 60;
+/** The longest a user delegation key may live (less a margin for clock skew). */
+const MAX_DELEGATION_SECONDS = 7 * 24 * 60 * 60 - 10 * 60;
 /** After the service refuses a user delegation key, redirects are off for this long. */
 const DELEGATION_RETRY_SECONDS = 5 * 60;
 /** Deletes of one directory's blobs in flight at once. */
@@ -248,7 +250,10 @@ export class AzureDriver implements StorageDriver {
     const blob = this.container.getBlobClient(this.blobName(path));
     try {
       if (this.sharedKey !== undefined) return await blob.generateSasUrl(sas);
-      const key = await this.userDelegationKey(expiresOn);
+      // A user delegation key, and so a URL signed with it, lives at most 7 days.
+      const latest = Date.now() + MAX_DELEGATION_SECONDS * 1000;
+      if (sas.expiresOn.getTime() > latest) sas.expiresOn = new Date(latest);
+      const key = await this.userDelegationKey(sas.expiresOn);
       return key === null ? null : await blob.generateUserDelegationSasUrl(sas, key);
     } catch (error) {
       throw translateError(error, "redirectURL", path);
@@ -295,7 +300,7 @@ export class AzureDriver implements StorageDriver {
    */
   private async userDelegationKey(until: Date): Promise<UserDelegationKey | null> {
     if (Date.now() < this.delegationDeniedUntil) return null;
-    if (this.delegationKey === undefined || this.delegationKeyExpiry <= until.getTime()) {
+    if (this.delegationKey === undefined || this.delegationKeyExpiry < until.getTime()) {
       const startsOn = new Date(Date.now() - 5 * 60 * 1000);
       const expiresOn = new Date(
         Math.max(until.getTime(), Date.now() + DELEGATION_KEY_SECONDS * 1000),
