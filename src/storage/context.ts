@@ -23,8 +23,8 @@ export interface StorageContext {
   readonly hashStates: Map<string, UploadHashState>;
   /** Serializes operations on one upload (and on one tag) in this process. */
   readonly queue: KeyedQueue;
-  /** Small manifests' bytes by digest: immutable content. */
-  readonly manifestCache: LruCache<Digest, Buffer>;
+  /** Small manifests by digest, with the media type their bytes declare: immutable content. */
+  readonly manifestCache: LruCache<Digest, { content: Buffer; mediaType: string }>;
   /** UNSUPPORTED in read-only mode. */
   checkWritable(): void;
   /** UNSUPPORTED unless deleting is enabled (and not read-only). */

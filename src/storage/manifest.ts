@@ -205,6 +205,12 @@ export function storedMediaType(content: Buffer): string {
   try {
     const document = JSON.parse(content.toString("utf8")) as Record<string, unknown>;
     if (typeof document.mediaType === "string") return document.mediaType;
+    // Schema 1, in roots distribution wrote long ago: served as it was stored.
+    if (document.schemaVersion === 1) {
+      return "signatures" in document
+        ? ManifestMediaType.DockerSchema1Signed
+        : ManifestMediaType.DockerSchema1;
+    }
     return "manifests" in document ? ManifestMediaType.OciIndex : ManifestMediaType.OciManifest;
   } catch {
     return ManifestMediaType.OciManifest;

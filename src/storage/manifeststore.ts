@@ -63,25 +63,30 @@ export class ManifestStore implements RepositoryManifests {
 
   async get(digest: Digest): Promise<StoredManifest> {
     const parsed = parseDigest(digest);
-    const content = await this.content(parsed);
-    if (content === undefined) throw manifestUnknown(this.repository, digest);
-    return { digest: parsed.digest, mediaType: storedMediaType(content), content };
+    const stored = (await this.has(parsed)) ? await this.stored(parsed) : undefined;
+    if (stored === undefined) throw manifestUnknown(this.repository, digest);
+    return { digest: parsed.digest, ...stored };
   }
 
   /** The bytes of a manifest revision of this repository, or undefined. */
   async content(digest: ParsedDigest): Promise<Buffer | undefined> {
     if (!(await this.has(digest))) return undefined;
-    return this.blobContent(digest);
+    return (await this.stored(digest))?.content;
   }
 
-  private async blobContent(digest: ParsedDigest): Promise<Buffer | undefined> {
+  /** A manifest's bytes and media type from the blob store (or the cache), by digest. */
+  private async stored(
+    digest: ParsedDigest,
+  ): Promise<{ content: Buffer; mediaType: string } | undefined> {
     const cached = this.context.manifestCache.get(digest.digest);
     if (cached !== undefined) return cached;
     const content = await this.context.blobs.getContent(digest);
-    if (content !== undefined && content.length <= CACHEABLE_MANIFEST_SIZE) {
-      this.context.manifestCache.set(digest.digest, content);
+    if (content === undefined) return undefined;
+    const stored = { content, mediaType: storedMediaType(content) };
+    if (content.length <= CACHEABLE_MANIFEST_SIZE) {
+      this.context.manifestCache.set(digest.digest, stored);
     }
-    return content;
+    return stored;
   }
 
   async put(
@@ -112,6 +117,12 @@ export class ManifestStore implements RepositoryManifests {
     await this.checkReferences(manifest);
 
     await this.context.blobs.put(digest, content);
+    if (content.length <= CACHEABLE_MANIFEST_SIZE) {
+      this.context.manifestCache.set(digest.digest, {
+        content,
+        mediaType: storedMediaType(content),
+      });
+    }
     const subject =
       manifest.subject === undefined ? undefined : tryParseDigest(manifest.subject.digest);
     if (subject !== undefined) {
@@ -164,7 +175,7 @@ export class ManifestStore implements RepositoryManifests {
 
   /** Removes a revision and its referrer entry (tags are the caller's business). */
   async removeRevision(digest: ParsedDigest): Promise<void> {
-    const content = await this.blobContent(digest);
+    const content = (await this.stored(digest))?.content;
     const subject = content === undefined ? undefined : subjectOf(content);
     if (subject !== undefined) {
       await deleteIfPresent(this.context.driver, paths.referrer(this.repository, subject, digest));
