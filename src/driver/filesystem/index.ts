@@ -223,6 +223,8 @@ export class FilesystemDriver implements StorageDriver {
       }
     } catch (error) {
       if (path === "/" && errorCode(error) === "ENOENT") return [];
+      // A file has no children, as on the other drivers; only a path that is nothing is missing.
+      if (errorCode(error) === "ENOTDIR" && (await this.isFile(full))) return [];
       throw this.failure(error, "list", path);
     }
     if (children.length === 0 && path !== "/") throw new PathNotFoundError(NAME, path);
@@ -406,13 +408,17 @@ export class FilesystemDriver implements StorageDriver {
     return false;
   }
 
-  private async requireFile(full: string, path: StoragePath): Promise<void> {
+  private async isFile(full: string): Promise<boolean> {
     try {
-      if ((await stat(full)).isFile()) return;
+      return (await stat(full)).isFile();
     } catch (error) {
-      if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
+      if (NOT_FOUND.has(errorCode(error) ?? "")) return false;
+      throw error;
     }
-    throw new PathNotFoundError(NAME, path);
+  }
+
+  private async requireFile(full: string, path: StoragePath): Promise<void> {
+    if (!(await this.isFile(full))) throw new PathNotFoundError(NAME, path);
   }
 
   /**

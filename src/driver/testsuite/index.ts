@@ -660,6 +660,12 @@ export function runDriverSuite(
         { code: PathNotFound, path: missing },
         "list of a missing path",
       );
+      // A file is there but has no children: it lists as empty, as in the inmemory reference.
+      const file = `${sub}/deeper/file`;
+      assert.deepEqual(await driver.list(file), [], "list of a file");
+      const belowFile: string[] = [];
+      await driver.walk(file, (info) => void belowFile.push(info.path));
+      assert.deepEqual(belowFile, [], "walk of a file");
     });
 
     // ---- move ----
