@@ -107,8 +107,9 @@ export interface StorageDriver {
   stat(path: StoragePath): Promise<FileInfo>;
 
   /**
-   * The full paths of the direct children of directory `path`, in no particular order.
-   * PathNotFoundError when `path` has no children (except `/`, which lists as empty).
+   * The full paths of the direct children of directory `path`, in no particular order. A file
+   * lists as empty; PathNotFoundError when nothing is stored at or below `path` (except `/`,
+   * which lists as empty). A directory whose last file was deleted or moved away is gone.
    */
   list(path: StoragePath): Promise<StoragePath[]>;
 
@@ -134,7 +135,8 @@ export interface StorageDriver {
   /**
    * Calls `fn` for every descendant of `path` (files and directories, not `path` itself), depth
    * first, the children of each directory in lexical order, a directory before its contents.
-   * PathNotFoundError if `path` does not exist (the root `/` of an empty store walks nothing).
+   * A file walks as empty. PathNotFoundError if `path` does not exist (the root `/` of an empty
+   * store walks nothing). Returning "skip" for a file skips the rest of its directory.
    */
   walk(path: StoragePath, fn: WalkFn): Promise<void>;
 }
