@@ -17,15 +17,16 @@ export async function getBlob(context: ApiContext, request: ApiRequest): Promise
   const digest = route.argument;
   checkDigest(digest);
   const blobs = context.storage.repository(route.name).blobs;
-  const info = await blobs.stat(digest);
-
   if (context.redirect) {
+    // redirectURL answers BLOB_UNKNOWN for a blob not in the repository, as stat does.
     const url = await blobs.redirectURL(digest, request.isHead ? "HEAD" : "GET");
     if (url !== null) {
       sendEmpty(res, 307, { Location: url, "Docker-Content-Digest": digest });
       return;
     }
+    context.redirect = false;
   }
+  const info = await blobs.stat(digest);
 
   const etag = `"${digest}"`;
   const headers: Record<string, string | number> = {

@@ -9,8 +9,12 @@ import type { Route } from "./routes.js";
 /** Settings shared by all requests of one API handler. */
 export interface ApiContext {
   readonly storage: RegistryStorage;
-  /** Send blob GET/HEAD to the driver's URL (307) when it gives one. */
-  readonly redirect: boolean;
+  /**
+   * Send blob GET/HEAD to the driver's URL (307) when it gives one. Turned off for good the first
+   * time the driver gives none: the driver contract makes a null URL a property of the backend,
+   * not of a path, and asking costs a storage round trip on every blob request.
+   */
+  redirect: boolean;
   /** Prepended to the paths in Location and Link headers (config `http.prefix`, no trailing slash). */
   readonly prefix: string;
   readonly logger: ApiLogger | undefined;
