@@ -19,8 +19,11 @@ export interface StorageContext {
   readonly blobs: BlobStore;
   readonly links: LinkStore;
   readonly options: Required<RegistryStorageOptions>;
-  /** Running upload hashes, by `<repository>/<upload id>`. */
-  readonly hashStates: Map<string, UploadHashState>;
+  /**
+   * Running upload hashes, by `<repository>/<upload id>`. Bounded: an upload whose state was
+   * evicted (abandoned long ago) is re-hashed from its data if it is ever finished.
+   */
+  readonly hashStates: LruCache<string, UploadHashState>;
   /** Serializes operations on one upload (and on one tag) in this process. */
   readonly queue: KeyedQueue;
   /** Small manifests by digest, with the media type their bytes declare: immutable content. */

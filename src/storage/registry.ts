@@ -29,6 +29,8 @@ export interface RegistryStorageTuning {
   blobCacheSize?: number;
   /** Small manifests kept in memory by digest; default 1000. */
   manifestCacheSize?: number;
+  /** Running hashes of uploads in progress kept in memory; default 10000. */
+  uploadHashStates?: number;
 }
 
 class RepositoryView implements Repository {
@@ -68,7 +70,7 @@ export class Registry implements RegistryStorage {
       blobs: new BlobStore(driver, options.blobCacheSize ?? 10_000),
       links: new LinkStore(driver),
       options: resolved,
-      hashStates: new Map(),
+      hashStates: new LruCache(options.uploadHashStates ?? 10_000),
       queue: new KeyedQueue(),
       manifestCache: new LruCache(options.manifestCacheSize ?? 1_000),
       ...mutationChecks(resolved),

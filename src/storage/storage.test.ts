@@ -134,6 +134,19 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
       assert.deepEqual(await second.finish(sha256(bytes)), { digest: sha256(bytes), size: 50_000 });
     });
 
+    it("re-hashes when another replica appended to the upload", async () => {
+      const bytes = randomBytes(50_000);
+      const replicaA = registry().repository("replicas");
+      const upload = await replicaA.blobs.startUpload();
+      await upload.append(chunks(bytes.subarray(0, 20_000)));
+      const onB = await registry().repository("replicas").blobs.resumeUpload(upload.id);
+      await onB.append(chunks(bytes.subarray(20_000)));
+      // A's running hash covers 20000 bytes of 50000: it must not be used.
+      const onA = await replicaA.blobs.resumeUpload(upload.id);
+      assert.equal(onA.size, 50_000);
+      assert.deepEqual(await onA.finish(sha256(bytes)), { digest: sha256(bytes), size: 50_000 });
+    });
+
     it("accepts sha512 digests and finishes empty uploads", async () => {
       const repo = registry().repository("algorithms");
       const bytes = randomBytes(1000);
