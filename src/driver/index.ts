@@ -15,5 +15,5 @@ export {
   type AzureDriver,
   type AzureDriverOptions,
 } from "./azure/index.js";
-export { S3Driver, createS3Driver, readS3Parameters, type S3Parameters } from "./s3/index.js";
+export { createS3Driver, readS3Parameters, type S3Driver, type S3Parameters } from "./s3/index.js";
 export { FilesystemDriver, createFilesystemDriver } from "./filesystem/index.js";

@@ -2,7 +2,7 @@
 // REGISTRY_STORAGE_S3_* environment overrides, which arrive as strings). Everything is checked here,
 // once, at creation: a missing or malformed parameter is an InvalidParameterError naming it.
 
-import { ObjectCannedACL, StorageClass } from "@aws-sdk/client-s3";
+import type { ObjectCannedACL, StorageClass } from "@aws-sdk/client-s3";
 import { InvalidParameterError, type DriverParameters } from "../driver.js";
 import { ParameterReader } from "../parameters.js";
 
@@ -15,10 +15,44 @@ export const MIN_PART_SIZE = 5 * MiB;
 /** S3's largest part, and the largest object a single CopyObject may copy. */
 export const MAX_PART_SIZE = 5 * 1024 * MiB;
 
+// The SDK's lists spelled out rather than read from its enums at run time: this module loads with
+// the driver layer, and the SDK only when an s3 driver is created (see ./index.ts). `satisfies`
+// keeps every name one the SDK knows.
+
 /** Storage classes accepted by `storageclass`; NONE sends no storage class (for S3-compatible servers). */
-const STORAGE_CLASSES = ["NONE", ...Object.values(StorageClass)] as const;
+const STORAGE_CLASSES = [
+  "NONE",
+  ...([
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "GLACIER_IR",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+    "FSX_ONTAP",
+    "FSX_OPENZFS",
+    "AWS_BACKUP_WARM",
+    "AWS_BACKUP_LOW_COST_WARM",
+  ] as const satisfies readonly StorageClass[]),
+] as const;
 /** Canned ACLs accepted by `objectacl`; NONE sends no ACL header (the default, see docs/driver-s3.md). */
-const OBJECT_ACLS = ["none", ...Object.values(ObjectCannedACL)] as const;
+const OBJECT_ACLS = [
+  "none",
+  ...([
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+  ] as const satisfies readonly ObjectCannedACL[]),
+] as const;
 
 /** The driver's settings after validation. */
 export interface S3Parameters {

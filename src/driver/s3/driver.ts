@@ -1,0 +1,515 @@
+// The s3 driver: Amazon S3 and S3-compatible servers (Ceph RGW, MinIO, ...) through the AWS SDK for
+// JavaScript v3. A path `/a/b` is the key `<rootdirectory>/a/b`, as in distribution, so a bucket
+// written by distribution's s3 driver is read here and the other way round. Directories are
+// implied by keys. Loaded by ./index.ts when an s3 driver is created; parameters: ./parameters.ts;
+// writers: ./writer.ts; docs/driver-s3.md.
+
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { Readable } from "node:stream";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCopyCommand,
+  type _Object,
+  type ListObjectsV2CommandOutput,
+} from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import {
+  PathNotFoundError,
+  type FileInfo,
+  type FileWriter,
+  type RedirectOptions,
+  type StorageDriver,
+  type StoragePath,
+  type WalkFn,
+} from "../driver.js";
+import { isValidPath } from "../paths.js";
+import { walkFlatListing } from "../walk.js";
+import { httpStatus, isMissingKey, toDriverError } from "./errors.js";
+import { DRIVER_NAME, type S3Parameters } from "./parameters.js";
+import { newWriter, resumeWriter, TAIL_SUFFIX, type WriterContext } from "./writer.js";
+
+/** How long a redirect URL stays valid when the caller does not say: distribution's 20 minutes. */
+const DEFAULT_REDIRECT_SECONDS = 20 * 60;
+/** Attempts per request (the first and the retries); the SDK backs off exponentially with jitter. */
+const MAX_ATTEMPTS = 5;
+/** S3's limit of keys per DeleteObjects request and per listing page. */
+const BATCH = 1000;
+
+/** A driver storing paths as keys of one S3 bucket. */
+export class S3Driver implements StorageDriver {
+  readonly name = DRIVER_NAME;
+  readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly writerContext: WriterContext;
+
+  constructor(readonly parameters: S3Parameters) {
+    this.bucket = parameters.bucket;
+    this.client = new S3Client({
+      region: parameters.region,
+      endpoint: parameters.regionEndpoint,
+      forcePathStyle: parameters.forcePathStyle,
+      credentials: parameters.credentials,
+      customUserAgent: parameters.userAgent,
+      maxAttempts: MAX_ATTEMPTS,
+      retryMode: "standard",
+      // Checksums only where S3 requires them: S3-compatible servers (Ceph RGW 16) reject the
+      // SDK's default trailing checksums on streamed bodies. SigV4 still signs each payload.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      requestHandler: {
+        httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 128 }),
+        httpsAgent: new HttpsAgent({
+          keepAlive: true,
+          maxSockets: 128,
+          rejectUnauthorized: !parameters.skipVerify,
+        }),
+      },
+    });
+    const objectSettings: Record<string, unknown> = {};
+    if (parameters.storageClass !== undefined)
+      objectSettings.StorageClass = parameters.storageClass;
+    if (parameters.objectACL !== undefined) objectSettings.ACL = parameters.objectACL;
+    if (parameters.encryption !== undefined) {
+      objectSettings.ServerSideEncryption = parameters.encryption.mode;
+      if (parameters.encryption.mode === "aws:kms")
+        objectSettings.SSEKMSKeyId = parameters.encryption.keyId;
+    }
+    this.writerContext = {
+      client: this.client,
+      bucket: this.bucket,
+      chunkSize: parameters.chunkSize,
+      objectSettings,
+    };
+  }
+
+  async getContent(path: StoragePath): Promise<Uint8Array> {
+    const key = this.key(path);
+    try {
+      const answer = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+      );
+      return (await answer.Body?.transformToByteArray()) ?? new Uint8Array();
+    } catch (error) {
+      throw toDriverError(error, { operation: "GetObject", bucket: this.bucket, key, path });
+    }
+  }
+
+  async putContent(path: StoragePath, content: Uint8Array): Promise<void> {
+    const key = this.key(path);
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: content,
+          ContentLength: content.length,
+          ContentType: "application/octet-stream",
+          ...this.writerContext.objectSettings,
+        }),
+      );
+    } catch (error) {
+      throw toDriverError(error, { operation: "PutObject", bucket: this.bucket, key, path });
+    }
+  }
+
+  async reader(path: StoragePath, offset = 0): Promise<Readable> {
+    const key = this.key(path);
+    try {
+      const answer = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Range: offset > 0 ? `bytes=${offset}-` : undefined,
+        }),
+      );
+      return answer.Body instanceof Readable ? answer.Body : Readable.from([]);
+    } catch (error) {
+      // A range starting at or past the end: the contract's empty stream, not an error.
+      if (httpStatus(error) === 416) return Readable.from([]);
+      throw toDriverError(error, { operation: "GetObject", bucket: this.bucket, key, path });
+    }
+  }
+
+  writer(path: StoragePath, append: boolean): Promise<FileWriter> {
+    const key = this.key(path);
+    return append
+      ? resumeWriter(this.writerContext, path, key)
+      : newWriter(this.writerContext, path, key);
+  }
+
+  async stat(path: StoragePath): Promise<FileInfo> {
+    if (path !== "/") {
+      const file = await this.head(path);
+      if (file !== undefined) return file;
+    }
+    for await (const object of this.listFiles(path, 1)) {
+      return { path, size: 0, modTime: object.modTime, isDir: true };
+    }
+    if (path === "/") return { path, size: 0, modTime: new Date(0), isDir: true };
+    throw new PathNotFoundError(DRIVER_NAME, path);
+  }
+
+  async list(path: StoragePath): Promise<StoragePath[]> {
+    const prefix = this.directoryPrefix(path);
+    const children: StoragePath[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.listPage(path, {
+        Prefix: prefix,
+        Delimiter: "/",
+        ContinuationToken: token,
+      });
+      for (const object of page.Contents ?? []) {
+        const child = this.pathOf(object.Key);
+        if (child !== undefined) children.push(child);
+      }
+      for (const common of page.CommonPrefixes ?? []) {
+        const child = this.pathOf(common.Prefix?.slice(0, -1));
+        if (child !== undefined) children.push(child);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    if (children.length === 0 && path !== "/") {
+      // A file has no children; only a path that is nothing at all is not found.
+      if ((await this.head(path)) !== undefined) return [];
+      throw new PathNotFoundError(DRIVER_NAME, path);
+    }
+    return children;
+  }
+
+  async move(sourcePath: StoragePath, destPath: StoragePath): Promise<void> {
+    const source = await this.head(sourcePath);
+    if (source === undefined) throw new PathNotFoundError(DRIVER_NAME, sourcePath);
+    if (sourcePath === destPath) return;
+    const sourceKey = this.key(sourcePath);
+    const destKey = this.key(destPath);
+    if (source.size <= this.parameters.multipartCopyThresholdSize) {
+      try {
+        await this.client.send(
+          new CopyObjectCommand({
+            Bucket: this.bucket,
+            Key: destKey,
+            CopySource: this.copySource(sourceKey),
+            ContentType: "application/octet-stream",
+            ...this.writerContext.objectSettings,
+          }),
+        );
+      } catch (error) {
+        throw toDriverError(error, {
+          operation: `CopyObject to ${destKey} from`,
+          bucket: this.bucket,
+          key: sourceKey,
+          path: sourcePath,
+        });
+      }
+    } else {
+      await this.multipartCopy(sourcePath, sourceKey, destKey, source.size);
+    }
+    await this.deleteKeys(sourcePath, [sourceKey]);
+  }
+
+  async delete(path: StoragePath): Promise<void> {
+    const key = this.key(path);
+    // The key itself, everything below `key/`, and the tail of a closed writer at the key; never
+    // a sibling such as `key-b` or `keyb`.
+    const [file] = await Promise.all([this.head(path), this.abortUploadsBelow(path, key)]);
+    let found = file !== undefined;
+    await this.deleteKeys(path, [key, key + TAIL_SUFFIX]);
+    let token: string | undefined;
+    do {
+      const page = await this.listPage(path, { Prefix: `${key}/`, ContinuationToken: token });
+      const keys = (page.Contents ?? []).flatMap((object) =>
+        object.Key === undefined ? [] : [object.Key],
+      );
+      found ||= keys.some((listed) => this.pathOf(listed) !== undefined);
+      if (keys.length > 0) await this.deleteKeys(path, keys);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    if (!found) throw new PathNotFoundError(DRIVER_NAME, path);
+  }
+
+  async redirectURL(path: StoragePath, options: RedirectOptions = {}): Promise<string | null> {
+    const key = this.key(path);
+    const expiresIn = options.expiresIn ?? DEFAULT_REDIRECT_SECONDS;
+    const command =
+      options.method === "HEAD"
+        ? new HeadObjectCommand({ Bucket: this.bucket, Key: key })
+        : new GetObjectCommand({ Bucket: this.bucket, Key: key });
+    try {
+      return await getSignedUrl(this.client, command, { expiresIn });
+    } catch (error) {
+      throw toDriverError(error, { operation: "presign", bucket: this.bucket, key, path });
+    }
+  }
+
+  async walk(path: StoragePath, fn: WalkFn): Promise<void> {
+    // One flat listing, without a delimiter: a request per 1000 keys, not one per directory.
+    const files: FileInfo[] = [];
+    for await (const file of this.listFiles(path)) files.push(file);
+    if (files.length === 0 && path !== "/" && (await this.head(path)) === undefined) {
+      throw new PathNotFoundError(DRIVER_NAME, path);
+    }
+    await walkFlatListing(path, files, fn);
+  }
+
+  /** The key of a path: `/a/b` is `<rootdirectory>/a/b` (no leading slash, as distribution). */
+  private key(path: StoragePath): string {
+    return this.parameters.keyPrefix + path.slice(1);
+  }
+
+  /** The prefix of every key below directory `path`. */
+  private directoryPrefix(path: StoragePath): string {
+    return path === "/" ? this.parameters.keyPrefix : `${this.key(path)}/`;
+  }
+
+  /**
+   * The path a listed key stands for, or undefined for keys no driver path names: tails of closed
+   * writers, "directory marker" objects ending in `/`, and anything else foreign to the contract.
+   */
+  private pathOf(key: string | undefined): StoragePath | undefined {
+    if (key === undefined || !key.startsWith(this.parameters.keyPrefix)) return undefined;
+    const path = `/${key.slice(this.parameters.keyPrefix.length)}`;
+    return isValidPath(path) ? path : undefined;
+  }
+
+  private copySource(key: string): string {
+    return `${this.bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
+  }
+
+  /** FileInfo of the file at `path`, or undefined when there is no object with its key. */
+  private async head(path: StoragePath): Promise<FileInfo | undefined> {
+    const key = this.key(path);
+    try {
+      const answer = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: key }),
+      );
+      return {
+        path,
+        size: answer.ContentLength ?? 0,
+        modTime: answer.LastModified ?? new Date(0),
+        isDir: false,
+      };
+    } catch (error) {
+      if (isMissingKey(error)) return undefined;
+      throw toDriverError(error, { operation: "HeadObject", bucket: this.bucket, key, path });
+    }
+  }
+
+  private async listPage(
+    path: StoragePath,
+    input: { Prefix: string; Delimiter?: string; ContinuationToken?: string; MaxKeys?: number },
+  ): Promise<ListObjectsV2CommandOutput> {
+    try {
+      return await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, ...input }));
+    } catch (error) {
+      throw toDriverError(error, {
+        operation: "ListObjectsV2",
+        bucket: this.bucket,
+        key: input.Prefix,
+        path,
+      });
+    }
+  }
+
+  /** Every file strictly below directory `path`, in key order, `pageSize` keys per request. */
+  private async *listFiles(path: StoragePath, pageSize = BATCH): AsyncGenerator<FileInfo> {
+    const prefix = this.directoryPrefix(path);
+    let token: string | undefined;
+    do {
+      const page = await this.listPage(path, {
+        Prefix: prefix,
+        ContinuationToken: token,
+        MaxKeys: pageSize,
+      });
+      for (const object of page.Contents ?? []) {
+        const info = this.fileInfo(object);
+        if (info !== undefined) yield info;
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  private fileInfo(object: _Object): FileInfo | undefined {
+    const path = this.pathOf(object.Key);
+    if (path === undefined) return undefined;
+    return {
+      path,
+      size: object.Size ?? 0,
+      modTime: object.LastModified ?? new Date(0),
+      isDir: false,
+    };
+  }
+
+  /** Deletes `keys` (at most 1000) in one request; keys that do not exist are no error. */
+  private async deleteKeys(path: StoragePath, keys: string[]): Promise<void> {
+    let answer;
+    try {
+      answer = await this.client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
+        }),
+      );
+    } catch (error) {
+      throw toDriverError(error, {
+        operation: "DeleteObjects",
+        bucket: this.bucket,
+        key: keys[0],
+        path,
+      });
+    }
+    const failed = answer.Errors?.[0];
+    if (failed !== undefined) {
+      const cause = Object.assign(new Error(failed.Message ?? "not deleted"), {
+        name: failed.Code ?? "Error",
+      });
+      throw toDriverError(cause, {
+        operation: `DeleteObjects (${answer.Errors?.length} failed)`,
+        bucket: this.bucket,
+        key: failed.Key,
+        path,
+      });
+    }
+  }
+
+  /**
+   * Aborts the multipart uploads in progress at `key` and below `key/`: a deleted upload
+   * directory must not leave parts behind (they are stored, and billed, until aborted).
+   */
+  private async abortUploadsBelow(path: StoragePath, key: string): Promise<void> {
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: key,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        );
+      } catch (error) {
+        throw toDriverError(error, {
+          operation: "ListMultipartUploads",
+          bucket: this.bucket,
+          key,
+          path,
+        });
+      }
+      const ours = (page.Uploads ?? []).filter(
+        (upload) => upload.Key === key || upload.Key?.startsWith(`${key}/`),
+      );
+      await Promise.all(
+        ours.map(async (upload) => {
+          try {
+            await this.client.send(
+              new AbortMultipartUploadCommand({
+                Bucket: this.bucket,
+                Key: upload.Key,
+                UploadId: upload.UploadId,
+              }),
+            );
+          } catch (error) {
+            if ((error as { name?: string }).name === "NoSuchUpload") return;
+            throw toDriverError(error, {
+              operation: "AbortMultipartUpload",
+              bucket: this.bucket,
+              key: upload.Key,
+              path,
+            });
+          }
+        }),
+      );
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      uploadIdMarker = page.NextUploadIdMarker;
+    } while (keyMarker !== undefined);
+  }
+
+  /** Copies an object above the threshold in parallel ranges (UploadPartCopy). */
+  private async multipartCopy(
+    sourcePath: StoragePath,
+    sourceKey: string,
+    destKey: string,
+    size: number,
+  ): Promise<void> {
+    const { multipartCopyChunkSize: chunk, multipartCopyMaxConcurrency } = this.parameters;
+    const target = { bucket: this.bucket, key: destKey, path: sourcePath };
+    let uploadId: string | undefined;
+    try {
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: destKey,
+          ContentType: "application/octet-stream",
+          ...this.writerContext.objectSettings,
+        }),
+      );
+      uploadId = created.UploadId;
+    } catch (error) {
+      throw toDriverError(error, { operation: "CreateMultipartUpload", ...target });
+    }
+    const count = Math.ceil(size / chunk);
+    const etags: string[] = new Array(count);
+    let next = 0;
+    const copyParts = async () => {
+      while (next < count) {
+        const index = next++;
+        const first = index * chunk;
+        const last = Math.min(size, first + chunk) - 1;
+        const answer = await this.client.send(
+          new UploadPartCopyCommand({
+            Bucket: this.bucket,
+            Key: destKey,
+            UploadId: uploadId,
+            PartNumber: index + 1,
+            CopySource: this.copySource(sourceKey),
+            CopySourceRange: `bytes=${first}-${last}`,
+          }),
+        );
+        etags[index] = answer.CopyPartResult?.ETag ?? "";
+      }
+    };
+    try {
+      await Promise.all(
+        Array.from({ length: Math.min(count, multipartCopyMaxConcurrency) }, copyParts),
+      );
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: destKey,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: etags.map((ETag, index) => ({ ETag, PartNumber: index + 1 })) },
+        }),
+      );
+    } catch (error) {
+      // Best effort: the copy's own error is what the caller needs to see.
+      await this.client
+        .send(
+          new AbortMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: destKey,
+            UploadId: uploadId,
+          }),
+        )
+        .catch(() => undefined);
+      throw toDriverError(error, {
+        operation: `multipart copy from ${sourceKey} to`,
+        ...target,
+        path: undefined,
+      });
+    }
+  }
+}
