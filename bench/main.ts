@@ -12,7 +12,13 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { promisify } from "node:util";
 import { RegistryClient } from "./client.js";
 import { ContentSource } from "./content.js";
-import { compare, formatTable, type RegistryResults, type WorkloadResult } from "./report.js";
+import {
+  clientSaturation,
+  compare,
+  formatTable,
+  type RegistryResults,
+  type WorkloadResult,
+} from "./report.js";
 import {
   connectRegistry,
   onPath,
@@ -34,6 +40,8 @@ interface Options {
   only?: string[];
   distribution: boolean;
   cpuProf?: string;
+  berthCli?: string;
+  berthEnv: Record<string, string>;
   seed?: string;
 }
 
@@ -77,6 +85,17 @@ function parseOptions(): Options {
     )
     .option("--no-distribution", "bench Berth alone")
     .option("--cpu-prof <dir>", "run Berth under node --cpu-prof, profiles into this directory")
+    .option("--berth-cli <file>", "run this build of Berth's CLI (default: the checkout's)")
+    .option(
+      "--berth-env <name=value>",
+      "environment variable for Berth (repeatable)",
+      (value: string, previous: Record<string, string>) => {
+        const equals = value.indexOf("=");
+        if (equals < 1) throw new InvalidArgumentError(`not name=value: ${value}`);
+        return { ...previous, [value.slice(0, equals)]: value.slice(equals + 1) };
+      },
+      {},
+    )
     .option("--seed <hex>", "content seed (default: random per run)")
     .parse();
   return program.opts<Options>();
@@ -107,7 +126,13 @@ async function startRegistries(
 ): Promise<{ registries: RegistryUnderTest[]; note?: string }> {
   if (options.url !== undefined)
     return { registries: [await connectRegistry(options.url, options.pid)] };
-  const registries = [await startBerth({ cpuProfileDir: options.cpuProf })];
+  const registries = [
+    await startBerth({
+      cli: options.berthCli,
+      cpuProfileDir: options.cpuProf,
+      env: options.berthEnv,
+    }),
+  ];
   if (!options.distribution) return { registries, note: "distribution not run: --no-distribution" };
   if (!onPath("docker-registry")) {
     return {
@@ -138,7 +163,13 @@ async function runWorkload(
     const registryResults = results[index] as RegistryResults;
     let result = registryResults.workloads.get(workload.id);
     if (result === undefined) {
-      result = { figures: new Map(), serverCpuSeconds: [], clientCpuSeconds: [], timedSeconds: [] };
+      result = {
+        figures: new Map(),
+        serverCpuSeconds: [],
+        clientCpuSeconds: [],
+        timedSeconds: [],
+        windowsMicros: [],
+      };
       registryResults.workloads.set(workload.id, result);
     }
     return result;
@@ -172,6 +203,7 @@ async function runWorkload(
         );
         result.clientCpuSeconds.push(meter.clientCpuSeconds);
         result.timedSeconds.push(meter.seconds);
+        result.windowsMicros.push(...meter.windowsMicros);
         const shown = Object.entries(figures)
           .map(([id, value]) => `${id} ${value.toFixed(1)}`)
           .join(", ");
@@ -218,6 +250,7 @@ function jsonLines(
         serverCpuSeconds: figures.serverCpuSeconds,
         clientCpuSeconds: figures.clientCpuSeconds,
         timedSeconds: figures.timedSeconds,
+        windowsMicros: figures.windowsMicros,
         error: figures.error,
       });
     }
@@ -298,6 +331,7 @@ async function main(): Promise<void> {
   const rows = compare(workloads, subject, baseline);
   const seconds = (Date.now() - started) / 1000;
   process.stdout.write(`${formatTable(rows, subject.name, baseline?.name)}\n`);
+  for (const line of clientSaturation(results)) process.stdout.write(`${line}\n`);
   if (note !== undefined) process.stdout.write(`${note}\n`);
   process.stdout.write(
     `run took ${seconds.toFixed(0)} s; ratio = ${subject.name} ÷ ${baseline?.name ?? "—"}\n`,

@@ -34,28 +34,32 @@ export const BERTH_CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta
 
 /** Options for starting Berth. */
 export interface BerthOptions {
+  /** The CLI to run; default BERTH_CLI. Another build lets an experiment be measured in a run. */
+  cli?: string | undefined;
   /** Run Berth under `node --cpu-prof`, writing the profile into this directory on exit. */
   cpuProfileDir?: string | undefined;
+  /** Extra environment variables for Berth (e.g. UV_THREADPOOL_SIZE). */
+  env?: Record<string, string>;
 }
 
 /** Starts Berth from the checkout's build. */
 export async function startBerth(options: BerthOptions = {}): Promise<RegistryUnderTest> {
-  if (!existsSync(BERTH_CLI)) {
-    throw new Error(`Berth's CLI is not built: ${BERTH_CLI} is missing`);
-  }
+  const cli = options.cli ?? BERTH_CLI;
+  if (!existsSync(cli)) throw new Error(`Berth's CLI is not built: ${cli} is missing`);
   const nodeFlags =
     options.cpuProfileDir === undefined
       ? []
       : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir];
-  return startChild("Berth", (config) => [
-    process.execPath,
-    [...nodeFlags, BERTH_CLI, "serve", config],
-  ]);
+  return startChild(
+    "Berth",
+    (config) => [process.execPath, [...nodeFlags, cli, "serve", config]],
+    options.env ?? {},
+  );
 }
 
 /** Starts Debian's docker-registry (distribution 2.8.2). */
 export async function startDistribution(): Promise<RegistryUnderTest> {
-  return startChild("distribution", (config) => ["docker-registry", ["serve", config]]);
+  return startChild("distribution", (config) => ["docker-registry", ["serve", config]], {});
 }
 
 /** A registry someone else runs; `pid` enables its memory and CPU figures. */
@@ -85,7 +89,11 @@ export function onPath(command: string): boolean {
 
 type Command = (configPath: string) => [string, string[]];
 
-async function startChild(name: string, command: Command): Promise<RegistryUnderTest> {
+async function startChild(
+  name: string,
+  command: Command,
+  env: Record<string, string>,
+): Promise<RegistryUnderTest> {
   const work = await mkdtemp(join(tmpdir(), `berth-bench-${name.toLowerCase()}-`));
   const root = join(work, "root");
   const port = await freePort();
@@ -104,7 +112,10 @@ async function startChild(name: string, command: Command): Promise<RegistryUnder
   await writeFile(configPath, JSON.stringify(config, null, 2));
 
   const [file, args] = command(configPath);
-  const child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(file, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   let output = "";
   const keep = (text: string) => (output = (output + text).slice(-8192));
   child.stdout?.setEncoding("utf8").on("data", keep);

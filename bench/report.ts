@@ -12,6 +12,8 @@ export interface WorkloadResult {
   /** Client CPU seconds per repetition, and the timed seconds they were spent in. */
   clientCpuSeconds: number[];
   timedSeconds: number[];
+  /** The timed windows of every repetition, monotonic microseconds (see Meter). */
+  windowsMicros: [number, number][];
   /** Why the workload failed on this registry, if it did. */
   error?: string;
 }
@@ -230,4 +232,31 @@ export function formatTable(
     row.errors.map((error) => `failed: ${row.metric.title}: ${error}`),
   );
   return [render(header), separator, ...lines.map(render), ...[...new Set(errors)]].join("\n");
+}
+
+/** The client's CPU share of one core at or above which its figures may be the client's limit. */
+const CLIENT_SATURATED = 0.9;
+
+/**
+ * Lines naming the workloads where the bench's own process used ≥ 90% of a core while timed: the
+ * figure there may be the client's limit, not the registry's (a lower bound for the registry).
+ */
+export function clientSaturation(results: RegistryResults[]): string[] {
+  const lines: string[] = [];
+  for (const registry of results) {
+    for (const [workload, result] of registry.workloads) {
+      const shares = result.clientCpuSeconds.map(
+        (seconds, index) => seconds / (result.timedSeconds[index] ?? Number.NaN),
+      );
+      if (shares.length === 0) continue;
+      const share = median(shares);
+      if (share >= CLIENT_SATURATED) {
+        lines.push(
+          `note: client at ${(share * 100).toFixed(0)}% of a core during ${workload} on ${registry.name}: ` +
+            "that figure may be the client's limit (a lower bound for the registry)",
+        );
+      }
+    }
+  }
+  return lines;
 }

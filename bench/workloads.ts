@@ -47,6 +47,11 @@ export class Meter {
   seconds = 0;
   serverCpuSeconds = 0;
   clientCpuSeconds = 0;
+  /**
+   * The timed windows as [start, end] in microseconds of the monotonic clock, the clock a V8 CPU
+   * profile's timestamps use, so `bench/profile.ts` can keep only the samples of one workload.
+   */
+  readonly windowsMicros: [number, number][] = [];
 
   constructor(registry: RegistryUnderTest) {
     this.#registry = registry;
@@ -58,8 +63,10 @@ export class Meter {
     const clientBefore = process.cpuUsage();
     const start = process.hrtime.bigint();
     const value = await work();
-    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const end = process.hrtime.bigint();
+    const seconds = Number(end - start) / 1e9;
     const client = process.cpuUsage(clientBefore);
+    this.windowsMicros.push([Number(start / 1000n), Number(end / 1000n)]);
     const serverAfter = server === undefined ? 0 : await server.cpuSeconds();
     this.seconds += seconds;
     this.serverCpuSeconds += serverAfter - serverBefore;
