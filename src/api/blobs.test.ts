@@ -72,6 +72,16 @@ test("Range requests get 206 with Content-Range, unsatisfiable ones 416", async 
   assert.equal(await errorCode(unsatisfiable), "RANGE_INVALID");
 });
 
+test("a Range that ends before it starts is 416, not the whole blob", async () => {
+  // The conformance suite's newer runner sends `bytes=500-0` and counts a 200 as no range support.
+  const reversed = await registry.fetch(`/v2/blobs/repo/blobs/${digest}`, {
+    headers: { Range: "bytes=500-0" },
+  });
+  assert.equal(reversed.status, 416);
+  assert.equal(reversed.headers.get("content-range"), `bytes */${content.length}`);
+  assert.equal(await errorCode(reversed), "RANGE_INVALID");
+});
+
 test("an unknown blob is 404 BLOB_UNKNOWN (HEAD without body); a malformed digest 400", async () => {
   const unknown = sha256("hello world");
   const get = await registry.fetch(`/v2/blobs/repo/blobs/${unknown}`);
