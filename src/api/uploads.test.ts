@@ -263,7 +263,7 @@ test("DELETE cancels an upload (204); an unknown upload is 404 BLOB_UPLOAD_UNKNO
   assert.equal(await errorCode(garbage), "BLOB_UPLOAD_UNKNOWN");
 });
 
-test("cross-repository mount: 201 when the source has the blob, else a new upload (202)", async () => {
+test("cross-repository mount: 201 when the source (or, without `from`, the registry) has the blob, else a new upload (202)", async () => {
   const digest = await pushBlob(registry, "uploads/mount-source", "mounted content");
 
   const mounted = await registry.fetch(
@@ -277,19 +277,32 @@ test("cross-repository mount: 201 when the source has the blob, else a new uploa
   assert.equal(blob.status, 200);
   assert.equal(await blob.text(), "mounted content");
 
+  // Without `from`, any blob the registry stores is found (automatic content discovery).
+  const anonymous = sha256("stored, never linked here");
+  await pushBlob(registry, "uploads/mount-elsewhere", "stored, never linked here");
   const withoutFrom = await registry.fetch(
-    `/v2/uploads/mount-other/blobs/uploads/?mount=${digest}`,
-    {
-      method: "POST",
-    },
+    `/v2/uploads/mount-anonymous/blobs/uploads/?mount=${anonymous}`,
+    { method: "POST" },
   );
-  assert.equal(withoutFrom.status, 202);
+  assert.equal(withoutFrom.status, 201);
+  assert.equal(
+    withoutFrom.headers.get("location"),
+    `/v2/uploads/mount-anonymous/blobs/${anonymous}`,
+  );
+  assert.equal(withoutFrom.headers.get("docker-content-digest"), anonymous);
+  assert.equal(await blobStatus("uploads/mount-anonymous", anonymous), 200);
+
+  const missing = sha256("never pushed");
+  const notStored = await registry.fetch(
+    `/v2/uploads/mount-other/blobs/uploads/?mount=${missing}`,
+    { method: "POST" },
+  );
+  assert.equal(notStored.status, 202);
   assert.match(
-    withoutFrom.headers.get("location")!,
+    notStored.headers.get("location")!,
     /^\/v2\/uploads\/mount-other\/blobs\/uploads\/.+/,
   );
 
-  const missing = sha256("never pushed");
   const notThere = await registry.fetch(
     `/v2/uploads/mount-other/blobs/uploads/?mount=${missing}&from=uploads/mount-source`,
     { method: "POST" },

@@ -52,9 +52,11 @@ export async function startUpload(context: ApiContext, request: ApiRequest): Pro
 
   const mount = query?.get("mount");
   if (mount) {
-    const from = query!.get("from");
-    // Without `from` (or when `from` lacks the blob) the spec has the registry start an upload.
-    if (from && isValidDigest(mount) && (await tryMount(blobs, from, mount))) {
+    // Without `from` the registry may find the blob itself (automatic content discovery, which
+    // the conformance suite's newer runner expects); when the blob is not there to mount, the spec
+    // has the registry start an upload.
+    const from = query!.get("from") || undefined;
+    if (isValidDigest(mount) && (await tryMount(blobs, from, mount))) {
       sendEmpty(res, 201, {
         Location: blobLocation(context, route.name, mount),
         "Docker-Content-Digest": mount,
@@ -74,8 +76,15 @@ export async function startUpload(context: ApiContext, request: ApiRequest): Pro
   sendEmpty(res, 202, sessionHeaders(context, session, 0));
 }
 
-/** Mounts `digest` from repository `from`; false when that is not possible (not there, bad name). */
-async function tryMount(blobs: RepositoryBlobs, from: string, digest: string): Promise<boolean> {
+/**
+ * Mounts `digest` from repository `from` (from anywhere in the registry when undefined); false
+ * when that is not possible (not there, bad name).
+ */
+async function tryMount(
+  blobs: RepositoryBlobs,
+  from: string | undefined,
+  digest: string,
+): Promise<boolean> {
   try {
     await blobs.mount(from, digest);
     return true;

@@ -60,12 +60,20 @@ export class LinkedBlobs implements RepositoryBlobs {
     await this.context.driver.delete(paths.layerLinkDirectory(this.repository, parsed));
   }
 
-  async mount(from: string, digest: Digest): Promise<BlobInfo> {
+  async mount(from: string | undefined, digest: Digest): Promise<BlobInfo> {
     this.context.checkWritable();
-    checkRepositoryName(from);
+    if (from !== undefined) checkRepositoryName(from);
     const parsed = parseDigest(digest);
-    const info = await LinkedBlobs.find(this.context, from, parsed);
-    if (info === undefined) throw blobUnknown(from, digest);
+    const info =
+      from === undefined
+        ? await this.context.blobs.stat(parsed)
+        : await LinkedBlobs.find(this.context, from, parsed);
+    if (info === undefined) {
+      if (from !== undefined) throw blobUnknown(from, digest);
+      throw new RegistryError(RegistryErrorCode.BlobUnknown, `blob ${digest} is not stored`, {
+        digest,
+      });
+    }
     await this.context.links.write(paths.layerLink(this.repository, parsed), parsed);
     return info;
   }

@@ -74,9 +74,12 @@ export interface RepositoryBlobs {
   delete(digest: Digest): Promise<void>;
   /**
    * Links a blob that repository `from` has into this one (cross-repository mount). BLOB_UNKNOWN
-   * when `from` does not have it (the API then falls back to a new upload).
+   * when `from` does not have it (the API then falls back to a new upload). With `from` undefined
+   * (a mount request without `from`), links the blob when the registry stores it at all: the
+   * spec's automatic content discovery, which Berth can offer because it has no per-repository
+   * access control to respect.
    */
-  mount(from: string, digest: Digest): Promise<BlobInfo>;
+  mount(from: string | undefined, digest: Digest): Promise<BlobInfo>;
   /** Starts a new upload. */
   startUpload(): Promise<UploadSession>;
   /** Resumes an upload by UUID, also after a restart; BLOB_UPLOAD_UNKNOWN if there is none. */
