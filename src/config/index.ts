@@ -23,12 +23,15 @@ export type Environment = Record<string, string | undefined>;
 
 /**
  * The config `berth serve` runs without a config file: filesystem storage in `./data`, listening
- * on 127.0.0.1:5000.
+ * on 127.0.0.1:5000, with deletes enabled. This is the developer's registry of `npm start`, where
+ * every endpoint of the spec (the conformance suite's content management included) should work;
+ * a config.yml keeps distribution's default of deletes off unless `storage.delete.enabled` is set,
+ * and `REGISTRY_STORAGE_DELETE_ENABLED=false` turns them off here.
  */
 export function defaultConfigTree(): Record<string, unknown> {
   return {
     version: "0.1",
-    storage: { filesystem: { rootdirectory: "./data" } },
+    storage: { filesystem: { rootdirectory: "./data" }, delete: { enabled: true } },
     http: { addr: "127.0.0.1:5000" },
   };
 }
