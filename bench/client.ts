@@ -42,7 +42,7 @@ export class RegistryClient {
     this.#agent.destroy();
   }
 
-  /** POST then PUT with the whole blob as the body; returns the upload's final location. */
+  /** POST, then PUT with the whole blob as the body and its digest in the query. */
   async pushMonolithic(repository: string, blob: BlobContent): Promise<void> {
     const location = await this.#startUpload(repository);
     const response = await this.#send(
@@ -174,7 +174,7 @@ export class RegistryClient {
     };
   }
 
-  /** Checks that the registry holds `blob` with its digest and size, by HEAD. */
+  /** Checks by HEAD that the registry holds `digest` with `size` bytes; `what` names the check. */
   async verifyBlob(repository: string, digest: string, size: number, what: string): Promise<void> {
     const head = await this.headBlob(repository, digest);
     if (head === null)
