@@ -2,8 +2,8 @@
 // blobs/<algorithm>/<hex[0:2]>/<hex>/data whatever repositories link it. And link files, the small
 // `<algorithm>:<hex>` files repositories use to refer to blobs and manifests.
 
-import type { Readable } from "node:stream";
-import { DriverErrorCode, type StorageDriver } from "../driver/index.js";
+import type { Readable, Writable } from "node:stream";
+import { DriverErrorCode, copyContent, type StorageDriver } from "../driver/index.js";
 import { LruCache } from "./cache.js";
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
 import { paths } from "./paths.js";
@@ -29,9 +29,34 @@ export async function deleteIfPresent(driver: StorageDriver, path: string): Prom
   await unlessNotFound(driver.delete(path));
 }
 
-/** Link files: `<algorithm>:<hex>`, no newline. */
+/**
+ * Link files: `<algorithm>:<hex>`, no newline.
+ *
+ * A repository's `_layers` links and manifest revision links never change content once written
+ * (the digest is in their path); only a delete removes them. So the links of that kind known to
+ * exist are remembered (`readKnown`, `writeKnown`), bounded, and this process's own deletes drop
+ * them (`forget`). Tag links are mutable and always read through (`read`).
+ *
+ * With several replicas over one storage, a link that another replica deletes (a blob unlinked, a
+ * manifest deleted, garbage collection) is still seen as present here until it is evicted: the
+ * same trade as distribution's `storage.cache.blobdescriptor: inmemory`, and like the blob size
+ * cache below. Deletes are off by default; a deployment that deletes through several replicas
+ * should restart them after garbage collection.
+ */
 export class LinkStore {
-  constructor(private readonly driver: StorageDriver) {}
+  private readonly known: LruCache<string, ParsedDigest>;
+  /**
+   * Counts `forget` calls: a read that started before one may have seen the link just deleted, so
+   * it does not remember what it read.
+   */
+  private forgets = 0;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    cacheSize: number,
+  ) {
+    this.known = new LruCache(cacheSize);
+  }
 
   /** The digest a link at `path` holds; undefined when there is no link (or it is not a digest). */
   async read(path: string): Promise<ParsedDigest | undefined> {
@@ -41,8 +66,31 @@ export class LinkStore {
     return tryParseDigest(Buffer.from(content).toString("utf8").trim());
   }
 
+  /** `read` for a link only a delete can change (a layer or revision link): remembered if found. */
+  async readKnown(path: string): Promise<ParsedDigest | undefined> {
+    const cached = this.known.get(path);
+    if (cached !== undefined) return cached;
+    const forgets = this.forgets;
+    const digest = await this.read(path);
+    if (digest !== undefined && forgets === this.forgets) this.known.set(path, digest);
+    return digest;
+  }
+
   async write(path: string, digest: ParsedDigest): Promise<void> {
     await this.driver.putContent(path, Buffer.from(digest.digest, "utf8"));
+  }
+
+  /** `write` for a link only a delete can change, remembered as existing once written. */
+  async writeKnown(path: string, digest: ParsedDigest): Promise<void> {
+    const forgets = this.forgets;
+    await this.write(path, digest);
+    if (forgets === this.forgets) this.known.set(path, digest);
+  }
+
+  /** Drops a link about to be deleted (or just deleted) from what is known to exist. */
+  forget(path: string): void {
+    this.forgets++;
+    this.known.delete(path);
   }
 }
 
@@ -70,6 +118,15 @@ export class BlobStore {
 
   reader(digest: ParsedDigest, offset: number): Promise<Readable> {
     return this.driver.reader(paths.blobData(digest), offset);
+  }
+
+  copyTo(
+    digest: ParsedDigest,
+    destination: Writable,
+    offset: number,
+    length: number | undefined,
+  ): Promise<void> {
+    return copyContent(this.driver, paths.blobData(digest), destination, offset, length);
   }
 
   async getContent(digest: ParsedDigest): Promise<Buffer | undefined> {

@@ -1,7 +1,7 @@
 // A repository's view of the blob store: a blob is visible in a repository only through its
 // `_layers` link, as in distribution.
 
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import type { StorageContext } from "./context.js";
 import { parseDigest, type ParsedDigest } from "./digest.js";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
@@ -30,7 +30,7 @@ export class LinkedBlobs implements RepositoryBlobs {
     repository: string,
     digest: ParsedDigest,
   ): Promise<BlobInfo | undefined> {
-    const link = await context.links.read(paths.layerLink(repository, digest));
+    const link = await context.links.readKnown(paths.layerLink(repository, digest));
     if (link === undefined) return undefined;
     return context.blobs.stat(link);
   }
@@ -47,6 +47,11 @@ export class LinkedBlobs implements RepositoryBlobs {
     return this.context.blobs.reader(parseDigest(info.digest), offset);
   }
 
+  async copyTo(digest: Digest, destination: Writable, offset = 0, length?: number): Promise<void> {
+    const info = await this.stat(digest);
+    await this.context.blobs.copyTo(parseDigest(info.digest), destination, offset, length);
+  }
+
   async redirectURL(digest: Digest, method: "GET" | "HEAD" = "GET"): Promise<string | null> {
     const info = await this.stat(digest);
     return this.context.blobs.redirectURL(parseDigest(info.digest), method);
@@ -55,9 +60,14 @@ export class LinkedBlobs implements RepositoryBlobs {
   async delete(digest: Digest): Promise<void> {
     this.context.checkDeletable();
     const parsed = parseDigest(digest);
-    const link = await this.context.links.read(paths.layerLink(this.repository, parsed));
+    const path = paths.layerLink(this.repository, parsed);
+    const link = await this.context.links.readKnown(path);
     if (link === undefined) throw blobUnknown(this.repository, digest);
-    await this.context.driver.delete(paths.layerLinkDirectory(this.repository, parsed));
+    try {
+      await this.context.driver.delete(paths.layerLinkDirectory(this.repository, parsed));
+    } finally {
+      this.context.links.forget(path);
+    }
   }
 
   async mount(from: string | undefined, digest: Digest): Promise<BlobInfo> {
@@ -74,7 +84,7 @@ export class LinkedBlobs implements RepositoryBlobs {
         digest,
       });
     }
-    await this.context.links.write(paths.layerLink(this.repository, parsed), parsed);
+    await this.context.links.writeKnown(paths.layerLink(this.repository, parsed), parsed);
     return info;
   }
 

@@ -3,7 +3,7 @@
 // about HTTP. Every method rejects with a RegistryError carrying the OCI error code named in its
 // comment (other failures propagate as driver errors).
 
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 
 /** A content digest as a string, `<algorithm>:<hex>` (sha256 or sha512). */
 export type Digest = string;
@@ -55,9 +55,14 @@ export interface UploadSession {
    * algorithm or not matching the bytes) and `size` when given (SIZE_INVALID), moves the bytes into
    * the blob store (or drops them when the blob exists already), links the blob into the repository
    * and removes the upload. On a digest or size mismatch nothing is stored, nothing is linked and
-   * the upload is removed.
+   * the upload is removed. `data`, when given, is a last chunk appended first (as `append`, also
+   * when it fails), written by the same writer that publishes the data.
    */
-  finish(digest: Digest, size?: number): Promise<BlobInfo>;
+  finish(
+    digest: Digest,
+    size?: number,
+    data?: Readable | AsyncIterable<Uint8Array>,
+  ): Promise<BlobInfo>;
   /** Removes the upload and everything it wrote. */
   cancel(): Promise<void>;
 }
@@ -68,6 +73,12 @@ export interface RepositoryBlobs {
   stat(digest: Digest): Promise<BlobInfo>;
   /** The blob's bytes from `offset`; BLOB_UNKNOWN as for stat. */
   reader(digest: Digest, offset?: number): Promise<Readable>;
+  /**
+   * Writes `length` bytes of the blob (all when undefined) from `offset` to `destination`, without
+   * ending it; BLOB_UNKNOWN as for stat. Faster than `reader` on drivers that can copy (see
+   * StorageDriver.copyTo); rejects when `destination` closes or errors first.
+   */
+  copyTo(digest: Digest, destination: Writable, offset?: number, length?: number): Promise<void>;
   /** A URL to fetch the blob from directly, when the driver can give one; else null. */
   redirectURL(digest: Digest, method?: "GET" | "HEAD"): Promise<string | null>;
   /** Unlinks the blob from this repository; UNSUPPORTED unless delete is enabled; BLOB_UNKNOWN. */
