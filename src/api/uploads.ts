@@ -105,8 +105,8 @@ async function uploadMonolithic(
   const session = await blobs.startUpload();
   let info;
   try {
-    if (hasBody(request.req)) await session.append(request.req);
-    info = await session.finish(digest, contentLength(request.req));
+    const body = hasBody(request.req) ? request.req : undefined;
+    info = await session.finish(digest, contentLength(request.req), body);
   } catch (error) {
     // The client never learnt this upload's id, so nothing can resume it: drop it.
     await session.cancel().catch(() => undefined);
@@ -174,8 +174,7 @@ export async function finishUpload(context: ApiContext, request: ApiRequest): Pr
   checkDigest(digest);
   const range = parseContentRange(req.headers["content-range"]);
   if (range !== null) checkChunk(context, session, range, req);
-  if (hasBody(req)) await session.append(req);
-  const info = await session.finish(digest);
+  const info = await session.finish(digest, undefined, hasBody(req) ? req : undefined);
   sendEmpty(res, 201, {
     Location: blobLocation(context, route.name, info.digest),
     "Docker-Content-Digest": info.digest,

@@ -8,10 +8,15 @@ import type { Hash } from "node:crypto";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
 import type { Digest, RegistryStorageOptions } from "./types.js";
 
-/** The running sha256 of an upload's data, valid for its first `offset` bytes. */
+/**
+ * The running sha256 of an upload's data, valid for its first `offset` bytes, and when the upload
+ * started: what this process knows of an upload it started or appended to, so that resuming it
+ * reads nothing from storage.
+ */
 export interface UploadHashState {
   offset: number;
   hash: Hash;
+  startedAt: Date;
 }
 
 export interface StorageContext {

@@ -144,7 +144,11 @@ export async function garbageCollect(
     for (const name of repositories) {
       for (const link of await digestsBelow(context, paths.layers(name))) {
         if (doomed.has(link.digest)) {
-          await deleteIfPresent(context.driver, paths.layerLinkDirectory(name, link));
+          try {
+            await deleteIfPresent(context.driver, paths.layerLinkDirectory(name, link));
+          } finally {
+            context.links.forget(paths.layerLink(name, link));
+          }
         }
       }
     }
@@ -168,6 +172,10 @@ async function removeManifest(
   for (const tag of graph.tags) {
     await deleteIfPresent(context.driver, paths.tagIndexEntry(graph.name, tag, digest));
   }
-  await deleteIfPresent(context.driver, paths.revision(graph.name, digest));
+  try {
+    await deleteIfPresent(context.driver, paths.revision(graph.name, digest));
+  } finally {
+    context.links.forget(paths.revisionLink(graph.name, digest));
+  }
   context.manifestCache.delete(digest.digest);
 }

@@ -57,7 +57,7 @@ export class ManifestStore implements RepositoryManifests {
 
   /** True when the revision link is there. */
   async has(digest: ParsedDigest): Promise<boolean> {
-    const link = await this.context.links.read(paths.revisionLink(this.repository, digest));
+    const link = await this.context.links.readKnown(paths.revisionLink(this.repository, digest));
     return link !== undefined;
   }
 
@@ -128,7 +128,7 @@ export class ManifestStore implements RepositoryManifests {
     if (subject !== undefined) {
       await this.context.links.write(paths.referrerLink(this.repository, subject, digest), digest);
     }
-    await this.context.links.write(paths.revisionLink(this.repository, digest), digest);
+    await this.context.links.writeKnown(paths.revisionLink(this.repository, digest), digest);
     if (options.tag !== undefined) await this.tags.link(options.tag, digest);
     return {
       digest: digest.digest,
@@ -180,7 +180,11 @@ export class ManifestStore implements RepositoryManifests {
     if (subject !== undefined) {
       await deleteIfPresent(this.context.driver, paths.referrer(this.repository, subject, digest));
     }
-    await deleteIfPresent(this.context.driver, paths.revision(this.repository, digest));
+    try {
+      await deleteIfPresent(this.context.driver, paths.revision(this.repository, digest));
+    } finally {
+      this.context.links.forget(paths.revisionLink(this.repository, digest));
+    }
   }
 
   /** Descriptors of the manifests in this repository whose subject is `subject`. */

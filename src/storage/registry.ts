@@ -29,6 +29,8 @@ export interface RegistryStorageTuning {
   blobCacheSize?: number;
   /** Small manifests kept in memory by digest; default 1000. */
   manifestCacheSize?: number;
+  /** Repository layer and manifest revision links known to exist, kept in memory; default 100000. */
+  linkCacheSize?: number;
   /** Running hashes of uploads in progress kept in memory; default 10000. */
   uploadHashStates?: number;
 }
@@ -68,7 +70,7 @@ export class Registry implements RegistryStorage {
     this.context = {
       driver,
       blobs: new BlobStore(driver, options.blobCacheSize ?? 10_000),
-      links: new LinkStore(driver),
+      links: new LinkStore(driver, options.linkCacheSize ?? 100_000),
       options: resolved,
       hashStates: new LruCache(options.uploadHashStates ?? 10_000),
       queue: new KeyedQueue(),

@@ -141,9 +141,17 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
       await upload.append(chunks(bytes.subarray(0, 20_000)));
       const onB = await registry().repository("replicas").blobs.resumeUpload(upload.id);
       await onB.append(chunks(bytes.subarray(20_000)));
-      // A's running hash covers 20000 bytes of 50000: it must not be used.
+      // A resumes from its own state, which cannot know of B's append; appending through it is
+      // refused rather than written at the wrong offset, and A then reads the real size.
+      const stale = await replicaA.blobs.resumeUpload(upload.id);
+      assert.equal(stale.size, 20_000);
+      await assert.rejects(
+        stale.append(chunks(bytes.subarray(20_000))),
+        rejectsWith(RegistryErrorCode.RangeInvalid),
+      );
       const onA = await replicaA.blobs.resumeUpload(upload.id);
       assert.equal(onA.size, 50_000);
+      // A's running hash covers 20000 bytes of 50000: it must not be used.
       assert.deepEqual(await onA.finish(sha256(bytes)), { digest: sha256(bytes), size: 50_000 });
     });
 
@@ -163,6 +171,89 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
         digest: sha256(Buffer.alloc(0)),
         size: 0,
       });
+    });
+
+    it("creates the data on the first append: an upload never appended to is the empty blob", async () => {
+      const empty = Buffer.alloc(0);
+      const repo = registry().repository("lazy/data");
+      const upload = await repo.blobs.startUpload();
+      assert.equal(
+        await exists(driver, `${ROOT}/repositories/lazy/data/_uploads/${upload.id}/data`),
+        false,
+      );
+      // A new process (no running hash) resumes it at 0 and finishes it as the empty blob.
+      const restarted = await registry().repository("lazy/data").blobs.resumeUpload(upload.id);
+      assert.equal(restarted.size, 0);
+      assert.deepEqual(await restarted.finish(sha256(empty), 0), {
+        digest: sha256(empty),
+        size: 0,
+      });
+      assert.equal((await repo.blobs.stat(sha256(empty))).size, 0);
+
+      // Started here, first bytes appended after a restart, finished with a last chunk.
+      const bytes = randomBytes(10_000);
+      const second = await repo.blobs.startUpload();
+      const later = registry().repository("lazy/data");
+      assert.equal(
+        await (await later.blobs.resumeUpload(second.id)).append(chunks(bytes.subarray(0, 4000))),
+        4000,
+      );
+      const last = await later.blobs.resumeUpload(second.id);
+      assert.deepEqual(await last.finish(sha256(bytes), 10_000, chunks(bytes.subarray(4000))), {
+        digest: sha256(bytes),
+        size: 10_000,
+      });
+      assert.deepEqual(await readAll(await repo.blobs.reader(sha256(bytes))), bytes);
+    });
+
+    it("keeps a last chunk that fails on finish, resumable", async () => {
+      const bytes = randomBytes(30_000);
+      const repo = registry().repository("finish/failing");
+      const upload = await repo.blobs.startUpload();
+      const failing = (async function* () {
+        yield bytes.subarray(0, 10_000);
+        throw new Error("client went away");
+      })();
+      await assert.rejects(upload.finish(sha256(bytes), undefined, failing), /client went away/);
+      const resumed = await registry().repository("finish/failing").blobs.resumeUpload(upload.id);
+      assert.equal(resumed.size, 10_000);
+      assert.deepEqual(
+        await resumed.finish(sha256(bytes), 30_000, chunks(bytes.subarray(10_000))),
+        {
+          digest: sha256(bytes),
+          size: 30_000,
+        },
+      );
+    });
+
+    it("forgets the links it deletes: a deleted blob or manifest is unknown at once", async () => {
+      const reg = registry();
+      const repo = reg.repository("forget/app");
+      const image = buildImage();
+      await pushImage(repo, image, "v1");
+      const layer = image.layers[0]!.digest;
+      // Read twice: the links are known to exist now.
+      for (let i = 0; i < 2; i++) {
+        assert.ok((await repo.blobs.stat(layer)).size > 0);
+        assert.equal(
+          (await repo.manifests.get(image.manifest.digest)).digest,
+          image.manifest.digest,
+        );
+      }
+      await repo.blobs.delete(layer);
+      await assert.rejects(repo.blobs.stat(layer), rejectsWith(RegistryErrorCode.BlobUnknown));
+      await repo.manifests.delete(image.manifest.digest);
+      await assert.rejects(
+        repo.manifests.get(image.manifest.digest),
+        rejectsWith(RegistryErrorCode.ManifestUnknown),
+      );
+      assert.equal(await repo.manifests.exists(image.manifest.digest), false);
+
+      // Garbage collection removes the now unreferenced blobs and their links.
+      const config = image.config.digest;
+      assert.ok((await repo.blobs.stat(config)).size > 0);
+      await reg.garbageCollect();
+      await assert.rejects(repo.blobs.stat(config), rejectsWith(RegistryErrorCode.BlobUnknown));
     });
 
     it("refuses a wrong digest or size, leaving no blob and no link", async () => {

@@ -1,18 +1,30 @@
 // Uploads: `_uploads/<id>/data` grows through a driver FileWriter that is resumed and closed on
 // every append, so an upload survives the client, the process and the replica that started it.
+// The data file is created by the first append: an upload finished without one is the empty blob.
 //
 // The bytes are hashed (sha256) as they stream past. A FileWriter's content is not readable before
 // commit and a node:crypto Hash cannot be serialized, so the running hash lives in process memory,
 // keyed by upload and tagged with the offset it covers. At completion it is used only when that
 // offset equals the data's size; otherwise (a restart, another replica appended, a sha512 digest)
 // the committed data is read back and hashed once.
+//
+// The same state lets this process resume an upload it started or appended to without reading
+// `startedat` or probing the data's size. Should another replica have appended meanwhile, the
+// resumed writer's size gives it away and the append is refused with the upload's real offset
+// (RANGE_INVALID) rather than written at the wrong place.
 
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { FileWriter } from "../driver/index.js";
 import { deleteIfPresent, isPathNotFound, unlessNotFound } from "./blobstore.js";
 import type { StorageContext, UploadHashState as HashState } from "./context.js";
-import { createDigester, digestOfStream, parseDigest } from "./digest.js";
+import {
+  createDigester,
+  digestOf,
+  digestOfStream,
+  parseDigest,
+  type DigestAlgorithm,
+} from "./digest.js";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
 import { paths } from "./paths.js";
 import type { BlobInfo, Digest, UploadSession } from "./types.js";
@@ -45,16 +57,17 @@ export async function startUpload(
 ): Promise<UploadSession> {
   context.checkWritable();
   const id = randomUUID();
-  const startedAt = new Date();
+  const startedAt = new Date(rfc3339(new Date()));
   await context.driver.putContent(
     paths.uploadStartedAt(repository, id),
     Buffer.from(rfc3339(startedAt), "utf8"),
   );
-  // An empty data file that later appends resume: a zero-length upload can be finished too.
-  const writer = await context.driver.writer(paths.uploadData(repository, id), false);
-  await writer.close();
-  context.hashStates.set(`${repository}/${id}`, { offset: 0, hash: createDigester("sha256") });
-  return new Upload(context, repository, id, new Date(rfc3339(startedAt)), 0);
+  context.hashStates.set(`${repository}/${id}`, {
+    offset: 0,
+    hash: createDigester("sha256"),
+    startedAt,
+  });
+  return new Upload(context, repository, id, startedAt, 0);
 }
 
 /** Resumes upload `id` of `repository` from storage; BLOB_UPLOAD_UNKNOWN if there is none. */
@@ -64,7 +77,12 @@ export async function resumeUpload(
   id: string,
 ): Promise<UploadSession> {
   if (!UPLOAD_ID.test(id)) throw uploadUnknown(repository, id);
-  return context.queue.run(`${repository}/${id}`, async () => {
+  const key = `${repository}/${id}`;
+  return context.queue.run(key, async () => {
+    const state = context.hashStates.get(key);
+    if (state !== undefined) {
+      return new Upload(context, repository, id, state.startedAt, state.offset);
+    }
     const startedAtBytes = await unlessNotFound(
       context.driver.getContent(paths.uploadStartedAt(repository, id)),
     );
@@ -75,7 +93,10 @@ export async function resumeUpload(
   });
 }
 
-/** The upload's size: resumed writers report it (closed data may not be readable). */
+/**
+ * The size of an upload known to exist: resumed writers report it (closed data may not be
+ * readable); committed data has it; without data nothing was appended yet.
+ */
 async function currentSize(
   context: UploadContext,
   repository: string,
@@ -89,8 +110,7 @@ async function currentSize(
     if (!isPathNotFound(error)) throw error;
     // Completion committed the data but did not get to remove the upload: it can still finish.
     const info = await unlessNotFound(context.driver.stat(path));
-    if (info === undefined) throw uploadUnknown(repository, id);
-    return info.size;
+    return info?.size ?? 0;
   }
   const size = writer.size;
   await writer.close();
@@ -114,40 +134,35 @@ class Upload implements UploadSession {
     return this.context.queue.run(this.key, async () => {
       this.context.checkWritable();
       const writer = await this.openWriter();
-      let state = this.context.hashStates.get(this.key);
-      if (state !== undefined && state.offset !== writer.size) {
-        this.context.hashStates.delete(this.key);
-        state = undefined;
-      }
-      try {
-        for await (const chunk of data as AsyncIterable<Uint8Array>) {
-          // The write goes to the backend first, so hashing overlaps its I/O.
-          const written = writer.write(chunk);
-          if (state !== undefined) {
-            state.hash.update(chunk);
-            state.offset += chunk.length;
-          }
-          await written;
-        }
-      } catch (error) {
-        // The client went away or the backend failed: keep what arrived, resumable.
-        await writer.close().catch(() => undefined);
-        this.settle(writer, state);
-        throw error;
-      }
+      await this.receive(writer, data);
       await writer.close();
-      this.settle(writer, state);
       return this.size;
     });
   }
 
-  finish(digest: Digest, size?: number): Promise<BlobInfo> {
+  finish(
+    digest: Digest,
+    size?: number,
+    data?: Readable | AsyncIterable<Uint8Array>,
+  ): Promise<BlobInfo> {
     return this.context.queue.run(this.key, async () => {
       this.context.checkWritable();
       const expected = parseDigest(digest);
-      const { driver, blobs, links } = this.context;
+      const { blobs, links } = this.context;
       const dataPath = paths.uploadData(this.repository, this.id);
-      const total = await this.commitData(dataPath);
+      let total: number | undefined;
+      if (data !== undefined) {
+        // The last chunk goes into the writer that publishes the data: no close and resume.
+        const writer = await this.openWriter();
+        await this.receive(writer, data);
+        total = writer.size;
+        await writer.commit();
+      } else {
+        total = await this.commitData(dataPath);
+      }
+      // Nothing was ever appended: there is no data file and the upload is the empty blob.
+      const stored = total !== undefined;
+      total ??= 0;
 
       if (size !== undefined && size !== total) {
         await this.remove();
@@ -157,11 +172,7 @@ class Upload implements UploadSession {
           { expected: size, actual: total },
         );
       }
-      const state = this.context.hashStates.get(this.key);
-      const actual =
-        expected.algorithm === "sha256" && state !== undefined && state.offset === total
-          ? `sha256:${state.hash.digest("hex")}`
-          : (await digestOfStream(await driver.reader(dataPath, 0), expected.algorithm)).digest;
+      const actual = await this.digestOf(expected.algorithm, dataPath, stored ? total : undefined);
       if (actual !== expected.digest) {
         await this.remove();
         throw new RegistryError(
@@ -171,11 +182,15 @@ class Upload implements UploadSession {
         );
       }
 
+      // Stays true when the blob was stored already: then the data is left to remove.
+      let dataLeft = stored;
       if ((await blobs.stat(expected)) === undefined) {
-        await blobs.adopt(expected, dataPath, total);
+        if (stored) await blobs.adopt(expected, dataPath, total);
+        else await blobs.put(expected, Buffer.alloc(0));
+        dataLeft = false;
       }
-      await links.write(paths.layerLink(this.repository, expected), expected);
-      await this.remove();
+      await links.writeKnown(paths.layerLink(this.repository, expected), expected);
+      await this.remove(dataLeft);
       this.size = total;
       return { digest: expected.digest, size: total };
     });
@@ -194,13 +209,64 @@ class Upload implements UploadSession {
     });
   }
 
+  /**
+   * Resumes the data's writer, or creates it when nothing was appended yet. RANGE_INVALID when the
+   * data is not the size this session holds (another replica appended since it was resumed).
+   */
   private async openWriter(): Promise<FileWriter> {
+    const path = paths.uploadData(this.repository, this.id);
+    let writer: FileWriter;
     try {
-      return await this.context.driver.writer(paths.uploadData(this.repository, this.id), true);
+      writer = await this.context.driver.writer(path, true);
     } catch (error) {
-      if (isPathNotFound(error)) throw uploadUnknown(this.repository, this.id);
+      if (!isPathNotFound(error)) throw error;
+      if (this.size !== 0) throw uploadUnknown(this.repository, this.id);
+      return this.context.driver.writer(path, false);
+    }
+    if (writer.size !== this.size) {
+      await writer.close();
+      this.context.hashStates.delete(this.key);
+      const expected = this.size;
+      this.size = writer.size;
+      throw new RegistryError(
+        RegistryErrorCode.RangeInvalid,
+        `upload ${this.id} is at offset ${writer.size}, not ${expected}: another request appended`,
+        { expected, actual: writer.size },
+      );
+    }
+    return writer;
+  }
+
+  /**
+   * Streams `data` into `writer`, hashing it when the running hash covers the data before it, and
+   * records the new size. When `data` fails, closes the writer (what arrived stays, resumable).
+   */
+  private async receive(
+    writer: FileWriter,
+    data: Readable | AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    let state = this.context.hashStates.get(this.key);
+    if (state !== undefined && state.offset !== writer.size) {
+      this.context.hashStates.delete(this.key);
+      state = undefined;
+    }
+    try {
+      for await (const chunk of data as AsyncIterable<Uint8Array>) {
+        // The write goes to the backend first, so hashing overlaps its I/O.
+        const written = writer.write(chunk);
+        if (state !== undefined) {
+          state.hash.update(chunk);
+          state.offset += chunk.length;
+        }
+        await written;
+      }
+    } catch (error) {
+      // The client went away or the backend failed: keep what arrived, resumable.
+      await writer.close().catch(() => undefined);
+      this.settle(writer, state);
       throw error;
     }
+    this.settle(writer, state);
   }
 
   /** Records the size after an append; a hash that does not cover exactly the data is dropped. */
@@ -210,8 +276,11 @@ class Upload implements UploadSession {
       this.context.hashStates.delete(this.key);
   }
 
-  /** Publishes the data so it can be read (and moved); returns its size. */
-  private async commitData(dataPath: string): Promise<number> {
+  /**
+   * Publishes the data so it can be read (and moved); returns its size, or undefined when there is
+   * no data because nothing was appended.
+   */
+  private async commitData(dataPath: string): Promise<number | undefined> {
     let writer: FileWriter;
     try {
       writer = await this.context.driver.writer(dataPath, true);
@@ -219,16 +288,41 @@ class Upload implements UploadSession {
       if (!isPathNotFound(error)) throw error;
       // Committed by an earlier completion that did not get further: finish from there.
       const info = await unlessNotFound(this.context.driver.stat(dataPath));
-      if (info === undefined || info.isDir) throw uploadUnknown(this.repository, this.id);
-      return info.size;
+      if (info !== undefined && !info.isDir) return info.size;
+      if (this.size === 0) return undefined;
+      throw uploadUnknown(this.repository, this.id);
     }
     const total = writer.size;
     await writer.commit();
     return total;
   }
 
-  private async remove(): Promise<void> {
+  /**
+   * The digest of the upload's `size` bytes (undefined: no data file, nothing appended): from the
+   * running hash when it covers exactly them, else read back. The running hash is used up either way.
+   */
+  private async digestOf(
+    algorithm: DigestAlgorithm,
+    dataPath: string,
+    size: number | undefined,
+  ): Promise<Digest> {
+    const state = this.context.hashStates.get(this.key);
     this.context.hashStates.delete(this.key);
-    await deleteIfPresent(this.context.driver, paths.upload(this.repository, this.id));
+    if (algorithm === "sha256" && state !== undefined && state.offset === (size ?? 0)) {
+      return `sha256:${state.hash.digest("hex")}`;
+    }
+    if (size === undefined) return digestOf(new Uint8Array(0), algorithm);
+    return (await digestOfStream(await this.context.driver.reader(dataPath, 0), algorithm)).digest;
+  }
+
+  /**
+   * Removes the upload. Without data left, only `startedat` is: deleting that file (the driver
+   * then prunes the emptied directories) takes fewer calls than deleting the directory.
+   */
+  private async remove(dataLeft = true): Promise<void> {
+    this.context.hashStates.delete(this.key);
+    const { driver } = this.context;
+    if (dataLeft) await deleteIfPresent(driver, paths.upload(this.repository, this.id));
+    else await deleteIfPresent(driver, paths.uploadStartedAt(this.repository, this.id));
   }
 }
