@@ -3,7 +3,10 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { readdir, readlink, mkdtemp, rm } from "node:fs/promises";
 import { get as httpGet } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { InMemoryDriver, registerDriver } from "../driver/index.js";
 import type { RedirectOptions, StoragePath } from "../driver/index.js";
 import { errorCode, pushBlob, sha256, startTestRegistry, type TestRegistry } from "./harness.js";
@@ -113,6 +116,58 @@ test("a client that aborts a download does not disturb the registry", async () =
   const again = await registry.fetch(`/v2/blobs/abort/blobs/${bigDigest}`);
   assert.equal(again.status, 200);
   assert.equal((await again.arrayBuffer()).byteLength, big.length);
+});
+
+/** This process's open files below `dir` (Linux; elsewhere none are seen). */
+async function openFilesBelow(dir: string): Promise<string[]> {
+  const fds = await readdir("/proc/self/fd").catch(() => [] as string[]);
+  const targets = await Promise.all(
+    fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => "")),
+  );
+  return targets.filter((target) => target.startsWith(dir));
+}
+
+test("on the filesystem driver, GET and Range copy the bytes; an abort leaves no file open", async () => {
+  const root = await mkdtemp(join(tmpdir(), "berth-api-blobs-"));
+  const filesystem = await startTestRegistry({
+    driver: "filesystem",
+    parameters: { rootdirectory: root },
+  });
+  try {
+    // Larger than the driver's copy buffers, so a GET takes several of them.
+    const big = randomBytes(3 * 1024 * 1024 + 17);
+    const bigDigest = await pushBlob(filesystem, "blobs/fs", big);
+    const whole = await filesystem.fetch(`/v2/blobs/fs/blobs/${bigDigest}`);
+    assert.equal(whole.status, 200);
+    assert.ok(Buffer.from(await whole.arrayBuffer()).equals(big), "whole blob");
+    const ranged = await filesystem.fetch(`/v2/blobs/fs/blobs/${bigDigest}`, {
+      headers: { Range: "bytes=1048570-2097160" },
+    });
+    assert.equal(ranged.status, 206);
+    assert.ok(
+      Buffer.from(await ranged.arrayBuffer()).equals(big.subarray(1_048_570, 2_097_161)),
+      "range across buffers",
+    );
+    await new Promise<void>((resolve, reject) => {
+      const request = httpGet(`${filesystem.url}/v2/blobs/fs/blobs/${bigDigest}`, (response) => {
+        response.once("data", () => {
+          request.destroy();
+          resolve();
+        });
+      });
+      request.on("error", (error) => (request.destroyed ? resolve() : reject(error)));
+    });
+    // The server notices the abort on its next write; give it a moment, then no file is open.
+    let open = await openFilesBelow(root);
+    for (let attempt = 0; open.length > 0 && attempt < 50; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      open = await openFilesBelow(root);
+    }
+    assert.deepEqual(open, [], "files left open after the abort");
+  } finally {
+    await filesystem.close();
+    await rm(root, { recursive: true, force: true });
+  }
 });
 
 test("DELETE of a blob is 202, then it is unknown; an unknown blob is 404", async () => {

@@ -1,12 +1,10 @@
 // Blob endpoints: GET and HEAD `/v2/<name>/blobs/<digest>` (whole or a byte range, or a 307 to the
-// driver's URL) and DELETE. The bytes stream from storage to the socket with backpressure; a client
-// that goes away destroys the storage stream.
+// driver's URL) and DELETE. The bytes are copied from storage to the socket with backpressure
+// (through the driver's copyTo where it has one); a client that goes away ends the copy.
 
-import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { ApiContext, ApiRequest } from "./context.js";
 import { sendEmpty } from "./context.js";
-import { checkDigest, parseRange, type ByteRange } from "./protocol.js";
+import { checkDigest, parseRange } from "./protocol.js";
 
 /** Blobs are immutable: a client may cache them for a year (as distribution tells it). */
 const CACHE_CONTROL = "max-age=31536000";
@@ -56,10 +54,10 @@ export async function getBlob(context: ApiContext, request: ApiRequest): Promise
     return;
   }
 
-  const source = await blobs.reader(digest, range?.start ?? 0);
   try {
-    if (range === null || range.end === info.size - 1) await pipeline(source, res);
-    else await pipeline(source, limitTo(range), res);
+    const start = range?.start ?? 0;
+    await blobs.copyTo(digest, res, start, range === null ? info.size : range.end - start + 1);
+    res.end();
   } catch (error) {
     // The headers are out: all that can be done is to cut the response short, which the client
     // sees as a body shorter than Content-Length. A client that left is not an error.
@@ -67,21 +65,6 @@ export async function getBlob(context: ApiContext, request: ApiRequest): Promise
     if (!res.destroyed) res.destroy();
     if (!clientGone) context.logger?.error({ err: error, digest }, "blob read failed");
   }
-}
-
-/** Passes on the bytes of `range` (the source starts at range.start) and stops the source there. */
-function limitTo(range: ByteRange): (source: Readable) => AsyncGenerator<Buffer> {
-  return async function* (source) {
-    let remaining = range.end - range.start + 1;
-    for await (const chunk of source as AsyncIterable<Buffer>) {
-      if (chunk.length >= remaining) {
-        yield chunk.subarray(0, remaining);
-        return;
-      }
-      remaining -= chunk.length;
-      yield chunk;
-    }
-  };
 }
 
 function isClientGone(error: unknown, res: ApiRequest["res"]): boolean {

@@ -2,7 +2,8 @@
 // before any driver code runs, fills in errors without a driver name, and records per-method
 // counts and durations. Drivers therefore never validate paths themselves.
 
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
+import { copyContent } from "./copy.js";
 import {
   InvalidOffsetError,
   InvalidPathError,
@@ -55,6 +56,19 @@ export class DriverBase implements StorageDriver {
         throw new InvalidOffsetError(this.name, path, offset);
       }
       return this.inner.reader(path, offset);
+    });
+  }
+
+  /** Always offered: a driver without its own `copyTo` copies through its `reader`. */
+  copyTo(path: StoragePath, destination: Writable, offset = 0, length?: number): Promise<void> {
+    return this.call("copyTo", path, false, () => {
+      if (!Number.isSafeInteger(offset) || offset < 0) {
+        throw new InvalidOffsetError(this.name, path, offset);
+      }
+      if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) {
+        throw new InvalidOffsetError(this.name, path, length);
+      }
+      return copyContent(this.inner, path, destination, offset, length);
     });
   }
 

@@ -4,7 +4,7 @@
 // missing paths and out-of-range offsets. Drivers are checked against it by the shared test suite in
 // ./testsuite, which every driver (in-tree or third-party) runs.
 
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 
 /**
  * Paths: absolute, `/`-separated, each component matching `[A-Za-z0-9._-]+`. Components `.` and
@@ -92,6 +92,19 @@ export interface StorageDriver {
    * InvalidOffsetError if `offset` is negative; an offset at or past the end gives an empty stream.
    */
   reader(path: StoragePath, offset?: number): Promise<Readable>;
+
+  /**
+   * Optional: writes `length` bytes of the content at `path`, from byte `offset`, to
+   * `destination` (all bytes from `offset` when `length` is undefined; fewer when the content ends
+   * first). For a backend that can copy faster than its `reader` streams (the filesystem driver
+   * reuses a few large buffers instead of allocating one per read). It respects `destination`'s
+   * backpressure, does not end it, and resolves once every byte written has been accepted by it.
+   * PathNotFoundError if there is no file; InvalidOffsetError if `offset` or `length` is negative.
+   * When `destination` errors or closes before the copy is done, it rejects and releases what it
+   * holds open (files, connections); the caller then destroys `destination`. Callers go through
+   * DriverBase or `copyContent`, which fall back to `reader` for a driver without this method.
+   */
+  copyTo?(path: StoragePath, destination: Writable, offset: number, length?: number): Promise<void>;
 
   /**
    * A FileWriter for `path`. With `append: false` it starts empty (whatever an earlier writer

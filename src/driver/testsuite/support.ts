@@ -3,7 +3,8 @@
 
 import assert from "node:assert/strict";
 import { createHash, randomBytes, randomFillSync } from "node:crypto";
-import type { Readable } from "node:stream";
+import { readdir, readlink } from "node:fs/promises";
+import { Writable, type Readable } from "node:stream";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { StorageDriver } from "../driver.js";
@@ -191,4 +192,58 @@ export class MemoryWatch {
 /** `ms` milliseconds from now. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * A Writable that keeps what it is given, accepting each chunk a turn of the event loop later (a
+ * slow client) so that writers meet backpressure. With `failAfter`, a write that would take it
+ * past that many bytes fails (`"error"`) or destroys it (`"close"`, a client that went away).
+ */
+export class CollectingWritable extends Writable {
+  private readonly chunks: Buffer[] = [];
+  private received = 0;
+
+  constructor(private readonly failAfter?: { bytes: number; how: "error" | "close" }) {
+    super({ highWaterMark: 64 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _encoding: string, callback: (error?: Error) => void): void {
+    // Copied: a writer may reuse its buffer once the callback has run.
+    this.chunks.push(Buffer.from(chunk));
+    this.received += chunk.length;
+    const failAfter = this.failAfter;
+    if (failAfter !== undefined && this.received > failAfter.bytes) {
+      if (failAfter.how === "close") {
+        this.destroy();
+        return;
+      }
+      setImmediate(() => callback(new Error("destination failed on purpose")));
+      return;
+    }
+    setImmediate(() => callback());
+  }
+
+  /** Everything written so far. */
+  content(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+/**
+ * How many of this process's open file descriptors refer to a file whose name contains `name`
+ * (Linux, from /proc/self/fd; elsewhere 0, so the check is not made).
+ */
+export async function openFilesNamed(name: string): Promise<number> {
+  let fds: string[];
+  try {
+    fds = await readdir("/proc/self/fd");
+  } catch {
+    return 0;
+  }
+  let count = 0;
+  for (const fd of fds) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => "");
+    if (target.includes(name)) count++;
+  }
+  return count;
 }

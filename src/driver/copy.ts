@@ -1,0 +1,78 @@
+// Copying stored content into a Writable: the driver's own `copyTo` where it has one, otherwise its
+// `reader`, so that callers (DriverBase, the storage layer) need not care which a driver offers.
+
+import type { Readable, Writable } from "node:stream";
+import type { StorageDriver, StoragePath } from "./driver.js";
+
+/**
+ * What `copyTo` rejects with when the destination closes or errors (its error is the `cause`)
+ * before the copy is done: the reader of the content went away, the content is fine.
+ */
+export class DestinationClosedError extends Error {
+  readonly code = "ERR_STREAM_PREMATURE_CLOSE";
+
+  constructor(cause?: unknown) {
+    const reason = cause instanceof Error ? `: ${cause.message}` : "";
+    super(`the destination closed before the copy was done${reason}`, { cause });
+    this.name = "DestinationClosedError";
+  }
+}
+
+/**
+ * Writes `length` bytes (all when undefined) of the content at `path` from `offset` to
+ * `destination`, with the semantics of StorageDriver.copyTo: through the driver's `copyTo` when
+ * it has one, else through its `reader`. Does not check the path or offset (DriverBase does).
+ */
+export function copyContent(
+  driver: StorageDriver,
+  path: StoragePath,
+  destination: Writable,
+  offset: number,
+  length?: number,
+): Promise<void> {
+  if (driver.copyTo !== undefined) return driver.copyTo(path, destination, offset, length);
+  return copyByReader(driver, path, destination, offset, length);
+}
+
+async function copyByReader(
+  driver: StorageDriver,
+  path: StoragePath,
+  destination: Writable,
+  offset: number,
+  length: number | undefined,
+): Promise<void> {
+  const source: Readable = await driver.reader(path, offset);
+  let remaining = length ?? Number.POSITIVE_INFINITY;
+  try {
+    if (remaining === 0) return;
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      const part = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
+      remaining -= part.length;
+      if (destination.destroyed) throw new DestinationClosedError();
+      if (!destination.write(part)) await drained(destination);
+      if (remaining === 0) return;
+    }
+  } finally {
+    // Also stops a source read only in part (a range), which frees its file or connection.
+    source.destroy();
+  }
+}
+
+/** Resolves on `drain`; rejects when `destination` errors or closes first. */
+export function drained(destination: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (error?: Error) => {
+      destination.off("drain", onDrain);
+      destination.off("error", onError);
+      destination.off("close", onClose);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onDrain = () => settle();
+    const onError = (error: Error) => settle(new DestinationClosedError(error));
+    const onClose = () => settle(new DestinationClosedError());
+    destination.on("drain", onDrain);
+    destination.on("error", onError);
+    destination.on("close", onClose);
+  });
+}
