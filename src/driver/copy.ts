@@ -43,19 +43,35 @@ async function copyByReader(
 ): Promise<void> {
   const source: Readable = await driver.reader(path, offset);
   let remaining = length ?? Number.POSITIVE_INFINITY;
+  // The copy is done when the destination has taken every byte (its write callbacks ran), as
+  // with a driver's own copyTo, not merely when the last write was queued in its buffer.
+  let lastWrite: Promise<void> = Promise.resolve();
   try {
     if (remaining === 0) return;
     for await (const chunk of source as AsyncIterable<Buffer>) {
       const part = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
       remaining -= part.length;
       if (destination.destroyed) throw new DestinationClosedError();
-      if (!destination.write(part)) await drained(destination);
-      if (remaining === 0) return;
+      lastWrite = written(destination, part);
+      // Only the last write is awaited; an earlier one that fails also errors the destination.
+      lastWrite.catch(() => undefined);
+      if (destination.writableNeedDrain) await drained(destination);
+      if (remaining === 0) break;
     }
+    await lastWrite;
   } finally {
     // Also stops a source read only in part (a range), which frees its file or connection.
     source.destroy();
   }
+}
+
+/** Writes `chunk`; resolves when the destination has taken it, rejects when it fails first. */
+function written(destination: Writable, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    destination.write(chunk, (error) =>
+      error ? reject(new DestinationClosedError(error)) : resolve(),
+    );
+  });
 }
 
 /** Resolves on `drain`; rejects when `destination` errors or closes first. */
