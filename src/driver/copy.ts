@@ -58,7 +58,7 @@ async function copyByReader(
       if (destination.writableNeedDrain) await drained(destination);
       if (remaining === 0) break;
     }
-    await lastWrite;
+    await whileOpen(destination, lastWrite);
   } finally {
     // Also stops a source read only in part (a range), which frees its file or connection.
     source.destroy();
@@ -74,8 +74,31 @@ function written(destination: Writable, chunk: Buffer): Promise<void> {
   });
 }
 
+/**
+ * Settles as `promise` does, or rejects when `destination` errors or closes first: a destination
+ * destroyed while it writes may never call that write's callback.
+ */
+function whileOpen(destination: Writable, promise: Promise<void>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (error?: Error) => {
+      destination.off("error", onError);
+      destination.off("close", onClose);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onError = (error: Error) => settle(new DestinationClosedError(error));
+    const onClose = () => settle(new DestinationClosedError());
+    destination.on("error", onError);
+    destination.on("close", onClose);
+    promise.then(() => settle(), settle);
+    // Its "close" may have been emitted already.
+    if (destination.destroyed) onClose();
+  });
+}
+
 /** Resolves on `drain`; rejects when `destination` errors or closes first. */
 export function drained(destination: Writable): Promise<void> {
+  if (destination.destroyed) return Promise.reject(new DestinationClosedError());
   return new Promise((resolve, reject) => {
     const settle = (error?: Error) => {
       destination.off("drain", onDrain);
