@@ -141,11 +141,11 @@ test("on the filesystem driver, GET and Range copy the bytes; an abort leaves no
     assert.equal(whole.status, 200);
     assert.ok(Buffer.from(await whole.arrayBuffer()).equals(big), "whole blob");
     const ranged = await filesystem.fetch(`/v2/blobs/fs/blobs/${bigDigest}`, {
-      headers: { Range: "bytes=1048570-2097160" },
+      headers: { Range: "bytes=1000-2100000" },
     });
     assert.equal(ranged.status, 206);
     assert.ok(
-      Buffer.from(await ranged.arrayBuffer()).equals(big.subarray(1_048_570, 2_097_161)),
+      Buffer.from(await ranged.arrayBuffer()).equals(big.subarray(1000, 2_100_001)),
       "range across buffers",
     );
     await new Promise<void>((resolve, reject) => {

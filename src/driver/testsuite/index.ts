@@ -392,7 +392,7 @@ export function runDriverSuite(
         return destination.content();
       };
       assertSameBytes(await copy(0), content, "copyTo(0)");
-      for (const offset of [1, MiB - 1, MiB, 3 * MiB + 7, content.length - 1]) {
+      for (const offset of [1, MiB - 1, MiB, 2 * MiB + 1, 3 * MiB + 7, content.length - 1]) {
         assertSameBytes(await copy(offset), content.subarray(offset), `copyTo(${offset})`);
       }
       for (const [offset, length] of [
@@ -400,6 +400,7 @@ export function runDriverSuite(
         [0, 1],
         [5, 100],
         [MiB - 10, 20],
+        [2 * MiB - 10, 20],
         [123, 4 * MiB],
         [content.length - 10, 10],
       ]) {
