@@ -75,6 +75,25 @@ export async function pushBlob(
   return digest;
 }
 
+/** The error codes the OCI Distribution Spec lists, which the conformance suite accepts. */
+export const SPEC_ERROR_CODES = [
+  "BLOB_UNKNOWN",
+  "BLOB_UPLOAD_INVALID",
+  "BLOB_UPLOAD_UNKNOWN",
+  "DIGEST_INVALID",
+  "MANIFEST_BLOB_UNKNOWN",
+  "MANIFEST_INVALID",
+  "MANIFEST_UNKNOWN",
+  "MANIFEST_UNVERIFIED",
+  "NAME_INVALID",
+  "NAME_UNKNOWN",
+  "SIZE_INVALID",
+  "TAG_INVALID",
+  "UNAUTHORIZED",
+  "DENIED",
+  "UNSUPPORTED",
+];
+
 export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
 export const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";

@@ -13,27 +13,11 @@ import {
   pushImage,
   putManifest,
   sha256,
+  SPEC_ERROR_CODES,
   startTestRegistry,
   type TestRegistry,
 } from "./harness.js";
 
-const ERROR_CODES = [
-  "BLOB_UNKNOWN",
-  "BLOB_UPLOAD_INVALID",
-  "BLOB_UPLOAD_UNKNOWN",
-  "DIGEST_INVALID",
-  "MANIFEST_BLOB_UNKNOWN",
-  "MANIFEST_INVALID",
-  "MANIFEST_UNKNOWN",
-  "MANIFEST_UNVERIFIED",
-  "NAME_INVALID",
-  "NAME_UNKNOWN",
-  "SIZE_INVALID",
-  "TAG_INVALID",
-  "UNAUTHORIZED",
-  "DENIED",
-  "UNSUPPORTED",
-];
 
 let registry: TestRegistry;
 
@@ -118,7 +102,7 @@ test("PUT errors: bad digest reference, digest mismatch, invalid manifest, unkno
     "blablabla",
   );
   assert.equal(totallyWrong.status, 400);
-  assert.ok(ERROR_CODES.includes(await errorCode(totallyWrong)));
+  assert.ok(SPEC_ERROR_CODES.includes(await errorCode(totallyWrong)));
 
   const mismatch = await putManifest(registry, "manifests/errors", sha256("other"), image.content);
   assert.equal(mismatch.status, 400);
