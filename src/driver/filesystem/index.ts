@@ -328,7 +328,7 @@ export class FilesystemDriver implements StorageDriver {
           if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
         });
         const { name, fd } = await this.createSidecar(full, "open");
-        return new FilesystemWriter(this, path, full, name, fd, 0, undefined);
+        return new FilesystemWriter(this, path, full, name, fd, 0);
       }
       // Claiming the closed writer's file by renaming it makes the resumption exclusive: a second
       // writer(path, true) finds nothing to resume.
@@ -345,7 +345,7 @@ export class FilesystemDriver implements StorageDriver {
         fd = await fdOpen(name, "r+");
         const { size } = await fdStat(fd);
         // The close that left these bytes synced them.
-        return new FilesystemWriter(this, path, full, name, fd, size, size);
+        return new FilesystemWriter(this, path, full, name, fd, size);
       } catch (error) {
         // Give the claimed bytes back so that a later attempt can resume them.
         if (fd !== undefined) await fdClose(fd).catch(() => {});
@@ -702,10 +702,9 @@ class FilesystemWriter implements FileWriter {
     private readonly file: string,
     private readonly fd: number,
     private written: number,
-    /** The size at which the file was already durable when opened (resumed), if it was. */
-    private readonly syncedSize: number | undefined,
   ) {
     this.position = written;
+    this.syncedTo = written;
   }
 
   get size(): number {
@@ -794,9 +793,11 @@ class FilesystemWriter implements FileWriter {
     this.end("closed");
     try {
       try {
+        // Not synced: what a closed writer kept survives a restart of the process (the page cache
+        // holds it); only commit makes content durable, and it syncs everything the file holds,
+        // earlier sessions included. Content lost to a power cut before commit cannot be
+        // published wrongly either: the registry checks an upload's digest when it completes.
         await this.finishWrites(true);
-        // Synced so that what close reported survives a crash, not only a restart.
-        if (this.written !== this.syncedSize) await fdSync(this.fd);
       } finally {
         await fdClose(this.fd);
       }
@@ -825,7 +826,7 @@ class FilesystemWriter implements FileWriter {
     try {
       try {
         await this.finishWrites(true);
-        if (this.written !== this.syncedSize) await fdSync(this.fd);
+        await fdSync(this.fd);
       } finally {
         await fdClose(this.fd);
       }
