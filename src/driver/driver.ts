@@ -42,7 +42,8 @@ export interface FileWriter {
   readonly size: number;
   /**
    * Keeps what was written without publishing it: a later `writer(path, true)` resumes from here,
-   * also from another process.
+   * also from another process. Only `commit` promises durability: after a machine crash a resumed
+   * writer may hold less than was closed (its `size` says how much), never other bytes.
    */
   close(): Promise<void>;
   /** Discards everything written (in this and earlier sessions); nothing is left at the path. */
