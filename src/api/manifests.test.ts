@@ -18,7 +18,6 @@ import {
   type TestRegistry,
 } from "./harness.js";
 
-
 let registry: TestRegistry;
 
 before(async () => {

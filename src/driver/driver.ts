@@ -159,7 +159,9 @@ export interface StorageDriver {
 export type DriverParameters = Record<string, unknown>;
 
 /** Creates a driver from its parameters; registered with the factory under a name. */
-export type DriverFactory = (parameters: DriverParameters) => StorageDriver | Promise<StorageDriver>;
+export type DriverFactory = (
+  parameters: DriverParameters,
+) => StorageDriver | Promise<StorageDriver>;
 
 /** Stable codes of the driver errors, for callers that switch on `error.code`. */
 export const DriverErrorCode = {
@@ -252,7 +254,12 @@ export class InvalidParameterError extends StorageDriverError {
   readonly parameter: string;
 
   constructor(driverName: string, parameter: string, message: string) {
-    super(DriverErrorCode.InvalidParameter, driverName, undefined, `parameter ${parameter}: ${message}`);
+    super(
+      DriverErrorCode.InvalidParameter,
+      driverName,
+      undefined,
+      `parameter ${parameter}: ${message}`,
+    );
     this.parameter = parameter;
   }
 }

@@ -9,10 +9,16 @@ const factories = new Map<string, DriverFactory>();
 /** Registers `factory` under `name`. A name can be registered once; a second time throws. */
 export function registerDriver(name: string, factory: DriverFactory): void {
   if (typeof factory !== "function") {
-    throw new InvalidStorageDriverError(name, `driver ${JSON.stringify(name)}: factory is not a function`);
+    throw new InvalidStorageDriverError(
+      name,
+      `driver ${JSON.stringify(name)}: factory is not a function`,
+    );
   }
   if (factories.has(name)) {
-    throw new InvalidStorageDriverError(name, `driver ${JSON.stringify(name)} is already registered`);
+    throw new InvalidStorageDriverError(
+      name,
+      `driver ${JSON.stringify(name)} is already registered`,
+    );
   }
   factories.set(name, factory);
 }

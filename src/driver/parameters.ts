@@ -30,7 +30,11 @@ export class ParameterReader {
     const value = this.raw(key);
     if (value === undefined) return undefined;
     if (typeof value !== "string" && typeof value !== "number") {
-      throw new InvalidParameterError(this.driverName, key, `must be a string, got ${JSON.stringify(value)}`);
+      throw new InvalidParameterError(
+        this.driverName,
+        key,
+        `must be a string, got ${JSON.stringify(value)}`,
+      );
     }
     return String(value);
   }
@@ -45,14 +49,19 @@ export class ParameterReader {
       if (lower === "true") return true;
       if (lower === "false") return false;
     }
-    throw new InvalidParameterError(this.driverName, key, `must be true or false, got ${JSON.stringify(value)}`);
+    throw new InvalidParameterError(
+      this.driverName,
+      key,
+      `must be true or false, got ${JSON.stringify(value)}`,
+    );
   }
 
   /** A whole number at least `min` (and at most `max`): a number or a numeric string. */
   integer(key: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
     const value = this.raw(key);
     if (value === undefined) return fallback;
-    const parsed = typeof value === "number" ? value : typeof value === "string" ? Number(value.trim()) : NaN;
+    const parsed =
+      typeof value === "number" ? value : typeof value === "string" ? Number(value.trim()) : NaN;
     if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
       const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `from ${min} to ${max}`;
       throw new InvalidParameterError(

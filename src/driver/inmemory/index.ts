@@ -82,7 +82,11 @@ export class InMemoryDriver implements StorageDriver {
     if (file !== undefined) return { path, size: file.size, modTime: file.modTime, isDir: false };
     let modTime: Date | undefined;
     for (const [key, child] of this.files) {
-      if (key !== path && isWithin(path, key) && (modTime === undefined || child.modTime > modTime)) {
+      if (
+        key !== path &&
+        isWithin(path, key) &&
+        (modTime === undefined || child.modTime > modTime)
+      ) {
         modTime = child.modTime;
       }
     }
