@@ -9,10 +9,10 @@ import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../src/testing/docker-registry.js";
 import { ProcessStats } from "./process.js";
 
 /** A registry the workloads run against. */
@@ -182,15 +182,4 @@ function getStatus(url: string): Promise<number> {
     req.on("error", reject);
     req.end();
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  await once(server, "close");
-  if (address === null || typeof address === "string") throw new Error("no port from listen(0)");
-  return address.port;
 }
