@@ -15,10 +15,10 @@ import { buildImage, buildIndex, MediaType, sha256 } from "../testing/images.js"
 import {
   imageEntry,
   indexEntry,
-  layoutBlob,
-  layoutDigest,
+  assertLayoutHolds,
   writeOciLayout,
 } from "../testing/oci-layout.js";
+import { assertBlobRedirects } from "../testing/redirects.js";
 import { skopeoCopy } from "../testing/skopeo.js";
 import { skipUnlessCommands } from "../testing/tools.js";
 import { startRegistry, type RunningRegistry } from "./index.js";
@@ -132,26 +132,13 @@ describe(
         `skopeo on RGW, ${megabytes.toFixed(1)} MiB of layers: push ${pushSeconds.toFixed(2)} s, pull ${pullSeconds.toFixed(2)} s`,
       );
 
-      assert.equal(await layoutDigest(pulled, "image"), image.manifest.digest);
-      assert.equal(await layoutDigest(pulled, "multi"), index.index.digest);
-      const everything = [
-        image.manifest,
-        image.config,
-        ...image.layers,
-        ...index.images.flatMap((each) => [each.manifest, each.config, ...each.layers]),
-      ];
-      for (const item of everything) {
-        assert.equal(sha256(await layoutBlob(pulled, item.digest)), item.digest);
-      }
+      await assertLayoutHolds(pulled, [imageEntry("image", image), indexEntry("multi", index)]);
     });
 
     it("answers a blob GET and HEAD with a 307 to a presigned RGW URL that plain fetch follows", async () => {
       const layer = image.layers[0]!;
       const blobUrl = `${redirecting.url}/v2/e2e/image/blobs/${layer.digest}`;
-      const answer = await fetch(blobUrl, { redirect: "manual" });
-      assert.equal(answer.status, 307);
-      assert.equal(answer.headers.get("docker-content-digest"), layer.digest);
-      const location = new URL(answer.headers.get("location") ?? "");
+      const location = await assertBlobRedirects(blobUrl, layer);
       // The key distribution's layout gives the blob, below rootdirectory, in the bucket.
       const hex = layer.digest.slice("sha256:".length);
       assert.equal(location.origin, ceph.endpoint);
@@ -159,15 +146,6 @@ describe(
         location.pathname,
         `/${BUCKET}/${ROOT}/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`,
       );
-      const fetched = await fetch(location);
-      assert.equal(fetched.status, 200);
-      assert.equal(sha256(new Uint8Array(await fetched.arrayBuffer())), layer.digest);
-
-      const head = await fetch(blobUrl, { method: "HEAD", redirect: "manual" });
-      assert.equal(head.status, 307);
-      const headed = await fetch(head.headers.get("location")!, { method: "HEAD" });
-      assert.equal(headed.status, 200);
-      assert.equal(headed.headers.get("content-length"), String(layer.size));
 
       const unknown = await fetch(
         `${redirecting.url}/v2/e2e/image/blobs/${sha256(Buffer.from("x"))}`,

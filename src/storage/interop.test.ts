@@ -17,9 +17,9 @@ import {
   pushBlob,
   pushImage,
   pushIndex,
-  writeOciLayout,
   type Content,
 } from "../testing/images.js";
+import { imageEntry, indexEntry, writeOciLayout } from "../testing/oci-layout.js";
 import { skopeoCopy, skopeoInspectRaw } from "../testing/skopeo.js";
 import "../testing/storage-drivers.js";
 import { skipUnlessCommands } from "../testing/tools.js";
@@ -125,10 +125,7 @@ describe("interop with distribution 2.8.2 (docker-registry) and skopeo", { skip 
       const image = buildImage({ layers: 3, gzip: true });
       const index = buildIndex();
       await withTempDir("berth-interop-src-", async (layout) => {
-        await writeOciLayout(layout, [
-          { tag: "v1", image },
-          { tag: "multi", index },
-        ]);
+        await writeOciLayout(layout, [imageEntry("v1", image), indexEntry("multi", index)]);
         const registry = await startDockerRegistry(root);
         try {
           const base = `docker://${registry.host}/interop/skopeo/pushed`;

@@ -4,8 +4,6 @@
 // here: tests push these bytes through Berth's storage layer, the HTTP API or a registry.
 
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 
 export const MediaType = {
@@ -223,37 +221,4 @@ export async function pushIndex(
 ): Promise<void> {
   for (const image of index.images) await pushImage(repository, image);
   await repository.manifests.put(index.index.bytes, index.index.mediaType, tag ? { tag } : {});
-}
-
-/**
- * Writes an OCI image layout (`oci-layout`, `index.json`, `blobs/<alg>/<hex>`) at `directory`
- * holding `items`, each named by its tag (`org.opencontainers.image.ref.name`), for
- * `skopeo copy oci:<directory>:<tag> ...`.
- */
-export async function writeOciLayout(
-  directory: string,
-  items: { tag: string; image?: TestImage; index?: TestIndex }[],
-): Promise<void> {
-  await mkdir(join(directory, "blobs", "sha256"), { recursive: true });
-  const write = (item: Content) =>
-    writeFile(join(directory, "blobs", "sha256", item.digest.slice("sha256:".length)), item.bytes);
-  const writeImage = async (image: TestImage) => {
-    for (const item of [...image.layers, image.config, image.manifest]) await write(item);
-  };
-  const manifests: Record<string, unknown>[] = [];
-  for (const { tag, image, index } of items) {
-    if (image !== undefined) await writeImage(image);
-    if (index !== undefined) {
-      for (const child of index.images) await writeImage(child);
-      await write(index.index);
-    }
-    const top = index?.index ?? image?.manifest;
-    if (top === undefined) throw new Error(`writeOciLayout: ${tag} has neither image nor index`);
-    manifests.push(descriptor(top, { annotations: { "org.opencontainers.image.ref.name": tag } }));
-  }
-  await writeFile(join(directory, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  await writeFile(
-    join(directory, "index.json"),
-    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }),
-  );
 }

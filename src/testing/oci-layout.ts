@@ -2,9 +2,10 @@
 // from the content built by ./images.ts and read back after a pull, so tests can push real images
 // through real clients and compare digests.
 
+import assert from "node:assert/strict";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { MediaType, type Content, type TestImage, type TestIndex } from "./images.js";
+import { MediaType, sha256, type Content, type TestImage, type TestIndex } from "./images.js";
 
 /** The annotation an OCI layout names its tags with. */
 const refName = "org.opencontainers.image.ref.name";
@@ -70,4 +71,17 @@ export async function layoutDigest(directory: string, tag: string): Promise<stri
 /** The bytes of blob `digest` in the layout at `directory`. */
 export function layoutBlob(directory: string, digest: string): Promise<Buffer> {
   return readFile(blobPath(directory, digest));
+}
+
+/**
+ * Asserts that the layout at `directory` (where a client pulled to) names each entry's manifest
+ * under its tag and holds every blob of it with the right digest.
+ */
+export async function assertLayoutHolds(directory: string, entries: LayoutEntry[]): Promise<void> {
+  for (const entry of entries) {
+    assert.equal(await layoutDigest(directory, entry.tag), entry.manifest.digest, entry.tag);
+    for (const item of [entry.manifest, ...entry.blobs]) {
+      assert.equal(sha256(await layoutBlob(directory, item.digest)), item.digest);
+    }
+  }
 }
