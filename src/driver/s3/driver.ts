@@ -1,3 +1,6 @@
+// Over 400 lines: one class whose methods are the contract on a bucket (listing, batched deletes
+// and move by copy included); its writer and upload bookkeeping are in writer.ts and uploads.ts.
+//
 // The s3 driver: Amazon S3 and S3-compatible servers (Ceph RGW, MinIO, ...) through the AWS SDK for
 // JavaScript v3. A path `/a/b` is the key `<rootdirectory>/a/b`, as in distribution, so a bucket
 // written by distribution's s3 driver is read here and the other way round. Directories are
@@ -37,7 +40,8 @@ import { isValidPath } from "../paths.js";
 import { walkFlatListing } from "../walk.js";
 import { httpStatus, isMissingKey, toDriverError } from "./errors.js";
 import { DRIVER_NAME, type S3Parameters } from "./parameters.js";
-import { newWriter, resumeWriter, TAIL_SUFFIX, type WriterContext } from "./writer.js";
+import { TAIL_SUFFIX, type WriterContext } from "./uploads.js";
+import { newWriter, resumeWriter } from "./writer.js";
 
 /** How long a redirect URL stays valid when the caller does not say: distribution's 20 minutes. */
 const DEFAULT_REDIRECT_SECONDS = 20 * 60;

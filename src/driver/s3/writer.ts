@@ -14,15 +14,9 @@
 // never counted twice. Nothing is visible at the key until commit (distribution instead completes
 // the upload early and copies it back, which shows partial content at the key).
 
-import type { S3Client } from "@aws-sdk/client-s3";
 import {
-  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  ListMultipartUploadsCommand,
-  ListPartsCommand,
   PutObjectCommand,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
@@ -32,30 +26,20 @@ import {
   type FileWriter,
   type StoragePath,
 } from "../driver.js";
-import { isMissingKey, toDriverError } from "./errors.js";
+import { toDriverError } from "./errors.js";
 import { DRIVER_NAME, MIN_PART_SIZE } from "./parameters.js";
-
-/** Appended to a key to name the object holding a closed writer's trailing bytes. */
-export const TAIL_SUFFIX = "~tail";
-
-/** Metadata names on a tail object (sent as x-amz-meta-*). */
-const TAIL_UPLOAD_ID = "berth-upload-id";
-const TAIL_PARTS = "berth-parts";
-
-/** What a writer needs from the driver: the client and the per-object request settings. */
-export interface WriterContext {
-  client: S3Client;
-  bucket: string;
-  chunkSize: number;
-  /** Settings sent with every object or upload created (storage class, ACL, encryption). */
-  objectSettings: Record<string, unknown>;
-}
-
-interface UploadedPart {
-  PartNumber: number;
-  ETag: string;
-  Size: number;
-}
+import {
+  TAIL_PARTS,
+  TAIL_SUFFIX,
+  TAIL_UPLOAD_ID,
+  abortUpload,
+  deleteTail,
+  inProgressUploads,
+  listParts,
+  readTail,
+  type UploadedPart,
+  type WriterContext,
+} from "./uploads.js";
 
 /** The writer's starting point: an upload in progress, its parts, and bytes from a tail. */
 interface ResumePoint {
@@ -352,128 +336,5 @@ class S3FileWriter implements FileWriter {
       throw toDriverError(error, { operation: "PutObject", bucket, key });
     }
     this.tailToRemove = false;
-  }
-}
-
-/** Upload ids of the multipart uploads in progress for exactly `key`, oldest first. */
-async function inProgressUploads(
-  context: WriterContext,
-  path: StoragePath,
-  key: string,
-): Promise<string[]> {
-  const { client, bucket } = context;
-  const found: { id: string; initiated: number }[] = [];
-  let keyMarker: string | undefined;
-  let uploadIdMarker: string | undefined;
-  do {
-    let page;
-    try {
-      page = await client.send(
-        new ListMultipartUploadsCommand({
-          Bucket: bucket,
-          Prefix: key,
-          KeyMarker: keyMarker,
-          UploadIdMarker: uploadIdMarker,
-        }),
-      );
-    } catch (error) {
-      throw toDriverError(error, { operation: "ListMultipartUploads", bucket, key, path });
-    }
-    for (const upload of page.Uploads ?? []) {
-      if (upload.Key === key && upload.UploadId !== undefined) {
-        found.push({ id: upload.UploadId, initiated: upload.Initiated?.getTime() ?? 0 });
-      }
-    }
-    // Listed in key order, so once past `key` nothing more can match.
-    const pastKey = (page.Uploads ?? []).some((upload) => (upload.Key ?? "") > key);
-    keyMarker = page.IsTruncated && !pastKey ? page.NextKeyMarker : undefined;
-    uploadIdMarker = page.NextUploadIdMarker;
-  } while (keyMarker !== undefined);
-  return found.sort((a, b) => a.initiated - b.initiated).map((upload) => upload.id);
-}
-
-async function listParts(
-  context: WriterContext,
-  path: StoragePath,
-  key: string,
-  uploadId: string,
-): Promise<UploadedPart[]> {
-  const { client, bucket } = context;
-  const parts: UploadedPart[] = [];
-  let marker: string | undefined;
-  do {
-    let page;
-    try {
-      page = await client.send(
-        new ListPartsCommand({
-          Bucket: bucket,
-          Key: key,
-          UploadId: uploadId,
-          PartNumberMarker: marker,
-        }),
-      );
-    } catch (error) {
-      throw toDriverError(error, { operation: "ListParts", bucket, key, path });
-    }
-    for (const part of page.Parts ?? []) {
-      parts.push({ PartNumber: part.PartNumber ?? 0, ETag: part.ETag ?? "", Size: part.Size ?? 0 });
-    }
-    marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
-  } while (marker !== undefined);
-  parts.sort((a, b) => a.PartNumber - b.PartNumber);
-  // Parts are numbered 1, 2, ... by the writers; a gap means a part upload that never finished
-  // after a later one did, which Berth's sequential writer cannot produce. Keep the prefix that is
-  // whole, so no byte after a gap is ever counted.
-  const contiguous = parts.findIndex((part, index) => part.PartNumber !== index + 1);
-  return contiguous === -1 ? parts : parts.slice(0, contiguous);
-}
-
-async function abortUpload(
-  context: WriterContext,
-  path: StoragePath,
-  key: string,
-  uploadId: string,
-): Promise<void> {
-  const { client, bucket } = context;
-  try {
-    await client.send(
-      new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }),
-    );
-  } catch (error) {
-    if ((error as { name?: string }).name === "NoSuchUpload") return;
-    throw toDriverError(error, { operation: "AbortMultipartUpload", bucket, key, path });
-  }
-}
-
-async function readTail(
-  context: WriterContext,
-  path: StoragePath,
-  key: string,
-): Promise<{ bytes: Buffer; uploadId: string; parts: number } | undefined> {
-  const { client, bucket } = context;
-  const tailKey = key + TAIL_SUFFIX;
-  try {
-    const answer = await client.send(new GetObjectCommand({ Bucket: bucket, Key: tailKey }));
-    const bytes = Buffer.from((await answer.Body?.transformToByteArray()) ?? new Uint8Array());
-    const metadata = answer.Metadata ?? {};
-    return {
-      bytes,
-      uploadId: metadata[TAIL_UPLOAD_ID] ?? "",
-      parts: Number(metadata[TAIL_PARTS] ?? NaN),
-    };
-  } catch (error) {
-    if (isMissingKey(error)) return undefined;
-    throw toDriverError(error, { operation: "GetObject", bucket, key: tailKey, path });
-  }
-}
-
-async function deleteTail(context: WriterContext, path: StoragePath, key: string): Promise<void> {
-  const { client, bucket } = context;
-  const tailKey = key + TAIL_SUFFIX;
-  try {
-    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: tailKey }));
-  } catch (error) {
-    if (isMissingKey(error)) return;
-    throw toDriverError(error, { operation: "DeleteObject", bucket, key: tailKey, path });
   }
 }

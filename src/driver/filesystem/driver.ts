@@ -1,0 +1,459 @@
+// Over 400 lines: one class whose methods are the contract on a file tree; its fs calls, copy and
+// writer live beside it (fs.ts, copy.ts, writer.ts).
+//
+// The filesystem driver: storage paths map to files below a root directory. Content is published
+// atomically (written to a hidden file in the same directory, fsynced, renamed over the target,
+// then the directory fsynced), so a reader or a crash sees the old or the new content, never a mix.
+//
+// Files the driver keeps for itself sit next to the path they belong to, under names that contain
+// `~`, a character no storage path can hold, so they never show in list, stat, walk or a reader:
+//
+//   <name>~writer           the bytes of a writer that was closed; `writer(path, true)` resumes it,
+//                           also in another process, by renaming it to ...
+//   <name>~open-<unique>    the file of a writer in use (one per writer, so two never mix bytes)
+//   <name>~tmp-<unique>     a putContent on its way
+//
+// A directory with no stored file below it is treated as absent, as on an object store (so a
+// directory holding only a writer's files does not show), and the driver removes directories that
+// delete, move or cancel leave empty.
+
+import { open, rm, type FileHandle } from "node:fs/promises";
+import { dirname, join, resolve, sep } from "node:path";
+import type { Dirent } from "node:fs";
+import type { Readable, Writable } from "node:stream";
+import {
+  BackendError,
+  InvalidPathError,
+  PathNotFoundError,
+  StorageDriverError,
+  type FileInfo,
+  type FileWriter,
+  type StorageDriver,
+  type StoragePath,
+  type WalkFn,
+} from "../driver.js";
+import { DestinationClosedError } from "../copy.js";
+import { isValidPath, isValidPathOrRoot, joinPath } from "../paths.js";
+import { copyRange } from "./copy.js";
+import {
+  FIRST_READ,
+  NAME,
+  NOT_FOUND,
+  RETRIES,
+  closedWriterName,
+  errorCode,
+  fdClose,
+  fdOpen,
+  fdRead,
+  fdReadFile,
+  fdStat,
+  fdSync,
+  lstat,
+  mkdir,
+  rename,
+  rmdir,
+  sidecarName,
+  stat,
+  syncDirectory,
+  storedEntries,
+  holdsStoredFiles,
+  anyStoredFile,
+  isFile,
+  unlink,
+  writeAll,
+} from "./fs.js";
+import { FilesystemWriter } from "./writer.js";
+
+/**
+ * Operations for which those errors mean PathNotFoundError. Elsewhere they mean something else:
+ * putContent below a file, say, is a backend failure, not a missing path.
+ */
+const LOOKUPS = new Set(["getContent", "reader", "copyTo", "stat", "list", "walk", "delete"]);
+
+/** unlink errors after which delete looks at what is at the path before removing it. */
+const DELETE_FALLBACK = new Set(["ENOENT", "ENOTDIR", "EISDIR", "EPERM"]);
+
+/** Stores content as files below a root directory. Create it with `createFilesystemDriver`. */
+export class FilesystemDriver implements StorageDriver {
+  readonly name = NAME;
+  /** The absolute root directory; every stored file is below it. */
+  readonly rootDirectory: string;
+  private readonly rootPrefix: string;
+
+  /** `rootDirectory` must exist; `createFilesystemDriver` checks and creates it. */
+  constructor(rootDirectory: string) {
+    this.rootDirectory = resolve(rootDirectory);
+    this.rootPrefix = this.rootDirectory.endsWith(sep)
+      ? this.rootDirectory
+      : this.rootDirectory + sep;
+  }
+
+  async getContent(path: StoragePath): Promise<Uint8Array> {
+    let fd: number | undefined;
+    try {
+      fd = await fdOpen(this.fullPath(path), "r");
+      const first = Buffer.allocUnsafeSlow(FIRST_READ);
+      // At the descriptor's position (not positional), so that readFile below goes on from there.
+      // A directory fails here with EISDIR: not found, as for readFile.
+      const { bytesRead } = await fdRead(fd, first, 0, FIRST_READ, null);
+      // A copy of exactly the content, so a small result does not hold on to the whole buffer.
+      if (bytesRead < FIRST_READ) return Buffer.from(first.subarray(0, bytesRead));
+      return Buffer.concat([first, await fdReadFile(fd)]);
+    } catch (error) {
+      throw this.failure(error, "getContent", path);
+    } finally {
+      // The content is read: a failing close loses nothing.
+      if (fd !== undefined) await fdClose(fd).catch(() => {});
+    }
+  }
+
+  async putContent(path: StoragePath, content: Uint8Array): Promise<void> {
+    const full = this.fullPath(path);
+    try {
+      const { name, fd } = await this.createSidecar(full, "tmp");
+      try {
+        await writeAll(fd, content, 0);
+        await fdSync(fd);
+      } catch (error) {
+        await fdClose(fd);
+        await unlink(name).catch(() => {});
+        throw error;
+      }
+      await fdClose(fd);
+      await this.publish(name, full);
+    } catch (error) {
+      throw this.failure(error, "putContent", path);
+    }
+  }
+
+  async reader(path: StoragePath, offset = 0): Promise<Readable> {
+    const full = this.fullPath(path);
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(full, "r");
+      if (!(await handle.stat()).isFile()) throw new PathNotFoundError(NAME, path);
+    } catch (error) {
+      await handle?.close();
+      throw this.failure(error, "reader", path);
+    }
+    // The stream closes the handle when it ends or is destroyed. An offset past the end reads
+    // nothing and ends at once.
+    return handle.createReadStream({ start: offset });
+  }
+
+  async copyTo(
+    path: StoragePath,
+    destination: Writable,
+    offset: number,
+    length?: number,
+  ): Promise<void> {
+    const full = this.fullPath(path);
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(full, "r");
+      const info = await handle.stat();
+      if (!info.isFile()) throw new PathNotFoundError(NAME, path);
+      const end = length === undefined ? info.size : Math.min(info.size, offset + length);
+      await copyRange(handle, destination, offset, end);
+    } catch (error) {
+      if (error instanceof DestinationClosedError) throw error;
+      throw this.failure(error, "copyTo", path);
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  async writer(path: StoragePath, append: boolean): Promise<FileWriter> {
+    const full = this.fullPath(path);
+    const closed = closedWriterName(full);
+    try {
+      if (!append) {
+        // A fresh writer starts empty: whatever an earlier writer closed is discarded.
+        await unlink(closed).catch((error) => {
+          if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
+        });
+        const { name, fd } = await this.createSidecar(full, "open");
+        return new FilesystemWriter(this, path, full, name, fd, 0);
+      }
+      // Claiming the closed writer's file by renaming it makes the resumption exclusive: a second
+      // writer(path, true) finds nothing to resume.
+      const name = sidecarName(full, "open");
+      try {
+        await rename(closed, name);
+      } catch (error) {
+        if (NOT_FOUND.has(errorCode(error) ?? "")) throw new PathNotFoundError(NAME, path);
+        throw error;
+      }
+      let fd: number | undefined;
+      try {
+        // Not "a": with O_APPEND, Linux ignores the positions of the writer's concurrent writes.
+        fd = await fdOpen(name, "r+");
+        const { size } = await fdStat(fd);
+        // The close that left these bytes synced them.
+        return new FilesystemWriter(this, path, full, name, fd, size);
+      } catch (error) {
+        // Give the claimed bytes back so that a later attempt can resume them.
+        if (fd !== undefined) await fdClose(fd).catch(() => {});
+        await rename(name, closed).catch(() => {});
+        throw error;
+      }
+    } catch (error) {
+      throw this.failure(error, "writer", path);
+    }
+  }
+
+  async stat(path: StoragePath): Promise<FileInfo> {
+    const full = this.fullPath(path, true);
+    try {
+      const info = await stat(full);
+      if (info.isFile()) return { path, size: info.size, modTime: info.mtime, isDir: false };
+      if (info.isDirectory() && (path === "/" || (await holdsStoredFiles(full)))) {
+        return { path, size: 0, modTime: info.mtime, isDir: true };
+      }
+    } catch (error) {
+      if (path === "/" && errorCode(error) === "ENOENT") {
+        return { path, size: 0, modTime: new Date(0), isDir: true };
+      }
+      throw this.failure(error, "stat", path);
+    }
+    throw new PathNotFoundError(NAME, path);
+  }
+
+  async list(path: StoragePath): Promise<StoragePath[]> {
+    const full = this.fullPath(path, true);
+    const children: StoragePath[] = [];
+    try {
+      for (const entry of await storedEntries(full)) {
+        if (entry.isDirectory() && !(await holdsStoredFiles(join(full, entry.name)))) continue;
+        children.push(joinPath(path, entry.name));
+      }
+    } catch (error) {
+      if (path === "/" && errorCode(error) === "ENOENT") return [];
+      // A file has no children, as on the other drivers; only a path that is nothing is missing.
+      if (errorCode(error) === "ENOTDIR" && (await isFile(full))) return [];
+      throw this.failure(error, "list", path);
+    }
+    if (children.length === 0 && path !== "/") throw new PathNotFoundError(NAME, path);
+    return children;
+  }
+
+  async move(sourcePath: StoragePath, destPath: StoragePath): Promise<void> {
+    const from = this.fullPath(sourcePath);
+    const to = this.fullPath(destPath);
+    try {
+      await this.requireFile(from, sourcePath);
+      if (from === to) return;
+      for (let attempt = 0; ; attempt++) {
+        await mkdir(dirname(to), { recursive: true });
+        try {
+          await rename(from, to);
+          break;
+        } catch (error) {
+          const code = errorCode(error);
+          if (attempt >= RETRIES) throw error;
+          if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") {
+            // The destination is a directory: a move replaces whatever is there.
+            await rm(to, { recursive: true, force: true, maxRetries: 3 });
+          } else if (code === "ENOENT") {
+            // The source went away, or a concurrent delete removed the new directory: tell apart.
+            await this.requireFile(from, sourcePath);
+          } else {
+            throw error;
+          }
+        }
+      }
+      await syncDirectory(dirname(to));
+      await this.removeEmptyDirectories(dirname(from));
+    } catch (error) {
+      throw this.failure(error, "move", sourcePath);
+    }
+  }
+
+  async delete(path: StoragePath): Promise<void> {
+    const full = this.fullPath(path);
+    try {
+      // Usually a file: unlinking it at once saves the lookups below. A directory (EISDIR on
+      // Linux, EPERM elsewhere) or nothing at the path takes the general way.
+      try {
+        await unlink(full);
+        // A closed writer's bytes belong to the path too.
+        await unlink(closedWriterName(full)).catch(() => {});
+        await this.removeEmptyDirectories(dirname(full));
+        return;
+      } catch (error) {
+        if (!DELETE_FALLBACK.has(errorCode(error) ?? "")) throw error;
+      }
+      // A closed writer's bytes belong to the path too.
+      const hadWriter = await unlink(closedWriterName(full)).then(
+        () => true,
+        () => false,
+      );
+      let onDisk = true;
+      let stored = true;
+      try {
+        const info = await lstat(full);
+        // A directory holding only writers' files is not in the store; it goes all the same.
+        if (info.isDirectory()) stored = await holdsStoredFiles(full);
+      } catch (error) {
+        if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
+        onDisk = false;
+        stored = false;
+      }
+      if (onDisk) await rm(full, { recursive: true, maxRetries: 3 });
+      if (onDisk || hadWriter) await this.removeEmptyDirectories(dirname(full));
+      if (!stored) throw new PathNotFoundError(NAME, path);
+    } catch (error) {
+      throw this.failure(error, "delete", path);
+    }
+  }
+
+  /** Files are served by the registry itself: there is no URL to redirect to. */
+  async redirectURL(): Promise<string | null> {
+    return null;
+  }
+
+  async walk(path: StoragePath, fn: WalkFn): Promise<void> {
+    const full = this.fullPath(path, true);
+    let entries: Dirent[];
+    let visible: boolean;
+    try {
+      entries = await storedEntries(full);
+      visible = path === "/" || (await anyStoredFile(full, entries));
+    } catch (error) {
+      const code = errorCode(error);
+      // A file has no descendants; the root of an empty store neither.
+      if (code === "ENOTDIR" || (path === "/" && code === "ENOENT")) return;
+      throw this.failure(error, "walk", path);
+    }
+    if (!visible) throw new PathNotFoundError(NAME, path);
+    await this.walkDirectory(path, full, entries, fn);
+  }
+
+  /** Walks `entries` of directory `full`; true when the callback stopped the walk. */
+  private async walkDirectory(
+    path: StoragePath,
+    full: string,
+    entries: Dirent[],
+    fn: WalkFn,
+  ): Promise<boolean> {
+    for (const { name } of entries) {
+      const childPath = joinPath(path, name);
+      const childFull = join(full, name);
+      let info;
+      let children: Dirent[] = [];
+      let visible = true;
+      try {
+        info = await stat(childFull);
+        if (info.isDirectory()) {
+          children = await storedEntries(childFull);
+          visible = await anyStoredFile(childFull, children);
+        }
+      } catch (error) {
+        // Removed while walking (a concurrent delete): not the walker's failure.
+        if (NOT_FOUND.has(errorCode(error) ?? "")) continue;
+        throw this.failure(error, "walk", childPath);
+      }
+      if (info.isDirectory()) {
+        if (!visible) continue;
+        const action = await fn({ path: childPath, size: 0, modTime: info.mtime, isDir: true });
+        if (action === "stop") return true;
+        if (action === "skip") continue;
+        if (await this.walkDirectory(childPath, childFull, children, fn)) return true;
+      } else if (info.isFile()) {
+        const action = await fn({
+          path: childPath,
+          size: info.size,
+          modTime: info.mtime,
+          isDir: false,
+        });
+        if (action === "stop") return true;
+        if (action === "skip") return false;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * The file system path of a storage path. The base wrapper has checked the path already; this
+   * checks again, and that the result lies below the root, so that no input can reach outside it
+   * even when the driver is used without the wrapper.
+   */
+  private fullPath(path: StoragePath, rootAllowed = false): string {
+    if (!(rootAllowed ? isValidPathOrRoot(path) : isValidPath(path))) {
+      throw new InvalidPathError(NAME, path);
+    }
+    const full = resolve(this.rootDirectory, `.${path}`);
+    if (full !== this.rootDirectory && !full.startsWith(this.rootPrefix)) {
+      throw new InvalidPathError(NAME, path);
+    }
+    return full;
+  }
+
+  private async requireFile(full: string, path: StoragePath): Promise<void> {
+    if (!(await isFile(full))) throw new PathNotFoundError(NAME, path);
+  }
+
+  /**
+   * Creates one of the driver's own files next to `full`, creating directories as needed. A
+   * concurrent delete may remove a directory just created; then it tries again. A writer's file
+   * is first tried without mkdir: writers usually start in a directory that exists (an upload's
+   * data beside its `startedat`), where a recursive mkdir costs two wasted round trips (mkdir
+   * failing with EEXIST, then stat); a putContent often starts a new directory (a link, an upload).
+   */
+  private async createSidecar(
+    full: string,
+    kind: "open" | "tmp",
+  ): Promise<{ name: string; fd: number }> {
+    for (let attempt = 0; ; attempt++) {
+      if (kind === "tmp" || attempt > 0) await mkdir(dirname(full), { recursive: true });
+      const name = sidecarName(full, kind);
+      try {
+        return { name, fd: await fdOpen(name, "wx") };
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT" || attempt >= RETRIES) throw error;
+      }
+    }
+  }
+
+  /**
+   * Renames the finished file `name` over `full` (replacing a directory there) and syncs. For
+   * FilesystemWriter.
+   */
+  async publish(name: string, full: string): Promise<void> {
+    try {
+      await rename(name, full);
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== "EISDIR" && code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
+      await rm(full, { recursive: true, force: true, maxRetries: 3 });
+      await rename(name, full);
+    }
+    await syncDirectory(dirname(full));
+  }
+
+  /**
+   * Removes `dir` and its parents up to the root while they are empty, so that a directory without
+   * stored files does not linger. A directory that is not empty (or is being filled) stays. For
+   * FilesystemWriter too.
+   */
+  async removeEmptyDirectories(dir: string): Promise<void> {
+    let current = dir;
+    while (current.startsWith(this.rootPrefix)) {
+      try {
+        await rmdir(current);
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT") return;
+      }
+      current = dirname(current);
+    }
+  }
+
+  /** The driver error for a failed file system call (also FilesystemWriter's). */
+  failure(error: unknown, operation: string, path: StoragePath): StorageDriverError {
+    if (error instanceof StorageDriverError) return error;
+    if (LOOKUPS.has(operation) && NOT_FOUND.has(errorCode(error) ?? "")) {
+      return new PathNotFoundError(NAME, path, { cause: error });
+    }
+    return new BackendError(NAME, operation, path, { cause: error });
+  }
+}
