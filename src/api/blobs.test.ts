@@ -9,7 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InMemoryDriver, registerDriver } from "../driver/index.js";
 import type { RedirectOptions, StoragePath } from "../driver/index.js";
-import { errorCode, pushBlob, sha256, startTestRegistry, type TestRegistry } from "./harness.js";
+import {
+  errorCode,
+  pushBlob,
+  sha256,
+  startTestRegistry,
+  type TestRegistry,
+} from "../testing/harness.js";
 
 let registry: TestRegistry;
 const content = randomBytes(100_000);

@@ -15,7 +15,7 @@ import {
   SPEC_ERROR_CODES,
   startTestRegistry,
   type TestRegistry,
-} from "./harness.js";
+} from "../testing/harness.js";
 
 const NAME = "conformance/main";
 const CROSSMOUNT = `conformance-${randomUUID()}`;

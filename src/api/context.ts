@@ -2,7 +2,7 @@
 // the request at hand, routed.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { RegistryStorage } from "../storage/types.js";
+import type { RegistryStorage } from "../storage/index.js";
 import type { ApiLogger } from "./errors.js";
 import type { Route } from "./routes.js";
 

@@ -13,7 +13,7 @@ import {
   sha256,
   startTestRegistry,
   type TestRegistry,
-} from "./harness.js";
+} from "../testing/harness.js";
 
 let registry: TestRegistry;
 

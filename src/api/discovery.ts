@@ -2,16 +2,18 @@
 // (both paginated with `n` and `last`, with a `Link: <...>; rel="next"` header while more remain)
 // and the referrers list `/v2/<name>/referrers/<digest>`.
 
-import { isRegistryError, RegistryErrorCode } from "../storage/errors.js";
-import type { Descriptor } from "../storage/types.js";
+import {
+  isRegistryError,
+  ManifestMediaType,
+  RegistryErrorCode,
+  type Descriptor,
+} from "../storage/index.js";
 import type { ApiContext, ApiRequest } from "./context.js";
 import { sendJson } from "./context.js";
 import { checkDigest, parsePage } from "./protocol.js";
 
 /** Catalog entries returned when the client does not say `n` (distribution's default maximum). */
 export const DEFAULT_CATALOG_ENTRIES = 1000;
-
-const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
 
 function nextLink(path: string, n: number, last: string): string {
   return `<${path}?n=${n}&last=${encodeURIComponent(last)}>; rel="next"`;
@@ -76,5 +78,6 @@ export async function listReferrers(context: ApiContext, request: ApiRequest): P
   }
   const headers: Record<string, string> = {};
   if (artifactType !== undefined) headers["OCI-Filters-Applied"] = "artifactType";
-  sendJson(request, { schemaVersion: 2, mediaType: OCI_INDEX, manifests }, headers, OCI_INDEX);
+  const mediaType = ManifestMediaType.OciIndex;
+  sendJson(request, { schemaVersion: 2, mediaType, manifests }, headers, mediaType);
 }

@@ -1,13 +1,40 @@
-// The error side of the HTTP API: one table from OCI error code to HTTP status, and the writer of
-// the spec's error envelope `{"errors":[{"code","message","detail"}]}`. Storage errors arrive as
-// RegistryError values carrying their code; anything else is an internal error, logged here and
-// answered with a generic 500 so no backend detail (paths, credentials in URLs) reaches a client.
+// The error side of the HTTP API: the one union of error codes it sends, the table from code to
+// HTTP status (checked complete by the compiler), and the writer of the spec's error envelope
+// `{"errors":[{"code","message","detail"}]}`. Storage errors arrive as RegistryError values whose
+// code is one of these (compiler-checked in writeError); anything else is an internal error, logged here
+// and answered with a generic 500 so no backend detail (paths, credentials in URLs) reaches a client.
 
 import type { ServerResponse } from "node:http";
-import { RegistryError } from "../storage/errors.js";
+import { RegistryError } from "../storage/index.js";
 
-/** HTTP status of each error code the API sends, as distribution and the OCI spec assign them. */
-const STATUS: Readonly<Record<string, number>> = {
+/**
+ * Every error code the API sends: the OCI Distribution Spec's, the ones distribution adds
+ * (MANIFEST_UNVERIFIED, TAG_INVALID, RANGE_INVALID, PAGINATION_NUMBER_INVALID) and UNKNOWN for an
+ * internal error.
+ */
+export type ErrorCode =
+  | "BLOB_UNKNOWN"
+  | "BLOB_UPLOAD_INVALID"
+  | "BLOB_UPLOAD_UNKNOWN"
+  | "DIGEST_INVALID"
+  | "MANIFEST_BLOB_UNKNOWN"
+  | "MANIFEST_INVALID"
+  | "MANIFEST_UNKNOWN"
+  | "MANIFEST_UNVERIFIED"
+  | "NAME_INVALID"
+  | "NAME_UNKNOWN"
+  | "SIZE_INVALID"
+  | "TAG_INVALID"
+  | "UNAUTHORIZED"
+  | "DENIED"
+  | "UNSUPPORTED"
+  | "TOOMANYREQUESTS"
+  | "RANGE_INVALID"
+  | "PAGINATION_NUMBER_INVALID"
+  | "UNKNOWN";
+
+/** HTTP status of each error code, as distribution and the OCI spec assign them. */
+const STATUS = {
   BLOB_UNKNOWN: 404,
   BLOB_UPLOAD_INVALID: 400,
   BLOB_UPLOAD_UNKNOWN: 404,
@@ -27,23 +54,23 @@ const STATUS: Readonly<Record<string, number>> = {
   RANGE_INVALID: 416,
   PAGINATION_NUMBER_INVALID: 400,
   UNKNOWN: 500,
-};
+} as const satisfies Record<ErrorCode, number>;
 
-/** The HTTP status for an error code; 500 for a code the table does not know. */
-export function errorStatus(code: string): number {
-  return STATUS[code] ?? 500;
+/** The HTTP status for an error code. */
+export function errorStatus(code: ErrorCode): number {
+  return STATUS[code];
 }
 
 /** An error the API layer itself raises (a bad header, an unknown route), with its code and status. */
 export class ApiError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly status: number;
   readonly detail: unknown;
   /** Headers to send with the error response (Range on a 416, Allow on a 405). */
   readonly headers: Record<string, string> | undefined;
 
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
     options?: { status?: number; detail?: unknown; headers?: Record<string, string> },
   ) {
@@ -63,8 +90,8 @@ export interface ApiLogger {
 }
 
 /** The JSON body of an error response. */
-export function errorBody(code: string, message: string, detail?: unknown): string {
-  const entry: { code: string; message: string; detail?: unknown } = { code, message };
+export function errorBody(code: ErrorCode, message: string, detail?: unknown): string {
+  const entry: { code: ErrorCode; message: string; detail?: unknown } = { code, message };
   if (detail !== undefined) entry.detail = detail;
   return JSON.stringify({ errors: [entry] });
 }
@@ -80,7 +107,7 @@ export function writeError(
   isHead: boolean,
   logger: ApiLogger | undefined,
 ): void {
-  let code: string;
+  let code: ErrorCode;
   let message: string;
   let detail: unknown;
   let status: number;
@@ -88,6 +115,7 @@ export function writeError(
   if (error instanceof ApiError) {
     ({ code, message, detail, status, headers } = error);
   } else if (error instanceof RegistryError) {
+    // `code` is an ErrorCode: this compiles only while every RegistryErrorCode is one.
     ({ code, message, detail } = error);
     status = errorStatus(code);
   } else {

@@ -8,8 +8,14 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
-import type { RegistryStorage } from "../storage/types.js";
-import { errorCode, pushImage, sha256, startTestRegistry, type TestRegistry } from "./harness.js";
+import type { RegistryStorage } from "../storage/index.js";
+import {
+  errorCode,
+  pushImage,
+  sha256,
+  startTestRegistry,
+  type TestRegistry,
+} from "../testing/harness.js";
 import { createApiHandler } from "./index.js";
 
 let registry: TestRegistry;

@@ -3,7 +3,7 @@
 // logs, health — and hands every request under `/v2/` here.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { RegistryStorage } from "../storage/types.js";
+import type { RegistryStorage } from "../storage/index.js";
 import { deleteBlob, getBlob } from "./blobs.js";
 import type { ApiContext, ApiRequest, EndpointHandler } from "./context.js";
 import { listCatalog, listReferrers, listTags } from "./discovery.js";
@@ -12,7 +12,14 @@ import { deleteManifest, getManifest, putManifest } from "./manifests.js";
 import { ALLOWED_METHODS, route, type RouteKind } from "./routes.js";
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from "./uploads.js";
 
-export { ApiError, errorBody, errorStatus, writeError, type ApiLogger } from "./errors.js";
+export {
+  ApiError,
+  errorBody,
+  errorStatus,
+  writeError,
+  type ApiLogger,
+  type ErrorCode,
+} from "./errors.js";
 export { route, type Route, type RouteKind } from "./routes.js";
 
 /** Options of the API handler. */

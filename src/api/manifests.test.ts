@@ -16,7 +16,7 @@ import {
   SPEC_ERROR_CODES,
   startTestRegistry,
   type TestRegistry,
-} from "./harness.js";
+} from "../testing/harness.js";
 
 let registry: TestRegistry;
 

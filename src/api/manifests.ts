@@ -4,27 +4,20 @@
 // the stored manifest gets 404, and a client asking by tag for a manifest list it does not accept
 // (but accepting Docker schema 2) gets the linux/amd64 image manifest from the list.
 
-import type { RepositoryManifests, RepositoryTags, StoredManifest } from "../storage/types.js";
+import {
+  isManifestMediaType,
+  isValidTag,
+  ManifestMediaType,
+  MAX_MANIFEST_SIZE,
+  type RepositoryManifests,
+  type RepositoryTags,
+  type StoredManifest,
+} from "../storage/index.js";
 import { matchesEtag } from "./blobs.js";
 import type { ApiContext, ApiRequest } from "./context.js";
 import { sendEmpty } from "./context.js";
 import { ApiError } from "./errors.js";
-import {
-  acceptedMediaTypes,
-  checkDigest,
-  isDigestReference,
-  isValidTag,
-  mediaTypeOf,
-  readBody,
-} from "./protocol.js";
-
-/** Largest manifest accepted, as in distribution. */
-export const MAX_MANIFEST_SIZE = 4 * 1024 * 1024;
-
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
-const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
+import { acceptedMediaTypes, checkDigest, isDigestReference, readBody } from "./protocol.js";
 
 function manifestUnknown(reference: string): ApiError {
   return new ApiError("MANIFEST_UNKNOWN", `manifest unknown: ${JSON.stringify(reference)}`);
@@ -80,25 +73,20 @@ async function negotiate(
   manifests: RepositoryManifests,
 ): Promise<StoredManifest> {
   if (accepted.has(manifest.mediaType)) return manifest;
-  const namesManifestTypes =
-    accepted.has(OCI_MANIFEST) ||
-    accepted.has(OCI_INDEX) ||
-    accepted.has(DOCKER_MANIFEST) ||
-    accepted.has(DOCKER_MANIFEST_LIST);
-  if (!namesManifestTypes) return manifest;
+  if (![...accepted].some(isManifestMediaType)) return manifest;
   switch (manifest.mediaType) {
-    case OCI_MANIFEST:
+    case ManifestMediaType.OciManifest:
       throw new ApiError(
         "MANIFEST_UNKNOWN",
         "OCI manifest found, but the Accept header does not support OCI manifests",
       );
-    case OCI_INDEX:
+    case ManifestMediaType.OciIndex:
       throw new ApiError(
         "MANIFEST_UNKNOWN",
         "OCI index found, but the Accept header does not support OCI indexes",
       );
-    case DOCKER_MANIFEST_LIST:
-      if (byTag && accepted.has(DOCKER_MANIFEST))
+    case ManifestMediaType.DockerManifestList:
+      if (byTag && accepted.has(ManifestMediaType.DockerManifest))
         return defaultPlatformManifest(manifest, manifests);
       return manifest;
     default:
@@ -140,7 +128,7 @@ export async function putManifest(context: ApiContext, request: ApiRequest): Pro
   const content = await readBody(req, MAX_MANIFEST_SIZE);
   const result = await repository.manifests.put(
     content,
-    mediaTypeOf(req.headers["content-type"]),
+    req.headers["content-type"] ?? "",
     byDigest ? { expectedDigest: reference } : { tag: reference },
   );
   const headers: Record<string, string> = {

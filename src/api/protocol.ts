@@ -1,34 +1,11 @@
-// The pieces of the wire protocol that need no storage: the spec's patterns for names, tags and
-// digests, and parsers for the headers the API reads (Range, Content-Range, Accept) and the
-// pagination query. Pure functions, unit-tested on their own.
+// The pieces of the wire protocol that need no storage: parsers for the headers the API reads
+// (Range, Content-Range, Accept) and the pagination query, and the digest check with the API's
+// error. Pure functions, unit-tested on their own. The grammars of names, tags, digests and upload
+// ids are the storage layer's (src/storage/index.ts), used here and in the handlers.
 
 import type { IncomingMessage } from "node:http";
+import { isValidDigest } from "../storage/index.js";
 import { ApiError } from "./errors.js";
-
-/** A repository name: path components of lowercase alphanumerics joined by `.`, `_`, `__` or `-`s. */
-const NAME_PATTERN =
-  /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
-/** Longest repository name distribution accepts. */
-const NAME_MAX_LENGTH = 255;
-/** A tag: up to 128 characters, not starting with `.` or `-`. */
-const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
-/** A digest of an algorithm this registry computes, with an encoded part of the right length. */
-const DIGEST_PATTERN = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-
-/** True when `name` is a repository name the spec allows. */
-export function isValidName(name: string): boolean {
-  return name.length <= NAME_MAX_LENGTH && NAME_PATTERN.test(name);
-}
-
-/** True when `tag` is a tag the spec allows. */
-export function isValidTag(tag: string): boolean {
-  return TAG_PATTERN.test(tag);
-}
-
-/** True when `digest` is a well-formed sha256 or sha512 digest. */
-export function isValidDigest(digest: string): boolean {
-  return DIGEST_PATTERN.test(digest);
-}
 
 /** A manifest reference is a digest when it has an algorithm separator; tags cannot contain `:`. */
 export function isDigestReference(reference: string): boolean {
@@ -114,13 +91,6 @@ export function acceptedMediaTypes(req: IncomingMessage): Set<string> {
     if (type !== "") types.add(type);
   }
   return types;
-}
-
-/** The media type of a Content-Type header without its parameters; "" when absent. */
-export function mediaTypeOf(header: string | undefined): string {
-  if (header === undefined) return "";
-  const semicolon = header.indexOf(";");
-  return (semicolon === -1 ? header : header.slice(0, semicolon)).trim();
 }
 
 /** Pagination of the tags list and the catalog: at most `n` entries after `last`. */

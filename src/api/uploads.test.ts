@@ -6,7 +6,13 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { request as httpRequest } from "node:http";
-import { errorCode, pushBlob, sha256, startTestRegistry, type TestRegistry } from "./harness.js";
+import {
+  errorCode,
+  pushBlob,
+  sha256,
+  startTestRegistry,
+  type TestRegistry,
+} from "../testing/harness.js";
 
 let registry: TestRegistry;
 

@@ -3,7 +3,7 @@
 // share one driver call, and a driver that does not answer within the timeout counts as failing.
 
 import type { ServerResponse } from "node:http";
-import type { RegistryStorage } from "../storage/types.js";
+import type { RegistryStorage } from "../storage/index.js";
 
 /** The path distribution serves its health status on. */
 export const healthPath = "/debug/health";

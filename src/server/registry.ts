@@ -20,8 +20,7 @@ import {
   type DriverParameters,
   type StorageDriver,
 } from "../driver/index.js";
-import { createRegistryStorage } from "../storage/index.js";
-import type { RegistryStorage } from "../storage/types.js";
+import { createRegistryStorage, type RegistryStorage } from "../storage/index.js";
 import { logAccess } from "./access-log.js";
 import { HealthCheck, healthPath } from "./health.js";
 import { createLogger } from "./logger.js";

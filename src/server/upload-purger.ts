@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import type { StorageConfig } from "../config/index.js";
 import { formatDuration } from "../config/index.js";
-import type { RegistryStorage } from "../storage/types.js";
+import type { RegistryStorage } from "../storage/index.js";
 
 const maxFirstDelayMs = 3_600_000;
 

@@ -31,3 +31,4 @@ export {
   isManifestMediaType,
 } from "./manifest.js";
 export { STORAGE_ROOT } from "./paths.js";
+export { isValidUploadId } from "./upload.js";

@@ -35,7 +35,16 @@ export type UploadContext = Pick<
   "driver" | "blobs" | "links" | "hashStates" | "queue" | "checkWritable"
 >;
 
+/**
+ * The upload ids Berth accepts: its own are UUIDs; distribution's are UUIDs too. Anything else
+ * cannot name an upload (and never reaches a storage path).
+ */
 const UPLOAD_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
+/** True when `id` can name an upload. */
+export function isValidUploadId(id: string): boolean {
+  return UPLOAD_ID.test(id);
+}
 
 function uploadUnknown(repository: string, id: string): RegistryError {
   return new RegistryError(
@@ -76,7 +85,7 @@ export async function resumeUpload(
   repository: string,
   id: string,
 ): Promise<UploadSession> {
-  if (!UPLOAD_ID.test(id)) throw uploadUnknown(repository, id);
+  if (!isValidUploadId(id)) throw uploadUnknown(repository, id);
   const key = `${repository}/${id}`;
   return context.queue.run(key, async () => {
     const state = context.hashStates.get(key);

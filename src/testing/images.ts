@@ -40,8 +40,8 @@ export interface TestIndex {
   index: Content;
 }
 
-/** `sha256:<hex>` of `bytes`. */
-export function sha256(bytes: Uint8Array): string {
+/** `sha256:<hex>` of `bytes` (a string counts as its UTF-8 bytes). */
+export function sha256(bytes: Uint8Array | string): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 

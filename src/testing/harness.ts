@@ -2,9 +2,12 @@
 // real storage layer over the inmemory driver), a fetch wrapper, and builders for blobs, images and
 // artifacts as the conformance suite pushes them.
 
-import { createHash } from "node:crypto";
+import type { ErrorCode } from "../api/index.js";
 import { startRegistry } from "../server/index.js";
-import type { RegistryStorage } from "../storage/types.js";
+import { ManifestMediaType, type RegistryStorage } from "../storage/index.js";
+import { sha256 } from "./images.js";
+
+export { sha256 };
 
 /** A running registry for one test. */
 export interface TestRegistry {
@@ -46,13 +49,9 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
   };
 }
 
-export function sha256(content: Uint8Array | string): string {
-  return `sha256:${createHash("sha256").update(content).digest("hex")}`;
-}
-
 /** The first error code of an error response's envelope. */
-export async function errorCode(response: Response): Promise<string> {
-  const body = (await response.json()) as { errors: { code: string; message: string }[] };
+export async function errorCode(response: Response): Promise<ErrorCode> {
+  const body = (await response.json()) as { errors: { code: ErrorCode; message: string }[] };
   return body.errors[0]!.code;
 }
 
@@ -75,8 +74,8 @@ export async function pushBlob(
   return digest;
 }
 
-/** The error codes the OCI Distribution Spec lists, which the conformance suite accepts. */
-export const SPEC_ERROR_CODES = [
+/** The error codes the conformance suite accepts: the OCI Distribution Spec's, as Berth names them. */
+export const SPEC_ERROR_CODES: readonly ErrorCode[] = [
   "BLOB_UNKNOWN",
   "BLOB_UPLOAD_INVALID",
   "BLOB_UPLOAD_UNKNOWN",
@@ -94,10 +93,10 @@ export const SPEC_ERROR_CODES = [
   "UNSUPPORTED",
 ];
 
-export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
-export const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
-export const DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
+export const OCI_MANIFEST: string = ManifestMediaType.OciManifest;
+export const OCI_INDEX: string = ManifestMediaType.OciIndex;
+export const DOCKER_MANIFEST: string = ManifestMediaType.DockerManifest;
+export const DOCKER_MANIFEST_LIST: string = ManifestMediaType.DockerManifestList;
 
 /** A pushed image manifest: its bytes and digest. */
 export interface PushedManifest {
