@@ -8,8 +8,8 @@
 // Values stay strings: Berth's own keys and the drivers' parameter readers accept "true", "5000"
 // and the like, so a secret such as "0123" is never turned into a number on the way in.
 
-/** Keys of the storage section that are not a driver. */
-const storageReserved = new Set(["maintenance", "cache", "delete", "redirect", "tag"]);
+import { isMapping } from "./reader.js";
+import { storageOptions } from "./storage.js";
 
 const prefix = "REGISTRY_";
 
@@ -18,10 +18,6 @@ export interface OverriddenConfig {
   tree: Record<string, unknown>;
   /** Dotted key path (as in the tree) → the variable that set it, for error messages. */
   origins: Map<string, string>;
-}
-
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** The key of `mapping` matching the upper-case component `name`, or `name` in lower case. */
@@ -41,7 +37,7 @@ function selectStorageDriver(tree: Record<string, unknown>, driver: string): voi
   const storage = isMapping(tree.storage) ? tree.storage : {};
   const selected: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(storage)) {
-    if (storageReserved.has(key) || key === driver) selected[key] = value;
+    if (storageOptions.has(key) || key === driver) selected[key] = value;
   }
   selected[driver] ??= {};
   tree.storage = selected;

@@ -4,18 +4,14 @@
 import { readFile } from "node:fs/promises";
 import { parseDocument } from "yaml";
 import { applyEnvironment } from "./environment.js";
-import { ConfigError, readConfigTree, type BerthConfig } from "./config.js";
+import { readConfigTree, type BerthConfig } from "./config.js";
+import { ConfigError } from "./reader.js";
 
-export {
-  ConfigError,
-  parseAddress,
-  type BerthConfig,
-  type ConfigProblem,
-  type HttpConfig,
-  type LogLevel,
-  type StorageConfig,
-  type TlsConfig,
-} from "./config.js";
+export { type BerthConfig } from "./config.js";
+export { ConfigError, type ConfigProblem } from "./reader.js";
+export { parseAddress, type HttpConfig, type TlsConfig } from "./http.js";
+export { type LogConfig, type LogLevel } from "./log.js";
+export { type StorageConfig } from "./storage.js";
 export { parseDuration, formatDuration } from "./duration.js";
 
 /** The environment a config reads its overrides from: variable name → value. */

@@ -6,7 +6,7 @@ export { DriverBase, type DriverMetrics, type MethodMetrics } from "./base.js";
 export { copyContent, DestinationClosedError } from "./copy.js";
 export { registerDriver, createDriver, registeredDrivers } from "./factory.js";
 export { isValidPath, isValidPathOrRoot } from "./paths.js";
-export { ParameterReader } from "./parameters.js";
+export { ParameterReader, ValueReader } from "./parameters.js";
 export { walkByListing, walkFlatListing } from "./walk.js";
 
 export { InMemoryDriver } from "./inmemory/index.js";

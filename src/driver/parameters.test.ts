@@ -54,9 +54,10 @@ describe("ParameterReader", () => {
     rejects(() => reader.integer("high", 0, 1, 10), "high", "from 1 to 10");
   });
 
-  it("reads one of a set of choices", () => {
-    const reader = new ParameterReader("test", { tier: "Hot", bad: "Warm" });
+  it("reads one of a set of choices, whatever its case", () => {
+    const reader = new ParameterReader("test", { tier: "Hot", lower: "cool", bad: "Warm" });
     assert.equal(reader.oneOf("tier", ["Hot", "Cool"], "Cool"), "Hot");
+    assert.equal(reader.oneOf("lower", ["Hot", "Cool"], "Hot"), "Cool");
     assert.equal(reader.oneOf("absent", ["Hot", "Cool"], "Cool"), "Cool");
     rejects(() => reader.oneOf("bad", ["Hot", "Cool"], "Cool"), "bad", "Hot, Cool");
   });

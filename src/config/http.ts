@@ -1,0 +1,197 @@
+// The http section of config.yml: the listening address, the external URL and prefix, TLS, extra
+// response headers and the drain timeout.
+
+import { isIP } from "node:net";
+import type { ConfigReader, Mapping } from "./reader.js";
+
+/** The TLS options of `http.tls`. */
+export interface TlsConfig {
+  /** Path of the PEM certificate (chain). */
+  certificate: string;
+  /** Path of the PEM private key. */
+  key: string;
+  /** Paths of PEM CA bundles; when given, clients must present a certificate signed by one. */
+  clientCAs: string[];
+  /** The lowest TLS version accepted (`http.tls.minimumtls`), in Node's spelling. */
+  minVersion: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+}
+
+/** The http section. */
+export interface HttpConfig {
+  /** `http.addr` as written, `host:port`; an empty host listens on every interface. */
+  addr: string;
+  /** The host part of `addr` ("" for every interface). */
+  hostname: string;
+  /** The port part of `addr`; 0 picks a free port. */
+  port: number;
+  /** `http.host`: the registry's external URL; Location and Link headers become absolute. */
+  host: string | undefined;
+  /** `http.prefix` without its trailing slash ("" when none): the registry is served below it. */
+  prefix: string;
+  tls: TlsConfig | undefined;
+  /** `http.headers`: added to every response. */
+  headers: Record<string, string[]>;
+  /** `http.draintimeout`: how long a stopping server waits for requests in flight. Default 10s. */
+  drainTimeoutMs: number;
+}
+
+/** Splits `host:port` (`[::1]:5000`, `:5000`); undefined when `addr` is not that. */
+export function parseAddress(addr: string): { hostname: string; port: number } | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(addr.trim());
+  if (match === null) return undefined;
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  const hostname = match[1] ?? match[2] ?? "";
+  if (match[1] !== undefined && isIP(hostname) !== 6) return undefined;
+  if (match[2] !== undefined && hostname !== "" && !/^[A-Za-z0-9.-]+$/.test(hostname))
+    return undefined;
+  return { hostname, port };
+}
+
+const tlsVersions: Record<string, TlsConfig["minVersion"]> = {
+  "tls1.0": "TLSv1",
+  "tls1.1": "TLSv1.1",
+  "tls1.2": "TLSv1.2",
+  "tls1.3": "TLSv1.3",
+};
+
+function readTls(reader: ConfigReader, http: Mapping): TlsConfig | undefined {
+  const tls = reader.mapping(http.tls, "http.tls");
+  reader.unknownKeys(tls, "http.tls", [
+    "certificate",
+    "key",
+    "clientcas",
+    "minimumtls",
+    "ciphersuites",
+    "letsencrypt",
+  ]);
+  const certificate = reader.string(tls.certificate, "http.tls.certificate") ?? "";
+  const key = reader.string(tls.key, "http.tls.key") ?? "";
+  if (tls.ciphersuites !== undefined) {
+    reader.warn("http.tls.ciphersuites", "ignored: Node's default cipher suites are used");
+  }
+  if (certificate === "" && key === "") {
+    if (tls.letsencrypt !== undefined) {
+      reader.fail(
+        "http.tls.letsencrypt",
+        "not supported; give http.tls.certificate and http.tls.key",
+      );
+    }
+    return undefined;
+  }
+  if (certificate === "") reader.fail("http.tls.certificate", "is required with http.tls.key");
+  if (key === "") reader.fail("http.tls.key", "is required with http.tls.certificate");
+  const minimum = reader.oneOf(
+    tls.minimumtls,
+    "http.tls.minimumtls",
+    Object.keys(tlsVersions),
+    "tls1.2",
+  );
+  return {
+    certificate,
+    key,
+    clientCAs: reader.stringList(tls.clientcas, "http.tls.clientcas"),
+    minVersion: tlsVersions[minimum]!,
+  };
+}
+
+const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function readHeaders(reader: ConfigReader, http: Mapping): Record<string, string[]> {
+  const headers = reader.mapping(http.headers, "http.headers");
+  const result: Record<string, string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const key = `http.headers.${name}`;
+    if (!headerName.test(name)) {
+      reader.fail(key, "is not a valid header name");
+      continue;
+    }
+    const values = reader.stringList(parseFlowList(value), key);
+    if (values.some((item) => /[\r\n\0]/.test(item))) {
+      reader.fail(key, "a header value may not contain line breaks");
+      continue;
+    }
+    result[name] = values;
+  }
+  return result;
+}
+
+/** An environment override of a list arrives as a string such as `[nosniff]`. */
+function parseFlowList(value: unknown): unknown {
+  if (typeof value !== "string") return value;
+  const trimmed = value.trim();
+  if (!trimmed.startsWith("[") || !trimmed.endsWith("]")) return value;
+  return trimmed
+    .slice(1, -1)
+    .split(",")
+    .map((item) => item.trim().replace(/^(["'])(.*)\1$/, "$2"))
+    .filter((item) => item !== "");
+}
+
+/** `http.host`: the scheme and authority of an http(s) URL, or undefined. */
+function readHost(reader: ConfigReader, http: Mapping): string | undefined {
+  const host = reader.string(http.host, "http.host");
+  if (host === undefined || host === "") return undefined;
+  const url = URL.canParse(host) ? new URL(host) : undefined;
+  if (
+    url === undefined ||
+    (url.protocol !== "http:" && url.protocol !== "https:") ||
+    url.search !== ""
+  ) {
+    reader.fail(
+      "http.host",
+      `${JSON.stringify(host)} is not an http(s) URL such as https://registry.example.com`,
+    );
+    return undefined;
+  }
+  // As in distribution, only the scheme and authority count: paths come from the routes (and
+  // http.prefix).
+  if (url.pathname !== "/")
+    reader.warn("http.host", `the path ${url.pathname} is ignored; use http.prefix`);
+  return url.origin;
+}
+
+export function readHttp(reader: ConfigReader, tree: Mapping): HttpConfig {
+  const http = reader.mapping(tree.http, "http");
+  reader.unknownKeys(http, "http", [
+    "addr",
+    "net",
+    "host",
+    "prefix",
+    "secret",
+    "relativeurls",
+    "draintimeout",
+    "tls",
+    "headers",
+    "debug",
+    "http2",
+  ]);
+  const addr = reader.string(http.addr, "http.addr") ?? "127.0.0.1:5000";
+  const address = parseAddress(addr);
+  if (address === undefined) reader.fail("http.addr", `${JSON.stringify(addr)} is not host:port`);
+  reader.oneOf(http.net, "http.net", ["tcp"], "tcp");
+  const host = readHost(reader, http);
+
+  let prefix = reader.string(http.prefix, "http.prefix") ?? "";
+  if (prefix !== "" && (!prefix.startsWith("/") || /[?#\s]/.test(prefix))) {
+    reader.fail("http.prefix", `${JSON.stringify(prefix)} must be a path starting with "/"`);
+  }
+  prefix = prefix.replace(/\/+$/, "");
+
+  if (http.secret !== undefined) reader.warn("http.secret", "not used by Berth, ignored");
+  if (http.debug !== undefined)
+    reader.warn("http.debug", "the debug server is not supported, ignored");
+  if (http.http2 !== undefined) reader.warn("http.http2", "Berth serves HTTP/1.1 only, ignored");
+  reader.boolean(http.relativeurls, "http.relativeurls", false);
+
+  return {
+    addr,
+    hostname: address?.hostname ?? "127.0.0.1",
+    port: address?.port ?? 5000,
+    host,
+    prefix,
+    tls: readTls(reader, http),
+    headers: readHeaders(reader, http),
+    drainTimeoutMs: reader.duration(http.draintimeout, "http.draintimeout", 10_000),
+  };
+}

@@ -1,0 +1,109 @@
+// The storage section of config.yml: which driver (its section is handed to the driver as its
+// parameters, unread here), deletes, redirects and maintenance (upload purging, read-only mode).
+
+import { registeredDrivers, type DriverParameters } from "../driver/index.js";
+import { formatDuration } from "./duration.js";
+import type { ConfigReader, Mapping } from "./reader.js";
+
+/** The storage section: one driver and the registry's storage options. */
+export interface StorageConfig {
+  /** The driver name, the one key of `storage` that is not an option (`filesystem`, `s3`, ...). */
+  driver: string;
+  /** The driver's section as written (values from environment overrides are strings). */
+  parameters: DriverParameters;
+  /** `storage.delete.enabled`: allow deleting blobs and manifests. Default false. */
+  deleteEnabled: boolean;
+  /** False when `storage.redirect.disable` is true: blob GETs never redirect to the backend. */
+  redirect: boolean;
+  /** `storage.maintenance.readonly.enabled`: refuse every write. Default false. */
+  readOnly: boolean;
+  /** `storage.maintenance.uploadpurging`: removing uploads abandoned long ago, periodically. */
+  uploadPurging: {
+    enabled: boolean;
+    /** Uploads started longer ago than this are removed. Default 168h. */
+    ageMs: number;
+    /** Time between purges. Default 24h. */
+    intervalMs: number;
+    /** Log what would be removed, remove nothing. */
+    dryRun: boolean;
+  };
+}
+
+/** The keys of the storage section that are options, not a driver. */
+export const storageOptions: ReadonlySet<string> = new Set([
+  "maintenance",
+  "cache",
+  "delete",
+  "redirect",
+  "tag",
+]);
+
+const defaultPurging: StorageConfig["uploadPurging"] = {
+  enabled: true,
+  ageMs: 168 * 3_600_000,
+  intervalMs: 24 * 3_600_000,
+  dryRun: false,
+};
+
+function readMaintenance(
+  reader: ConfigReader,
+  storage: Mapping,
+): Pick<StorageConfig, "readOnly" | "uploadPurging"> {
+  const maintenance = reader.mapping(storage.maintenance, "storage.maintenance");
+  reader.unknownKeys(maintenance, "storage.maintenance", ["uploadpurging", "readonly"]);
+  const key = "storage.maintenance.uploadpurging";
+  const purging = reader.mapping(maintenance.uploadpurging, key);
+  reader.unknownKeys(purging, key, ["enabled", "age", "interval", "dryrun"]);
+  const uploadPurging = {
+    enabled: reader.boolean(purging.enabled, `${key}.enabled`, defaultPurging.enabled),
+    ageMs: reader.duration(purging.age, `${key}.age`, defaultPurging.ageMs),
+    intervalMs: reader.duration(purging.interval, `${key}.interval`, defaultPurging.intervalMs),
+    dryRun: reader.boolean(purging.dryrun, `${key}.dryrun`, defaultPurging.dryRun),
+  };
+  if (uploadPurging.enabled && uploadPurging.intervalMs <= 0) {
+    reader.fail(
+      `${key}.interval`,
+      `must be more than 0, got ${formatDuration(uploadPurging.intervalMs)}`,
+    );
+  }
+  const readonly = reader.mapping(maintenance.readonly, "storage.maintenance.readonly");
+  reader.unknownKeys(readonly, "storage.maintenance.readonly", ["enabled"]);
+  return {
+    readOnly: reader.boolean(readonly.enabled, "storage.maintenance.readonly.enabled", false),
+    uploadPurging,
+  };
+}
+
+export function readStorage(reader: ConfigReader, tree: Mapping): StorageConfig {
+  const raw = typeof tree.storage === "string" ? { [tree.storage]: {} } : tree.storage;
+  const storage = reader.mapping(raw, "storage");
+  const drivers = Object.keys(storage).filter((key) => !storageOptions.has(key));
+  const known = registeredDrivers();
+  let driver = "";
+  if (drivers.length === 0) {
+    reader.fail("storage", `no storage driver configured; name one of: ${known.join(", ")}`);
+  } else if (drivers.length > 1) {
+    reader.fail("storage", `must name exactly one storage driver, found ${drivers.join(", ")}`);
+  } else if (!known.includes(drivers[0]!)) {
+    reader.fail(`storage.${drivers[0]}`, `unknown storage driver; registered: ${known.join(", ")}`);
+  } else {
+    driver = drivers[0]!;
+  }
+  const parameters = driver === "" ? {} : reader.mapping(storage[driver], `storage.${driver}`);
+
+  const del = reader.mapping(storage.delete, "storage.delete");
+  reader.unknownKeys(del, "storage.delete", ["enabled"]);
+  const redirect = reader.mapping(storage.redirect, "storage.redirect");
+  reader.unknownKeys(redirect, "storage.redirect", ["disable"]);
+  if (storage.cache !== undefined) {
+    reader.warn("storage.cache", "ignored: Berth caches immutable blob facts itself");
+  }
+  if (storage.tag !== undefined) reader.warn("storage.tag", "not supported, ignored");
+  return {
+    driver,
+    parameters: { ...parameters },
+    deleteEnabled: reader.boolean(del.enabled, "storage.delete.enabled", false),
+    redirect: !reader.boolean(redirect.disable, "storage.redirect.disable", false),
+    ...readMaintenance(reader, storage),
+  };
+}
