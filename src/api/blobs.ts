@@ -5,6 +5,7 @@
 import type { ApiContext, ApiRequest } from "./context.js";
 import { sendEmpty } from "./context.js";
 import { checkDigest, parseRange } from "./protocol.js";
+import { DestinationClosedError } from "../storage/index.js";
 
 /** Blobs are immutable: a client may cache them for a year (as distribution tells it). */
 const CACHE_CONTROL = "max-age=31536000";
@@ -69,7 +70,7 @@ export async function getBlob(context: ApiContext, request: ApiRequest): Promise
 
 function isClientGone(error: unknown, res: ApiRequest["res"]): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNRESET" || res.destroyed;
+  return error instanceof DestinationClosedError || code === "ECONNRESET" || res.destroyed;
 }
 
 /** True when If-None-Match names `etag` (quoted or not, or `*`). */

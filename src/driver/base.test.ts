@@ -1,11 +1,12 @@
-// The base wrapper: paths and offsets are checked before any driver code runs, errors pass through
-// unchanged, and every call is counted.
+// The base wrapper: paths and offsets are checked before any driver code runs, contract errors pass
+// through unchanged, other errors are attributed to the driver, and every call is counted.
 
 import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { describe, it } from "node:test";
 import { DriverBase } from "./base.js";
 import {
+  BackendError,
   DriverErrorCode,
   InvalidOffsetError,
   InvalidPathError,
@@ -13,6 +14,7 @@ import {
   type FileInfo,
   type FileWriter,
   type StorageDriver,
+  type WalkFn,
 } from "./driver.js";
 
 /** A driver that records each call it receives and answers with canned values. */
@@ -39,7 +41,22 @@ class RecordingDriver implements StorageDriver {
   }
   async writer(path: string, append: boolean): Promise<FileWriter> {
     this.record("writer", path, append);
-    return {} as FileWriter;
+    const calls = this.calls;
+    return {
+      size: 0,
+      async write(chunk: Uint8Array) {
+        calls.push(["write", chunk.length]);
+      },
+      async close() {
+        calls.push(["close"]);
+      },
+      async cancel() {
+        calls.push(["cancel"]);
+      },
+      async commit() {
+        throw new Error("disk on fire");
+      },
+    };
   }
   async stat(path: string): Promise<FileInfo> {
     this.record("stat", path);
@@ -59,8 +76,19 @@ class RecordingDriver implements StorageDriver {
     this.record("redirectURL", path);
     return null;
   }
-  async walk(path: string): Promise<void> {
+  async walk(path: string, fn: WalkFn): Promise<void> {
     this.record("walk", path);
+    try {
+      await fn({
+        path: `${path === "/" ? "" : path}/child`,
+        size: 1,
+        modTime: new Date(0),
+        isDir: false,
+      });
+    } catch (error) {
+      // As a careless driver might: the callback's error wrapped in its own.
+      throw new Error("walk failed", { cause: error });
+    }
   }
 }
 
@@ -160,6 +188,64 @@ describe("DriverBase", () => {
     inner.failWith = failure;
     const base = new DriverBase(inner);
     await assert.rejects(base.getContent("/missing"), (error) => error === failure);
+  });
+
+  it("wraps any other error in a BackendError naming the driver, method and path", async () => {
+    const inner = new RecordingDriver();
+    const failure = new TypeError("socket hang up");
+    inner.failWith = failure;
+    const base = new DriverBase(inner);
+    await assert.rejects(base.stat("/a/b"), (error: unknown) => {
+      assert.ok(error instanceof BackendError);
+      assert.equal(error.code, DriverErrorCode.Backend);
+      assert.equal(error.driverName, "recording");
+      assert.equal(error.operation, "stat");
+      assert.equal(error.path, "/a/b");
+      assert.equal(error.cause, failure);
+      assert.match(error.message, /^recording: stat \/a\/b failed: socket hang up$/);
+      return true;
+    });
+    inner.failWith = undefined;
+    const writer = await base.writer("/w", false);
+    await assert.rejects(writer.commit(), (error: unknown) => {
+      assert.ok(error instanceof BackendError);
+      assert.equal(error.operation, "writer.commit");
+      assert.equal(error.path, "/w");
+      return true;
+    });
+  });
+
+  it("gives back an error of walk's callback as it was thrown", async () => {
+    const base = new DriverBase(new RecordingDriver());
+    const mine = new Error("stop here");
+    await assert.rejects(
+      base.walk("/a", () => {
+        throw mine;
+      }),
+      (error) => error === mine,
+    );
+  });
+
+  it("counts a writer's write, close, cancel and commit", async () => {
+    const inner = new RecordingDriver();
+    const base = new DriverBase(inner);
+    const first = await base.writer("/a", false);
+    await first.write(new Uint8Array(3));
+    await first.write(new Uint8Array(4));
+    await first.close();
+    const second = await base.writer("/a", true);
+    await second.cancel();
+    await (await base.writer("/a", false)).commit().catch(() => {});
+    assert.equal(base.metrics["writer.write"]?.calls, 2);
+    assert.equal(base.metrics["writer.close"]?.calls, 1);
+    assert.equal(base.metrics["writer.cancel"]?.calls, 1);
+    assert.equal(base.metrics["writer.commit"]?.calls, 1);
+    assert.equal(base.metrics["writer.commit"]?.errors, 1);
+    assert.ok((base.metrics["writer.write"]?.totalMs ?? -1) >= 0);
+    assert.deepEqual(
+      inner.calls.filter(([method]) => ["write", "close", "cancel"].includes(method)),
+      [["write", 3], ["write", 4], ["close"], ["cancel"]],
+    );
   });
 
   it("counts calls, errors and time per method", async () => {

@@ -1,12 +1,16 @@
 // The base wrapper every driver the factory creates is wrapped in: it checks paths and offsets
-// before any driver code runs, fills in errors without a driver name, and records per-method
-// counts and durations. Drivers therefore never validate paths themselves.
+// before any driver code runs, turns any error that is not a contract error into a BackendError
+// naming the driver, the method and the path (the original as its `cause`), and records
+// per-method counts and durations, those of its writers' calls too. Drivers therefore never
+// validate paths themselves, and a third-party driver's raw Error reaches no caller unattributed.
 
 import type { Readable, Writable } from "node:stream";
 import { copyContent } from "./copy.js";
 import {
+  BackendError,
   InvalidOffsetError,
   InvalidPathError,
+  StorageDriverError,
   type FileInfo,
   type FileWriter,
   type RedirectOptions,
@@ -26,7 +30,10 @@ export interface MethodMetrics {
   totalMs: number;
 }
 
-/** Per-method metrics of one driver instance, keyed by method name. */
+/**
+ * Per-method metrics of one driver instance, keyed by method name; a writer's calls are under
+ * "writer.write", "writer.close", "writer.cancel" and "writer.commit".
+ */
 export type DriverMetrics = Record<string, MethodMetrics>;
 
 /**
@@ -73,7 +80,10 @@ export class DriverBase implements StorageDriver {
   }
 
   writer(path: StoragePath, append: boolean): Promise<FileWriter> {
-    return this.call("writer", path, false, () => this.inner.writer(path, append));
+    return this.call("writer", path, false, async () => {
+      const writer = await this.inner.writer(path, append);
+      return new MeasuredWriter(writer, (method, run) => this.measure(method, path, run));
+    });
   }
 
   stat(path: StoragePath): Promise<FileInfo> {
@@ -100,7 +110,23 @@ export class DriverBase implements StorageDriver {
   }
 
   walk(path: StoragePath, fn: WalkFn): Promise<void> {
-    return this.call("walk", path, true, () => this.inner.walk(path, fn));
+    // An error of the callback is the caller's own: it comes back as it was thrown, unwrapped.
+    const failed: { error?: unknown } = {};
+    const steer: WalkFn = async (info) => {
+      try {
+        return await fn(info);
+      } catch (error) {
+        failed.error = error;
+        throw error;
+      }
+    };
+    return this.call("walk", path, true, async () => {
+      try {
+        return await this.inner.walk(path, steer);
+      } catch (error) {
+        throw "error" in failed ? new CallbackError(failed.error) : error;
+      }
+    });
   }
 
   private checkPath(path: StoragePath, rootAllowed: boolean): void {
@@ -108,23 +134,65 @@ export class DriverBase implements StorageDriver {
     if (!valid) throw new InvalidPathError(this.name, path);
   }
 
-  private async call<T>(
+  private call<T>(
     method: string,
     path: StoragePath,
     rootAllowed: boolean,
     run: () => Promise<T>,
   ): Promise<T> {
+    return this.measure(method, path, () => {
+      this.checkPath(path, rootAllowed);
+      return run();
+    });
+  }
+
+  /** Runs `run`, counting it under `method` and attributing a non-contract error to it. */
+  private async measure<T>(method: string, path: StoragePath, run: () => Promise<T>): Promise<T> {
     const metrics = (this.metrics[method] ??= { calls: 0, errors: 0, totalMs: 0 });
     metrics.calls++;
     const started = performance.now();
     try {
-      this.checkPath(path, rootAllowed);
       return await run();
     } catch (error) {
       metrics.errors++;
-      throw error;
+      if (error instanceof CallbackError) throw error.error;
+      if (error instanceof StorageDriverError) throw error;
+      throw new BackendError(this.name, method, path, { cause: error });
     } finally {
       metrics.totalMs += performance.now() - started;
     }
+  }
+}
+
+/** Carries an error of walk's callback past the wrapping of driver errors. */
+class CallbackError {
+  constructor(readonly error: unknown) {}
+}
+
+/** A driver's FileWriter with each call measured (and its errors attributed) by DriverBase. */
+class MeasuredWriter implements FileWriter {
+  constructor(
+    private readonly inner: FileWriter,
+    private readonly measure: (method: string, run: () => Promise<void>) => Promise<void>,
+  ) {}
+
+  get size(): number {
+    return this.inner.size;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    return this.measure("writer.write", () => this.inner.write(chunk));
+  }
+
+  close(): Promise<void> {
+    return this.measure("writer.close", () => this.inner.close());
+  }
+
+  cancel(): Promise<void> {
+    return this.measure("writer.cancel", () => this.inner.cancel());
+  }
+
+  commit(): Promise<void> {
+    return this.measure("writer.commit", () => this.inner.commit());
   }
 }

@@ -2,21 +2,10 @@
 // `reader`, so that callers (DriverBase, the storage layer) need not care which a driver offers.
 
 import type { Readable, Writable } from "node:stream";
-import type { StorageDriver, StoragePath } from "./driver.js";
+import { DestinationClosedError, type StorageDriver, type StoragePath } from "./driver.js";
 
-/**
- * What `copyTo` rejects with when the destination closes or errors (its error is the `cause`)
- * before the copy is done: the reader of the content went away, the content is fine.
- */
-export class DestinationClosedError extends Error {
-  readonly code = "ERR_STREAM_PREMATURE_CLOSE";
-
-  constructor(cause?: unknown) {
-    const reason = cause instanceof Error ? `: ${cause.message}` : "";
-    super(`the destination closed before the copy was done${reason}`, { cause });
-    this.name = "DestinationClosedError";
-  }
-}
+/** Makes the DestinationClosedError of one copy, with the destination's error as its cause. */
+export type ClosedError = (cause?: unknown) => DestinationClosedError;
 
 /**
  * Writes `length` bytes (all when undefined) of the content at `path` from `offset` to
@@ -41,6 +30,7 @@ async function copyByReader(
   offset: number,
   length: number | undefined,
 ): Promise<void> {
+  const closed: ClosedError = (cause) => new DestinationClosedError(driver.name, path, cause);
   const source: Readable = await driver.reader(path, offset);
   let remaining = length ?? Number.POSITIVE_INFINITY;
   // The copy is done when the destination has taken every byte (its write callbacks ran), as
@@ -51,14 +41,14 @@ async function copyByReader(
     for await (const chunk of source as AsyncIterable<Buffer>) {
       const part = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
       remaining -= part.length;
-      if (destination.destroyed) throw new DestinationClosedError();
-      lastWrite = written(destination, part);
+      if (destination.destroyed) throw closed();
+      lastWrite = written(destination, part, closed);
       // Only the last write is awaited; an earlier one that fails also errors the destination.
       lastWrite.catch(() => undefined);
-      if (destination.writableNeedDrain) await drained(destination);
+      if (destination.writableNeedDrain) await drained(destination, closed);
       if (remaining === 0) break;
     }
-    await whileOpen(destination, lastWrite);
+    await whileOpen(destination, lastWrite, closed);
   } finally {
     // Also stops a source read only in part (a range), which frees its file or connection.
     source.destroy();
@@ -66,11 +56,9 @@ async function copyByReader(
 }
 
 /** Writes `chunk`; resolves when the destination has taken it, rejects when it fails first. */
-function written(destination: Writable, chunk: Buffer): Promise<void> {
+function written(destination: Writable, chunk: Buffer, closed: ClosedError): Promise<void> {
   return new Promise((resolve, reject) => {
-    destination.write(chunk, (error) =>
-      error ? reject(new DestinationClosedError(error)) : resolve(),
-    );
+    destination.write(chunk, (error) => (error ? reject(closed(error)) : resolve()));
   });
 }
 
@@ -78,7 +66,11 @@ function written(destination: Writable, chunk: Buffer): Promise<void> {
  * Settles as `promise` does, or rejects when `destination` errors or closes first: a destination
  * destroyed while it writes may never call that write's callback.
  */
-function whileOpen(destination: Writable, promise: Promise<void>): Promise<void> {
+function whileOpen(
+  destination: Writable,
+  promise: Promise<void>,
+  closed: ClosedError,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const settle = (error?: Error) => {
       destination.off("error", onError);
@@ -86,8 +78,8 @@ function whileOpen(destination: Writable, promise: Promise<void>): Promise<void>
       if (error === undefined) resolve();
       else reject(error);
     };
-    const onError = (error: Error) => settle(new DestinationClosedError(error));
-    const onClose = () => settle(new DestinationClosedError());
+    const onError = (error: Error) => settle(closed(error));
+    const onClose = () => settle(closed());
     destination.on("error", onError);
     destination.on("close", onClose);
     promise.then(() => settle(), settle);
@@ -97,8 +89,8 @@ function whileOpen(destination: Writable, promise: Promise<void>): Promise<void>
 }
 
 /** Resolves on `drain`; rejects when `destination` errors or closes first. */
-export function drained(destination: Writable): Promise<void> {
-  if (destination.destroyed) return Promise.reject(new DestinationClosedError());
+export function drained(destination: Writable, closed: ClosedError): Promise<void> {
+  if (destination.destroyed) return Promise.reject(closed());
   return new Promise((resolve, reject) => {
     const settle = (error?: Error) => {
       destination.off("drain", onDrain);
@@ -108,8 +100,8 @@ export function drained(destination: Writable): Promise<void> {
       else reject(error);
     };
     const onDrain = () => settle();
-    const onError = (error: Error) => settle(new DestinationClosedError(error));
-    const onClose = () => settle(new DestinationClosedError());
+    const onError = (error: Error) => settle(closed(error));
+    const onClose = () => settle(closed());
     destination.on("drain", onDrain);
     destination.on("error", onError);
     destination.on("close", onClose);

@@ -101,8 +101,9 @@ export interface StorageDriver {
    * reuses a few large buffers instead of allocating one per read). It respects `destination`'s
    * backpressure, does not end it, and resolves once every byte written has been accepted by it.
    * PathNotFoundError if there is no file; InvalidOffsetError if `offset` or `length` is negative.
-   * When `destination` errors or closes before the copy is done, it rejects and releases what it
-   * holds open (files, connections); the caller then destroys `destination`. Callers go through
+   * When `destination` errors or closes before the copy is done, it rejects with
+   * DestinationClosedError and releases what it holds open (files, connections); the caller then
+   * destroys `destination`. Callers go through
    * DriverBase or `copyContent`, which fall back to `reader` for a driver without this method.
    */
   copyTo?(path: StoragePath, destination: Writable, offset: number, length?: number): Promise<void>;
@@ -172,6 +173,7 @@ export const DriverErrorCode = {
   InvalidStorageDriver: "ERR_DRIVER_INVALID_STORAGE_DRIVER",
   InvalidParameter: "ERR_DRIVER_INVALID_PARAMETER",
   WriterClosed: "ERR_DRIVER_WRITER_CLOSED",
+  DestinationClosed: "ERR_DRIVER_DESTINATION_CLOSED",
   Backend: "ERR_DRIVER_BACKEND",
 } as const;
 
@@ -268,6 +270,23 @@ export class InvalidParameterError extends StorageDriverError {
 export class WriterClosedError extends StorageDriverError {
   constructor(driverName: string, path: StoragePath, state: string) {
     super(DriverErrorCode.WriterClosed, driverName, path, `writer for ${path} already ${state}`);
+  }
+}
+
+/**
+ * What `copyTo` rejects with when its destination closes or errors (its error is the `cause`)
+ * before the copy is done: the reader of the content went away, the content is fine.
+ */
+export class DestinationClosedError extends StorageDriverError {
+  constructor(driverName: string, path: StoragePath, cause?: unknown) {
+    const reason = cause instanceof Error ? `: ${cause.message}` : "";
+    super(
+      DriverErrorCode.DestinationClosed,
+      driverName,
+      path,
+      `the destination closed before the copy of ${path} was done${reason}`,
+      cause === undefined ? undefined : { cause },
+    );
   }
 }
 

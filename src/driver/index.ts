@@ -3,7 +3,7 @@
 
 export * from "./driver.js";
 export { DriverBase, type DriverMetrics, type MethodMetrics } from "./base.js";
-export { copyContent, DestinationClosedError } from "./copy.js";
+export { copyContent } from "./copy.js";
 export { registerDriver, createDriver, registeredDrivers } from "./factory.js";
 export { isValidPath, isValidPathOrRoot } from "./paths.js";
 export { ParameterReader, ValueReader } from "./parameters.js";

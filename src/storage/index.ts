@@ -32,3 +32,5 @@ export {
 } from "./manifest.js";
 export { STORAGE_ROOT } from "./paths.js";
 export { isValidUploadId } from "./upload.js";
+// What a blob copy rejects with when the client it writes to went away.
+export { DestinationClosedError } from "../driver/index.js";

@@ -3,6 +3,7 @@
 // URLs, the container created on first write, rootdirectory, and parameter errors.
 
 import assert from "node:assert/strict";
+import { buffer } from "node:stream/consumers";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
@@ -41,12 +42,6 @@ function parameters(extra: DriverParameters = {}): DriverParameters {
 
 function azureDriver(extra: DriverParameters = {}): Promise<StorageDriver> {
   return createDriver("azure", parameters(extra));
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 const unique = () => randomBytes(6).toString("hex");
@@ -195,7 +190,7 @@ describe("azure driver", () => {
       walked.push(info.path);
     });
     assert.deepEqual(walked, ["/a", "/a/b", "/a/c"]);
-    assert.equal(Buffer.from(await readAll(await driver.reader("/a/c", 1))).toString(), "z");
+    assert.equal(Buffer.from(await buffer(await driver.reader("/a/c", 1))).toString(), "z");
     await driver.delete("/a");
   });
 

@@ -4,6 +4,7 @@
 // See docs/driver-azure.md for parameters, permissions, redirects and atomicity.
 
 import { Readable } from "node:stream";
+import { buffer } from "node:stream/consumers";
 import type { TokenCredential } from "@azure/identity";
 import {
   BlobSASPermissions,
@@ -94,9 +95,7 @@ export class AzureDriver implements StorageDriver {
   async getContent(path: StoragePath): Promise<Uint8Array> {
     try {
       const response = await this.blob(path).download(0);
-      const chunks: Buffer[] = [];
-      for await (const chunk of response.readableStreamBody!) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks);
+      return await buffer(response.readableStreamBody!);
     } catch (error) {
       throw translateError(error, "getContent", path);
     }

@@ -1,24 +1,38 @@
 // The azure driver's entry: registers "azure" with the factory. The driver itself and the Azure
-// SDK load on first use, so importing the driver layer stays cheap for processes that use another
-// backend. See ./driver.ts for the implementation and docs/driver-azure.md for its use.
+// SDK (optional peer dependencies) load when an azure driver is created, so importing the driver
+// layer stays cheap for processes that use another backend, and they need not install the SDK. See ./driver.ts for the implementation and docs/driver-azure.md for its use.
 
 import type { DriverParameters, StorageDriver } from "../driver.js";
 import { registerDriver } from "../factory.js";
+import { loadDriverModule } from "../sdk.js";
 import { DRIVER_NAME, parseAzureParameters } from "./parameters.js";
 
 export { parseAzureParameters, type AzureDriverOptions } from "./parameters.js";
 export type { AzureDriver } from "./driver.js";
 
+/** The npm package the azure driver needs, and the one it needs without `accountkey`. */
+export const AZURE_PACKAGES = ["@azure/storage-blob"] as const;
+export const AZURE_IDENTITY_PACKAGES = ["@azure/identity"] as const;
+
 /**
  * Creates an azure driver from its parameters (see `parseAzureParameters`); without `accountkey`
- * it authenticates with @azure/identity's DefaultAzureCredential.
+ * it authenticates with @azure/identity's DefaultAzureCredential. Without the SDK it rejects with
+ * an InvalidStorageDriverError naming the packages to install. `load` imports the driver's module
+ * (replaceable for tests).
  */
-export async function createAzureDriver(parameters: DriverParameters): Promise<StorageDriver> {
+export async function createAzureDriver(
+  parameters: DriverParameters,
+  load: () => Promise<typeof import("./driver.js")> = () => import("./driver.js"),
+): Promise<StorageDriver> {
   const options = parseAzureParameters(parameters);
-  const { AzureDriver } = await import("./driver.js");
+  const { AzureDriver } = await loadDriverModule(DRIVER_NAME, AZURE_PACKAGES, load);
   if (options.accountKey !== undefined) return new AzureDriver(options);
-  const { DefaultAzureCredential } = await import("@azure/identity");
+  const { DefaultAzureCredential } = await loadDriverModule(
+    DRIVER_NAME,
+    AZURE_IDENTITY_PACKAGES,
+    () => import("@azure/identity"),
+  );
   return new AzureDriver(options, new DefaultAzureCredential());
 }
 
-registerDriver(DRIVER_NAME, createAzureDriver);
+registerDriver(DRIVER_NAME, (parameters) => createAzureDriver(parameters));

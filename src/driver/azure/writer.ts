@@ -18,12 +18,8 @@
 
 import { randomBytes } from "node:crypto";
 import type { BlockBlobClient } from "@azure/storage-blob";
-import {
-  PathNotFoundError,
-  WriterClosedError,
-  type FileWriter,
-  type StoragePath,
-} from "../driver.js";
+import { PathNotFoundError, type FileWriter, type StoragePath } from "../driver.js";
+import { WriterState } from "../writer-state.js";
 import { translateError } from "./errors.js";
 import { DRIVER_NAME } from "./parameters.js";
 
@@ -122,7 +118,7 @@ export async function resumeWriter(
  * so memory stays at one block however large the content.
  */
 export class AzureBlockWriter implements FileWriter {
-  private state: "open" | "closed" | "cancelled" | "committed" = "open";
+  private readonly state: WriterState;
   private readonly session: string;
   private buffer: Buffer | undefined;
   private filled = 0;
@@ -135,6 +131,7 @@ export class AzureBlockWriter implements FileWriter {
     private readonly blockSize: number,
     from: ResumePoint,
   ) {
+    this.state = new WriterState(DRIVER_NAME, target.path);
     this.session = from.session;
     this.blocks = from.blocks;
     this.written = from.size;
@@ -145,7 +142,7 @@ export class AzureBlockWriter implements FileWriter {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    this.checkOpen();
+    this.state.check();
     let offset = 0;
     while (offset < chunk.length) {
       // A block left full by a failed stage is retried here before more is accepted.
@@ -161,22 +158,23 @@ export class AzureBlockWriter implements FileWriter {
   }
 
   async close(): Promise<void> {
-    this.checkOpen();
+    this.state.check();
     await this.stageBuffered();
     if (this.blocks === 0) await this.stage(blockId(this.session, "e", 0), MARKER, "close");
-    this.end("closed");
+    this.state.end("closed");
+    this.release();
   }
 
   async cancel(): Promise<void> {
-    this.checkOpen();
-    this.end("cancelled");
+    this.state.end("cancelled");
+    this.release();
     // The staged blocks cannot be deleted (the service drops them at the next commit of this
     // blob, or after 7 days); the tombstone makes sure no later writer resumes them.
     await this.stage(blockId(this.session, "x", 0), MARKER, "cancel");
   }
 
   async commit(): Promise<void> {
-    this.checkOpen();
+    this.state.check();
     await this.stageBuffered();
     const ids = Array.from({ length: this.blocks }, (_, seq) => blockId(this.session, "d", seq));
     try {
@@ -186,7 +184,8 @@ export class AzureBlockWriter implements FileWriter {
     } catch (error) {
       throw translateError(error, "commit", this.target.path);
     }
-    this.end("committed");
+    this.state.end("committed");
+    this.release();
   }
 
   private async stageBuffered(): Promise<void> {
@@ -208,14 +207,9 @@ export class AzureBlockWriter implements FileWriter {
     }
   }
 
-  private end(state: "closed" | "cancelled" | "committed"): void {
-    this.state = state;
+  /** Drops the buffer of a writer that has ended. */
+  private release(): void {
     this.buffer = undefined;
     this.filled = 0;
-  }
-
-  private checkOpen(): void {
-    if (this.state !== "open")
-      throw new WriterClosedError(DRIVER_NAME, this.target.path, this.state);
   }
 }

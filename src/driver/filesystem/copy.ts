@@ -2,7 +2,7 @@
 
 import type { FileHandle } from "node:fs/promises";
 import type { Writable } from "node:stream";
-import { DestinationClosedError } from "../copy.js";
+import type { ClosedError } from "../copy.js";
 
 /**
  * copyTo reads into buffers of this size and keeps at most COPY_BUFFERS of them in flight per copy
@@ -28,6 +28,7 @@ export async function copyRange(
   destination: Writable,
   start: number,
   end: number,
+  closed: ClosedError,
 ): Promise<void> {
   let position = start;
   let writing = 0;
@@ -39,11 +40,11 @@ export async function copyRange(
     resume?.();
   };
   const onError = (error: Error) => {
-    failure ??= new DestinationClosedError(error);
+    failure ??= closed(error);
     settled();
   };
   const onClose = () => {
-    failure ??= new DestinationClosedError();
+    failure ??= closed();
     settled();
   };
   // Waits for a write callback or a failure, whichever comes first.
@@ -52,7 +53,7 @@ export async function copyRange(
   destination.on("close", onClose);
   try {
     while (position < end) {
-      if (destination.destroyed) failure ??= new DestinationClosedError();
+      if (destination.destroyed) failure ??= closed();
       if (failure !== undefined) throw failure;
       if (writing >= COPY_BUFFERS) {
         await nextEvent();
@@ -68,7 +69,7 @@ export async function copyRange(
       destination.write(buffer.subarray(0, bytesRead), (error) => {
         writing--;
         // A buffer whose write failed may still be referenced by the destination: not reused.
-        if (error) failure ??= new DestinationClosedError(error);
+        if (error) failure ??= closed(error);
         else if (spareCopyBuffers.length < SPARE_COPY_BUFFERS) spareCopyBuffers.push(buffer);
         settled();
       });

@@ -23,6 +23,7 @@ import type { Dirent } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import {
   BackendError,
+  DestinationClosedError,
   InvalidPathError,
   PathNotFoundError,
   StorageDriverError,
@@ -32,7 +33,6 @@ import {
   type StoragePath,
   type WalkFn,
 } from "../driver.js";
-import { DestinationClosedError } from "../copy.js";
 import { isValidPath, isValidPathOrRoot, joinPath } from "../paths.js";
 import { copyRange } from "./copy.js";
 import {
@@ -154,9 +154,14 @@ export class FilesystemDriver implements StorageDriver {
       const info = await handle.stat();
       if (!info.isFile()) throw new PathNotFoundError(NAME, path);
       const end = length === undefined ? info.size : Math.min(info.size, offset + length);
-      await copyRange(handle, destination, offset, end);
+      await copyRange(
+        handle,
+        destination,
+        offset,
+        end,
+        (cause) => new DestinationClosedError(NAME, path, cause),
+      );
     } catch (error) {
-      if (error instanceof DestinationClosedError) throw error;
       throw this.failure(error, "copyTo", path);
     } finally {
       await handle?.close();

@@ -2,7 +2,8 @@
 // its first MiB, renamed into place on commit (see driver.ts for the names of the files).
 
 import { dirname } from "node:path";
-import { WriterClosedError, type FileWriter, type StoragePath } from "../driver.js";
+import type { FileWriter, StoragePath } from "../driver.js";
+import { WriterState } from "../writer-state.js";
 import type { FilesystemDriver } from "./driver.js";
 import {
   NAME,
@@ -39,7 +40,7 @@ const spareBatches: Buffer[] = [];
 
 /** A writer appending to its own hidden file; see the top of this file for the names. */
 export class FilesystemWriter implements FileWriter {
-  private state: "open" | "closed" | "cancelled" | "committed" = "open";
+  private readonly state: WriterState;
   /** Where the next write to the file goes: `written` less what waits in `batch`. */
   private position: number;
   /** The batch being filled, and how much of it is. */
@@ -63,6 +64,7 @@ export class FilesystemWriter implements FileWriter {
   ) {
     this.position = written;
     this.syncedTo = written;
+    this.state = new WriterState(NAME, path);
   }
 
   get size(): number {
@@ -70,7 +72,7 @@ export class FilesystemWriter implements FileWriter {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    this.checkOpen();
+    this.state.check();
     try {
       if (this.failed !== undefined) throw this.failed;
       if (this.batch === undefined && this.written < DIRECT_WRITES) {
@@ -148,7 +150,7 @@ export class FilesystemWriter implements FileWriter {
   }
 
   async close(): Promise<void> {
-    this.end("closed");
+    this.state.end("closed");
     try {
       try {
         // Not synced: what a closed writer kept survives a restart of the process (the page cache
@@ -166,7 +168,7 @@ export class FilesystemWriter implements FileWriter {
   }
 
   async cancel(): Promise<void> {
-    this.end("cancelled");
+    this.state.end("cancelled");
     try {
       await this.finishWrites(false).catch(() => {});
       await fdClose(this.fd);
@@ -180,7 +182,7 @@ export class FilesystemWriter implements FileWriter {
   }
 
   async commit(): Promise<void> {
-    this.end("committed");
+    this.state.end("committed");
     try {
       try {
         await this.finishWrites(true);
@@ -192,15 +194,6 @@ export class FilesystemWriter implements FileWriter {
     } catch (error) {
       throw this.driver.failure(error, "commit", this.path);
     }
-  }
-
-  private checkOpen(): void {
-    if (this.state !== "open") throw new WriterClosedError(NAME, this.path, this.state);
-  }
-
-  private end(state: "closed" | "cancelled" | "committed"): void {
-    this.checkOpen();
-    this.state = state;
   }
 }
 

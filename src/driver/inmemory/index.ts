@@ -5,7 +5,6 @@
 import { Readable } from "node:stream";
 import {
   PathNotFoundError,
-  WriterClosedError,
   type DriverParameters,
   type FileInfo,
   type FileWriter,
@@ -14,6 +13,7 @@ import {
   type WalkFn,
 } from "../driver.js";
 import { registerDriver } from "../factory.js";
+import { WriterState } from "../writer-state.js";
 import { isWithin, joinPath } from "../paths.js";
 import { walkByListing } from "../walk.js";
 
@@ -164,44 +164,39 @@ export class InMemoryDriver implements StorageDriver {
 }
 
 class MemoryWriter implements FileWriter {
-  private state: "open" | "closed" | "cancelled" | "committed" = "open";
+  private readonly state: WriterState;
 
   constructor(
     private readonly path: StoragePath,
     private readonly file: MemoryFile,
     private readonly driver: InMemoryDriver,
-  ) {}
+  ) {
+    this.state = new WriterState(NAME, path);
+  }
 
   get size(): number {
     return this.file.size;
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    this.checkOpen();
+    this.state.check();
     const copy = Buffer.from(chunk);
     this.file.chunks.push(copy);
     this.file.size += copy.length;
   }
 
   async close(): Promise<void> {
-    this.checkOpen();
-    this.state = "closed";
+    this.state.end("closed");
     this.driver.keepPending(this.path, this.file);
   }
 
   async cancel(): Promise<void> {
-    this.checkOpen();
-    this.state = "cancelled";
+    this.state.end("cancelled");
   }
 
   async commit(): Promise<void> {
-    this.checkOpen();
-    this.state = "committed";
+    this.state.end("committed");
     this.driver.publish(this.path, this.file);
-  }
-
-  private checkOpen(): void {
-    if (this.state !== "open") throw new WriterClosedError(NAME, this.path, this.state);
   }
 }
 

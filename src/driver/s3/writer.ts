@@ -20,12 +20,8 @@ import {
   PutObjectCommand,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import {
-  PathNotFoundError,
-  WriterClosedError,
-  type FileWriter,
-  type StoragePath,
-} from "../driver.js";
+import { PathNotFoundError, type FileWriter, type StoragePath } from "../driver.js";
+import { WriterState } from "../writer-state.js";
 import { toDriverError } from "./errors.js";
 import { DRIVER_NAME, MIN_PART_SIZE } from "./parameters.js";
 import {
@@ -99,10 +95,8 @@ export async function resumeWriter(
   });
 }
 
-type WriterState = "open" | "closed" | "cancelled" | "committed";
-
 class S3FileWriter implements FileWriter {
-  private state: WriterState = "open";
+  private readonly state: WriterState;
   private uploadId: string | undefined;
   private readonly parts: UploadedPart[];
   private partsSize: number;
@@ -111,8 +105,6 @@ class S3FileWriter implements FileWriter {
   private buffered = 0;
   /** A tail object from an earlier session exists; its bytes are now in `buffer`. */
   private tailToRemove: boolean;
-  /** Set while an operation runs, so that overlapping calls fail instead of interleaving. */
-  private busy = false;
 
   constructor(
     private readonly context: WriterContext,
@@ -120,6 +112,7 @@ class S3FileWriter implements FileWriter {
     private readonly key: string,
     start: ResumePoint,
   ) {
+    this.state = new WriterState(DRIVER_NAME, path);
     this.uploadId = start.uploadId;
     this.parts = start.parts;
     this.partsSize = start.parts.reduce((sum, part) => sum + part.Size, 0);
@@ -137,7 +130,7 @@ class S3FileWriter implements FileWriter {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    await this.run(async () => {
+    await this.state.run(async () => {
       let offset = 0;
       while (offset < chunk.length) {
         const room = this.context.chunkSize - this.buffered;
@@ -152,19 +145,18 @@ class S3FileWriter implements FileWriter {
   }
 
   async close(): Promise<void> {
-    await this.run(async () => {
+    await this.state.run(async () => {
       if (this.buffered >= MIN_PART_SIZE) await this.uploadPart();
       if (this.buffered > 0 || this.uploadId === undefined) {
         await this.putTail();
       } else if (this.tailToRemove) {
         await deleteTail(this.context, this.path, this.key);
       }
-      this.state = "closed";
-    });
+    }, "closed");
   }
 
   async cancel(): Promise<void> {
-    await this.run(async () => {
+    await this.state.run(async () => {
       const uploadId = this.uploadId;
       await Promise.all([
         uploadId === undefined
@@ -172,12 +164,11 @@ class S3FileWriter implements FileWriter {
           : abortUpload(this.context, this.path, this.key, uploadId),
         deleteTail(this.context, this.path, this.key),
       ]);
-      this.state = "cancelled";
-    });
+    }, "cancelled");
   }
 
   async commit(): Promise<void> {
-    await this.run(async () => {
+    await this.state.run(async () => {
       if (this.uploadId !== undefined && this.parts.length > 0) {
         if (this.buffered > 0) await this.uploadPart();
         await this.completeUpload(this.uploadId);
@@ -190,25 +181,7 @@ class S3FileWriter implements FileWriter {
         }
       }
       if (this.tailToRemove) await deleteTail(this.context, this.path, this.key);
-      this.state = "committed";
-    });
-  }
-
-  private async run(operation: () => Promise<void>): Promise<void> {
-    if (this.state !== "open") throw new WriterClosedError(DRIVER_NAME, this.path, this.state);
-    if (this.busy) {
-      throw new WriterClosedError(
-        DRIVER_NAME,
-        this.path,
-        "busy with an earlier call that has not resolved",
-      );
-    }
-    this.busy = true;
-    try {
-      await operation();
-    } finally {
-      this.busy = false;
-    }
+    }, "committed");
   }
 
   /** Makes the buffer hold at least `needed` bytes (never more than a chunk). */

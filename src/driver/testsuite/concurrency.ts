@@ -2,8 +2,9 @@
 // of one path at once.
 
 import assert from "node:assert/strict";
+import { buffer } from "node:stream/consumers";
 import type { Suite } from "./context.js";
-import { assertSameBytes, randomContent, readAll } from "./support.js";
+import { assertSameBytes, randomContent } from "./support.js";
 
 const MiB = 1024 * 1024;
 
@@ -38,7 +39,7 @@ export function concurrencyTests(suite: Suite): void {
       index === 0 ? 0 : index === 1 ? content.length : Math.floor(Math.random() * content.length),
     );
     const results = await Promise.all(
-      offsets.map(async (offset) => readAll(await suite.driver.reader(path, offset))),
+      offsets.map(async (offset) => buffer(await suite.driver.reader(path, offset))),
     );
     for (const [index, result] of results.entries()) {
       assertSameBytes(result, content.subarray(offsets[index]), `reader at ${offsets[index]}`);

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { DriverErrorCode } from "../driver.js";
+import { buffer } from "node:stream/consumers";
 import type { Suite } from "./context.js";
 import {
   ContentStream,
@@ -11,7 +12,6 @@ import {
   hashStream,
   randomContent,
   randomName,
-  readAll,
   rejectsWith,
 } from "./support.js";
 
@@ -36,11 +36,7 @@ export function contentTests(suite: Suite): void {
       const path = s.path(randomName(), randomName());
       await suite.driver.putContent(path, content);
       assertSameBytes(await suite.driver.getContent(path), content, `${what}: getContent`);
-      assertSameBytes(
-        await readAll(await suite.driver.reader(path, 0)),
-        content,
-        `${what}: reader`,
-      );
+      assertSameBytes(await buffer(await suite.driver.reader(path, 0)), content, `${what}: reader`);
       const info = await suite.driver.stat(path);
       assert.equal(info.size, content.length, `${what}: stat size`);
       assert.equal(info.isDir, false, `${what}: stat isDir`);
@@ -62,11 +58,7 @@ export function contentTests(suite: Suite): void {
         );
       }
       await writer.commit();
-      assertSameBytes(
-        await readAll(await suite.driver.reader(path, 0)),
-        content,
-        `${what}: reader`,
-      );
+      assertSameBytes(await buffer(await suite.driver.reader(path, 0)), content, `${what}: reader`);
       assertSameBytes(await suite.driver.getContent(path), content, `${what}: getContent`);
       assert.equal((await suite.driver.stat(path)).size, content.length, `${what}: stat size`);
     }
@@ -196,20 +188,20 @@ export function contentTests(suite: Suite): void {
     await suite.driver.putContent(path, content);
     for (const offset of [0, 1, 32, 64, 95]) {
       assertSameBytes(
-        await readAll(await suite.driver.reader(path, offset)),
+        await buffer(await suite.driver.reader(path, offset)),
         content.subarray(offset),
         `reader(${offset})`,
       );
     }
     for (const offset of [96, 97, 10_000]) {
       assert.equal(
-        (await readAll(await suite.driver.reader(path, offset))).length,
+        (await buffer(await suite.driver.reader(path, offset))).length,
         0,
         `reader(${offset}) is empty`,
       );
     }
     assertSameBytes(
-      await readAll(await suite.driver.reader(path)),
+      await buffer(await suite.driver.reader(path)),
       content,
       "reader() reads from 0",
     );

@@ -14,7 +14,7 @@ import {
 } from "./support.js";
 
 const MiB = 1024 * 1024;
-const { PathNotFound, InvalidOffset } = DriverErrorCode;
+const { PathNotFound, InvalidOffset, DestinationClosed } = DriverErrorCode;
 
 export function copyTests(suite: Suite): void {
   const { test } = suite;
@@ -83,8 +83,10 @@ export function copyTests(suite: Suite): void {
     await suite.driver.putContent(path, content);
     for (const how of ["error", "close"] as const) {
       const destination = new CollectingWritable({ bytes: MiB + 5, how });
-      await assert.rejects(
+      await rejectsWith(
+        suite.driver,
         suite.driver.copyTo(path, destination, 0),
+        { code: DestinationClosed, path },
         `a destination that does ${how}`,
       );
       destination.destroy();

@@ -24,13 +24,6 @@ export function randomContent(length: number): Buffer {
   return randomBytes(length);
 }
 
-/** Every byte of `stream`, concatenated. */
-export async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(chunks);
-}
-
 /** Asserts that `a` and `b` hold the same bytes, without printing megabytes when they differ. */
 export function assertSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
   assert.ok(actual instanceof Uint8Array, `${what}: expected a Uint8Array, got ${typeof actual}`);

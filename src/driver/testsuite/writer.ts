@@ -3,8 +3,9 @@
 
 import assert from "node:assert/strict";
 import { DriverErrorCode } from "../driver.js";
+import { buffer } from "node:stream/consumers";
 import type { Scope, Suite } from "./context.js";
-import { assertSameBytes, randomContent, readAll, rejectsWith } from "./support.js";
+import { assertSameBytes, randomContent, rejectsWith } from "./support.js";
 
 const MiB = 1024 * 1024;
 const { PathNotFound, WriterClosed } = DriverErrorCode;
@@ -40,7 +41,7 @@ export function writerTests(suite: Suite): void {
     for (const session of sessions.slice(0, -1)) {
       boundary += session.length;
       assertSameBytes(
-        await readAll(await suite.driver.reader(path, boundary)),
+        await buffer(await suite.driver.reader(path, boundary)),
         full.subarray(boundary),
         `reader at the session boundary ${boundary}`,
       );
