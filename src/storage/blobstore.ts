@@ -4,9 +4,9 @@
 
 import type { Readable, Writable } from "node:stream";
 import { DriverErrorCode, copyContent, type StorageDriver } from "../driver/index.js";
-import { LruCache } from "./cache.js";
+import { boundedCache, type BoundedCache } from "./cache.js";
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
-import { paths } from "./paths.js";
+import { parseBlobPath, parseDigestPath, paths } from "./paths.js";
 import type { BlobInfo, Digest } from "./types.js";
 
 /** True when `error` is a driver's PathNotFoundError. */
@@ -30,6 +30,26 @@ export async function deleteIfPresent(driver: StorageDriver, path: string): Prom
 }
 
 /**
+ * The digests named `<algorithm>/<hex>` below `directory` (layer links, revisions, a subject's
+ * referrers), in path order; none when it is absent.
+ */
+export async function digestsBelow(
+  driver: StorageDriver,
+  directory: string,
+): Promise<ParsedDigest[]> {
+  const digests: ParsedDigest[] = [];
+  const algorithms = (await unlessNotFound(driver.list(directory))) ?? [];
+  for (const algorithmPath of algorithms.sort()) {
+    const entries = (await unlessNotFound(driver.list(algorithmPath))) ?? [];
+    for (const entry of entries.sort()) {
+      const digest = parseDigestPath(entry);
+      if (digest !== undefined) digests.push(digest);
+    }
+  }
+  return digests;
+}
+
+/**
  * Link files: `<algorithm>:<hex>`, no newline.
  *
  * A repository's `_layers` links and manifest revision links never change content once written
@@ -44,7 +64,7 @@ export async function deleteIfPresent(driver: StorageDriver, path: string): Prom
  * should restart them after garbage collection.
  */
 export class LinkStore {
-  private readonly known: LruCache<string, ParsedDigest>;
+  private readonly known: BoundedCache<string, ParsedDigest>;
   /**
    * Counts `forget` calls: a read that started before one may have seen the link just deleted, so
    * it does not remember what it read.
@@ -55,7 +75,7 @@ export class LinkStore {
     private readonly driver: StorageDriver,
     cacheSize: number,
   ) {
-    this.known = new LruCache(cacheSize);
+    this.known = boundedCache(cacheSize);
   }
 
   /** The digest a link at `path` holds; undefined when there is no link (or it is not a digest). */
@@ -97,13 +117,13 @@ export class LinkStore {
 /** The global, content-addressed blob store. */
 export class BlobStore {
   /** Blob sizes by digest: immutable while the blob exists; GC drops what it deletes. */
-  private readonly sizes: LruCache<Digest, number>;
+  private readonly sizes: BoundedCache<Digest, number>;
 
   constructor(
     private readonly driver: StorageDriver,
     cacheSize: number,
   ) {
-    this.sizes = new LruCache(cacheSize);
+    this.sizes = boundedCache(cacheSize);
   }
 
   /** The blob's size, or undefined when it is not stored. */
@@ -169,8 +189,7 @@ export class BlobStore {
       for (const prefixPath of prefixes.sort()) {
         const blobs = (await unlessNotFound(this.driver.list(prefixPath))) ?? [];
         for (const blobPath of blobs.sort()) {
-          const parts = blobPath.split("/");
-          const digest = tryParseDigest(`${parts.at(-3)}:${parts.at(-1)}`);
+          const digest = parseBlobPath(blobPath);
           if (digest !== undefined) yield digest;
         }
       }

@@ -11,19 +11,11 @@
 
 import type { StorageDriver } from "../driver/index.js";
 import { unlessNotFound } from "./blobstore.js";
-import { baseName, paths } from "./paths.js";
-
-/** Marks a directory as a repository. */
-const REPOSITORY_MARKERS = new Set(["_layers", "_manifests"]);
+import { baseName, isLayoutEntry, isRepositoryListing, paths } from "./paths.js";
 
 /** The entries of `path` by name; empty when it has none. */
 async function listNames(driver: StorageDriver, path: string): Promise<string[]> {
   return ((await unlessNotFound(driver.list(path))) ?? []).map(baseName);
-}
-
-/** True when a directory with these entries is a repository. */
-export function isRepositoryListing(names: string[]): boolean {
-  return names.some((name) => REPOSITORY_MARKERS.has(name));
 }
 
 /**
@@ -51,7 +43,7 @@ async function visit(
   type Entry = { key: string; child: string; range: boolean };
   const entries: Entry[] = [];
   for (const child of children) {
-    if (child.startsWith("_")) continue;
+    if (isLayoutEntry(child)) continue;
     entries.push({ key: `${prefix}${child}`, child, range: false });
     entries.push({ key: `${prefix}${child}/`, child, range: true });
   }

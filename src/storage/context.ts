@@ -3,7 +3,7 @@
 
 import type { StorageDriver } from "../driver/index.js";
 import type { BlobStore, LinkStore } from "./blobstore.js";
-import type { KeyedQueue, LruCache } from "./cache.js";
+import type { BoundedCache, KeyedQueue } from "./cache.js";
 import type { Hash } from "node:crypto";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
 import type { Digest, RegistryStorageOptions } from "./types.js";
@@ -25,14 +25,14 @@ export interface StorageContext {
   readonly links: LinkStore;
   readonly options: Required<RegistryStorageOptions>;
   /**
-   * Running upload hashes, by `<repository>/<upload id>`. Bounded: an upload whose state was
+   * Running upload hashes, by upload directory (`paths.upload`). Bounded: an upload whose state was
    * evicted (abandoned long ago) is re-hashed from its data if it is ever finished.
    */
-  readonly hashStates: LruCache<string, UploadHashState>;
+  readonly hashStates: BoundedCache<string, UploadHashState>;
   /** Serializes operations on one upload (and on one tag) in this process. */
   readonly queue: KeyedQueue;
   /** Small manifests by digest, with the media type their bytes declare: immutable content. */
-  readonly manifestCache: LruCache<Digest, { content: Buffer; mediaType: string }>;
+  readonly manifestCache: BoundedCache<Digest, { content: Buffer; mediaType: string }>;
   /** UNSUPPORTED in read-only mode. */
   checkWritable(): void;
   /** UNSUPPORTED unless deleting is enabled (and not read-only). */

@@ -12,27 +12,13 @@
 // Like distribution's, it must not run while clients push: a blob uploaded but not yet referenced
 // by a manifest is not marked. Run it with the registry read-only or stopped.
 
-import { deleteIfPresent, unlessNotFound } from "./blobstore.js";
+import { deleteIfPresent, digestsBelow, unlessNotFound } from "./blobstore.js";
 import { eachRepository } from "./catalog.js";
 import type { StorageContext } from "./context.js";
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
 import { referencesOf, type ManifestReferences } from "./manifest.js";
 import { baseName, paths } from "./paths.js";
 import type { Digest, GarbageCollectOptions, GarbageCollectResult } from "./types.js";
-
-/** The digests named `<algorithm>/<hex>` below `directory` (revisions, layer links). */
-async function digestsBelow(context: StorageContext, directory: string): Promise<ParsedDigest[]> {
-  const digests: ParsedDigest[] = [];
-  const algorithms = (await unlessNotFound(context.driver.list(directory))) ?? [];
-  for (const algorithmPath of algorithms.sort()) {
-    const entries = (await unlessNotFound(context.driver.list(algorithmPath))) ?? [];
-    for (const entry of entries.sort()) {
-      const digest = tryParseDigest(`${baseName(algorithmPath)}:${baseName(entry)}`);
-      if (digest !== undefined) digests.push(digest);
-    }
-  }
-  return digests;
-}
 
 /** One repository's manifests, parsed once. */
 interface RepositoryManifestGraph {
@@ -48,7 +34,7 @@ async function loadRepository(
   name: string,
 ): Promise<RepositoryManifestGraph> {
   const manifests = new Map<Digest, ManifestReferences | undefined>();
-  for (const digest of await digestsBelow(context, paths.revisions(name))) {
+  for (const digest of await digestsBelow(context.driver, paths.revisions(name))) {
     const link = await context.links.read(paths.revisionLink(name, digest));
     if (link === undefined) continue;
     const content = await context.blobs.getContent(digest);
@@ -142,7 +128,7 @@ export async function garbageCollect(
     const doomed = new Set(deletedBlobs);
     for (const digest of deletedBlobs) await context.blobs.delete(tryParseDigest(digest)!);
     for (const name of repositories) {
-      for (const link of await digestsBelow(context, paths.layers(name))) {
+      for (const link of await digestsBelow(context.driver, paths.layers(name))) {
         if (doomed.has(link.digest)) {
           try {
             await deleteIfPresent(context.driver, paths.layerLinkDirectory(name, link));

@@ -2,7 +2,7 @@
 // (distribution links manifests only under `_manifests/revisions`, never in `_layers`), tags, and
 // Berth's referrers index under `_manifests/referrers` (see paths.ts).
 
-import { deleteIfPresent, unlessNotFound } from "./blobstore.js";
+import { deleteIfPresent, digestsBelow } from "./blobstore.js";
 import type { StorageContext } from "./context.js";
 import { digestOf, parseDigest, tryParseDigest, type ParsedDigest } from "./digest.js";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
@@ -15,7 +15,7 @@ import {
   type ParsedManifest,
 } from "./manifest.js";
 import { checkTag } from "./names.js";
-import { baseName, paths } from "./paths.js";
+import { paths } from "./paths.js";
 import type { TagStore } from "./tagstore.js";
 import type {
   Descriptor,
@@ -191,15 +191,7 @@ export class ManifestStore implements RepositoryManifests {
   async referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
     const parsedSubject = parseDigest(subject);
     const directory = paths.referrers(this.repository, parsedSubject);
-    const algorithms = (await unlessNotFound(this.context.driver.list(directory))) ?? [];
-    const digests: ParsedDigest[] = [];
-    for (const algorithmPath of algorithms) {
-      const entries = (await unlessNotFound(this.context.driver.list(algorithmPath))) ?? [];
-      for (const entry of entries) {
-        const digest = tryParseDigest(`${baseName(algorithmPath)}:${baseName(entry)}`);
-        if (digest !== undefined) digests.push(digest);
-      }
-    }
+    const digests = await digestsBelow(this.context.driver, directory);
     digests.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
     const descriptors = await Promise.all(
       digests.map(async (digest) => {

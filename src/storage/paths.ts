@@ -26,13 +26,16 @@
 // re-hashed from its data at completion. Distribution treats a missing hash state the same way
 // (it re-hashes from the data), and uploads are never shared between implementations mid-flight.
 
-import type { ParsedDigest } from "./digest.js";
+import { tryParseDigest, type ParsedDigest } from "./digest.js";
 
 /** The root of everything the registry stores, as distribution names it. */
 export const STORAGE_ROOT = "/docker/registry/v2";
 
 const BLOBS = `${STORAGE_ROOT}/blobs`;
 const REPOSITORIES = `${STORAGE_ROOT}/repositories`;
+const LAYERS = "_layers";
+const MANIFESTS = "_manifests";
+const UPLOADS = "_uploads";
 
 /** `<algorithm>/<hex>`: how a digest appears in repository paths. */
 function digestComponents(digest: ParsedDigest): string {
@@ -57,21 +60,21 @@ export const paths = {
   repository,
 
   /** `_layers`: the blobs linked into a repository. */
-  layers: (name: string): string => `${repository(name)}/_layers`,
+  layers: (name: string): string => `${repository(name)}/${LAYERS}`,
   layerLinkDirectory: (name: string, digest: ParsedDigest): string =>
-    `${repository(name)}/_layers/${digestComponents(digest)}`,
+    `${paths.layers(name)}/${digestComponents(digest)}`,
   layerLink: (name: string, digest: ParsedDigest): string =>
     `${paths.layerLinkDirectory(name, digest)}/link`,
 
-  manifests: (name: string): string => `${repository(name)}/_manifests`,
-  revisions: (name: string): string => `${repository(name)}/_manifests/revisions`,
+  manifests: (name: string): string => `${repository(name)}/${MANIFESTS}`,
+  revisions: (name: string): string => `${paths.manifests(name)}/revisions`,
   revision: (name: string, digest: ParsedDigest): string =>
-    `${repository(name)}/_manifests/revisions/${digestComponents(digest)}`,
+    `${paths.revisions(name)}/${digestComponents(digest)}`,
   revisionLink: (name: string, digest: ParsedDigest): string =>
     `${paths.revision(name, digest)}/link`,
 
-  tags: (name: string): string => `${repository(name)}/_manifests/tags`,
-  tag: (name: string, tag: string): string => `${repository(name)}/_manifests/tags/${tag}`,
+  tags: (name: string): string => `${paths.manifests(name)}/tags`,
+  tag: (name: string, tag: string): string => `${paths.tags(name)}/${tag}`,
   tagCurrentLink: (name: string, tag: string): string => `${paths.tag(name, tag)}/current/link`,
   tagIndexEntry: (name: string, tag: string, digest: ParsedDigest): string =>
     `${paths.tag(name, tag)}/index/${digestComponents(digest)}`,
@@ -80,14 +83,15 @@ export const paths = {
 
   /** The referrers of `subject`: one directory per referring manifest. */
   referrers: (name: string, subject: ParsedDigest): string =>
-    `${repository(name)}/_manifests/referrers/${digestComponents(subject)}`,
+    `${paths.manifests(name)}/referrers/${digestComponents(subject)}`,
   referrer: (name: string, subject: ParsedDigest, referrer: ParsedDigest): string =>
     `${paths.referrers(name, subject)}/${digestComponents(referrer)}`,
   referrerLink: (name: string, subject: ParsedDigest, referrer: ParsedDigest): string =>
     `${paths.referrer(name, subject, referrer)}/link`,
 
-  uploads: (name: string): string => `${repository(name)}/_uploads`,
-  upload: (name: string, id: string): string => `${repository(name)}/_uploads/${id}`,
+  uploads: (name: string): string => `${repository(name)}/${UPLOADS}`,
+  /** An upload's directory; also the key of what this process keeps about the upload. */
+  upload: (name: string, id: string): string => `${paths.uploads(name)}/${id}`,
   uploadData: (name: string, id: string): string => `${paths.upload(name, id)}/data`,
   uploadStartedAt: (name: string, id: string): string => `${paths.upload(name, id)}/startedat`,
 } as const;
@@ -95,4 +99,46 @@ export const paths = {
 /** The last component of a path. */
 export function baseName(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
+}
+
+// Parsers: from paths (and directory listings) back to what they mean.
+
+/**
+ * True for an entry the layout puts in a repository's directory (`_layers`, `_manifests`,
+ * `_uploads`): name components never start with `_`, so such an entry is never a nested repository.
+ */
+export function isLayoutEntry(entry: string): boolean {
+  return entry.startsWith("_");
+}
+
+/**
+ * True when a directory with these entries (base names) is a repository: it holds `_layers`
+ * (distribution's rule) or `_manifests`.
+ */
+export function isRepositoryListing(entries: string[]): boolean {
+  return entries.some((entry) => entry === LAYERS || entry === MANIFESTS);
+}
+
+/** The repository whose `_uploads` directory `path` is; undefined for any other path. */
+export function parseUploadsPath(path: string): string | undefined {
+  const prefix = `${REPOSITORIES}/`;
+  const suffix = `/${UPLOADS}`;
+  if (!path.startsWith(prefix) || !path.endsWith(suffix)) return undefined;
+  const name = path.slice(prefix.length, -suffix.length);
+  return name === "" ? undefined : name;
+}
+
+/** The digest of the blob whose directory is `path` (`blobs/<algorithm>/<hex[0:2]>/<hex>`). */
+export function parseBlobPath(path: string): ParsedDigest | undefined {
+  const parts = path.split("/");
+  return tryParseDigest(`${parts.at(-3)}:${parts.at(-1)}`);
+}
+
+/**
+ * The digest named by the last two components `<algorithm>/<hex>` of `path`: a layer link's,
+ * revision's, tag index entry's or referrer's directory.
+ */
+export function parseDigestPath(path: string): ParsedDigest | undefined {
+  const parts = path.split("/");
+  return tryParseDigest(`${parts.at(-2)}:${parts.at(-1)}`);
 }

@@ -3,7 +3,7 @@
 
 import type { StorageContext } from "./context.js";
 import { deleteIfPresent, unlessNotFound } from "./blobstore.js";
-import { baseName, paths } from "./paths.js";
+import { baseName, isLayoutEntry, parseUploadsPath, paths } from "./paths.js";
 
 /** The repositories that have an `_uploads` directory. */
 async function repositoriesWithUploads(context: StorageContext): Promise<string[]> {
@@ -12,10 +12,10 @@ async function repositoriesWithUploads(context: StorageContext): Promise<string[
   if ((await unlessNotFound(context.driver.stat(root))) === undefined) return names;
   await context.driver.walk(root, (info) => {
     if (!info.isDir) return "continue";
-    const entry = baseName(info.path);
-    if (entry === "_uploads") names.push(info.path.slice(root.length + 1, -"/_uploads".length));
-    // Repository names never start with `_`; `_layers` and `_manifests` hold no uploads.
-    return entry.startsWith("_") ? "skip" : "continue";
+    const repository = parseUploadsPath(info.path);
+    if (repository !== undefined) names.push(repository);
+    // Nothing below `_uploads`, `_layers` or `_manifests` is another repository's `_uploads`.
+    return isLayoutEntry(baseName(info.path)) ? "skip" : "continue";
   });
   return names;
 }
@@ -34,8 +34,9 @@ export async function purgeUploads(
       if (!(await isOlder(context, repository, id, cutoff))) continue;
       purged.push(id);
       if (dryRun) continue;
-      context.hashStates.delete(`${repository}/${id}`);
-      await deleteIfPresent(context.driver, paths.upload(repository, id));
+      const upload = paths.upload(repository, id);
+      context.hashStates.delete(upload);
+      await deleteIfPresent(context.driver, upload);
     }
   }
   return purged;

@@ -3,14 +3,14 @@
 
 import type { StorageDriver } from "../driver/index.js";
 import { BlobStore, LinkStore, unlessNotFound } from "./blobstore.js";
-import { KeyedQueue, LruCache } from "./cache.js";
-import { catalog, isRepositoryListing } from "./catalog.js";
+import { boundedCache, KeyedQueue } from "./cache.js";
+import { catalog } from "./catalog.js";
 import { mutationChecks, type StorageContext } from "./context.js";
 import { garbageCollect } from "./gc.js";
 import { LinkedBlobs } from "./linkedblobs.js";
 import { ManifestStore } from "./manifeststore.js";
 import { checkRepositoryName } from "./names.js";
-import { baseName, paths, STORAGE_ROOT } from "./paths.js";
+import { baseName, isRepositoryListing, paths, STORAGE_ROOT } from "./paths.js";
 import { purgeUploads } from "./purge.js";
 import { TagStore } from "./tagstore.js";
 import type {
@@ -72,9 +72,9 @@ export class Registry implements RegistryStorage {
       blobs: new BlobStore(driver, options.blobCacheSize ?? 10_000),
       links: new LinkStore(driver, options.linkCacheSize ?? 100_000),
       options: resolved,
-      hashStates: new LruCache(options.uploadHashStates ?? 10_000),
+      hashStates: boundedCache(options.uploadHashStates ?? 10_000),
       queue: new KeyedQueue(),
-      manifestCache: new LruCache(options.manifestCacheSize ?? 1_000),
+      manifestCache: boundedCache(options.manifestCacheSize ?? 1_000),
       ...mutationChecks(resolved),
     };
   }

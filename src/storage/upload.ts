@@ -71,7 +71,7 @@ export async function startUpload(
     paths.uploadStartedAt(repository, id),
     Buffer.from(rfc3339(startedAt), "utf8"),
   );
-  context.hashStates.set(`${repository}/${id}`, {
+  context.hashStates.set(paths.upload(repository, id), {
     offset: 0,
     hash: createDigester("sha256"),
     startedAt,
@@ -86,7 +86,7 @@ export async function resumeUpload(
   id: string,
 ): Promise<UploadSession> {
   if (!isValidUploadId(id)) throw uploadUnknown(repository, id);
-  const key = `${repository}/${id}`;
+  const key = paths.upload(repository, id);
   return context.queue.run(key, async () => {
     const state = context.hashStates.get(key);
     if (state !== undefined) {
@@ -127,6 +127,7 @@ async function currentSize(
 }
 
 class Upload implements UploadSession {
+  /** The upload's directory: the key of its hash state and of its queue. */
   private readonly key: string;
 
   constructor(
@@ -136,7 +137,7 @@ class Upload implements UploadSession {
     readonly startedAt: Date,
     public size: number,
   ) {
-    this.key = `${repository}/${id}`;
+    this.key = paths.upload(repository, id);
   }
 
   append(data: Readable | AsyncIterable<Uint8Array>): Promise<number> {
