@@ -1,3 +1,4 @@
+// One concern over 400 lines: the workflows share one registry and state in the suite's order.
 // The OCI distribution-spec conformance suite's four workflows (pull, push, content discovery,
 // content management), replayed in its order against one registry with deleting enabled: the same
 // requests, headers and content shapes (Go's MarshalIndent output, descriptors carrying `data` and

@@ -1,0 +1,276 @@
+// Uploads over every test driver: chunked and resumed uploads with distribution's layout, re-hashing
+// after a restart or another replica, sha512 and empty blobs, failures that keep what arrived,
+// wrong digests and sizes, concurrent appends, cancelling.
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { buffer } from "node:stream/consumers";
+import { describe, it } from "node:test";
+import { sha256 } from "../testing/images.js";
+import {
+  chunks,
+  rejectsWith,
+  text,
+  exists,
+  ROOT,
+  STORAGE_TEST_DRIVERS,
+  useStorage,
+} from "../testing/storage-drivers.js";
+import { digestOf, RegistryErrorCode } from "./index.js";
+
+for (const driverName of STORAGE_TEST_DRIVERS) {
+  describe(`uploads over ${driverName}`, () => {
+    const storage = useStorage(driverName);
+    const { registry } = storage;
+
+    it("streams a chunked upload into the blob store with distribution's layout", async () => {
+      const repo = registry().repository("layout/app");
+      const bytes = randomBytes(300_000);
+      const digest = sha256(bytes);
+      const hex = digest.slice("sha256:".length);
+      const upload = await repo.blobs.startUpload();
+      assert.match(
+        await text(
+          storage.driver,
+          `${ROOT}/repositories/layout/app/_uploads/${upload.id}/startedat`,
+        ),
+        /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+      );
+      assert.equal(
+        await upload.append(chunks(bytes.subarray(0, 1000), bytes.subarray(1000, 100_000))),
+        100_000,
+      );
+      const resumed = await repo.blobs.resumeUpload(upload.id);
+      assert.equal(resumed.size, 100_000);
+      assert.equal(await resumed.append(Readable.from([bytes.subarray(100_000)])), bytes.length);
+      assert.deepEqual(await resumed.finish(digest, bytes.length), { digest, size: bytes.length });
+
+      assert.deepEqual(
+        Buffer.from(
+          await storage.driver.getContent(`${ROOT}/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`),
+        ),
+        bytes,
+      );
+      assert.equal(
+        await text(storage.driver, `${ROOT}/repositories/layout/app/_layers/sha256/${hex}/link`),
+        digest,
+      );
+      assert.equal(
+        await exists(storage.driver, `${ROOT}/repositories/layout/app/_uploads/${upload.id}`),
+        false,
+      );
+      assert.deepEqual(await repo.blobs.stat(digest), { digest, size: bytes.length });
+      assert.deepEqual(
+        await buffer(await repo.blobs.reader(digest, 299_990)),
+        bytes.subarray(299_990),
+      );
+      await assert.rejects(
+        repo.blobs.resumeUpload(upload.id),
+        rejectsWith(RegistryErrorCode.BlobUploadUnknown),
+      );
+    });
+
+    it("resumes an upload in a new process from stored data, re-hashing it", async () => {
+      const bytes = randomBytes(50_000);
+      const first = await registry().repository("restart").blobs.startUpload();
+      await first.append(chunks(bytes.subarray(0, 20_000)));
+      // A second registry over the same storage has no hash state: as after a restart.
+      const second = await registry().repository("restart").blobs.resumeUpload(first.id);
+      assert.equal(second.size, 20_000);
+      await second.append(chunks(bytes.subarray(20_000)));
+      assert.deepEqual(await second.finish(sha256(bytes)), { digest: sha256(bytes), size: 50_000 });
+    });
+
+    it("re-hashes when another replica appended to the upload", async () => {
+      const bytes = randomBytes(50_000);
+      const replicaA = registry().repository("replicas");
+      const upload = await replicaA.blobs.startUpload();
+      await upload.append(chunks(bytes.subarray(0, 20_000)));
+      const onB = await registry().repository("replicas").blobs.resumeUpload(upload.id);
+      await onB.append(chunks(bytes.subarray(20_000)));
+      // A resumes from its own state, which cannot know of B's append; appending through it is
+      // refused rather than written at the wrong offset, and A then reads the real size.
+      const stale = await replicaA.blobs.resumeUpload(upload.id);
+      assert.equal(stale.size, 20_000);
+      await assert.rejects(
+        stale.append(chunks(bytes.subarray(20_000))),
+        rejectsWith(RegistryErrorCode.RangeInvalid),
+      );
+      const onA = await replicaA.blobs.resumeUpload(upload.id);
+      assert.equal(onA.size, 50_000);
+      // A's running hash covers 20000 bytes of 50000: it must not be used.
+      assert.deepEqual(await onA.finish(sha256(bytes)), { digest: sha256(bytes), size: 50_000 });
+    });
+
+    it("accepts sha512 digests and finishes empty uploads", async () => {
+      const repo = registry().repository("algorithms");
+      const bytes = randomBytes(1000);
+      const sha512 = digestOf(bytes, "sha512");
+      const upload = await repo.blobs.startUpload();
+      await upload.append(chunks(bytes));
+      assert.deepEqual(await upload.finish(sha512), { digest: sha512, size: 1000 });
+      assert.equal((await repo.blobs.stat(sha512)).size, 1000);
+      const hex = sha512.slice("sha512:".length);
+      assert.ok(
+        await exists(storage.driver, `${ROOT}/blobs/sha512/${hex.slice(0, 2)}/${hex}/data`),
+      );
+
+      const empty = await repo.blobs.startUpload();
+      assert.deepEqual(await empty.finish(sha256(Buffer.alloc(0)), 0), {
+        digest: sha256(Buffer.alloc(0)),
+        size: 0,
+      });
+    });
+
+    it("creates the data on the first append: an upload never appended to is the empty blob", async () => {
+      const empty = Buffer.alloc(0);
+      const repo = registry().repository("lazy/data");
+      const upload = await repo.blobs.startUpload();
+      assert.equal(
+        await exists(storage.driver, `${ROOT}/repositories/lazy/data/_uploads/${upload.id}/data`),
+        false,
+      );
+      // A new process (no running hash) resumes it at 0 and finishes it as the empty blob.
+      const restarted = await registry().repository("lazy/data").blobs.resumeUpload(upload.id);
+      assert.equal(restarted.size, 0);
+      assert.deepEqual(await restarted.finish(sha256(empty), 0), {
+        digest: sha256(empty),
+        size: 0,
+      });
+      assert.equal((await repo.blobs.stat(sha256(empty))).size, 0);
+
+      // Started here, first bytes appended after a restart, finished with a last chunk.
+      const bytes = randomBytes(10_000);
+      const second = await repo.blobs.startUpload();
+      const later = registry().repository("lazy/data");
+      assert.equal(
+        await (await later.blobs.resumeUpload(second.id)).append(chunks(bytes.subarray(0, 4000))),
+        4000,
+      );
+      const last = await later.blobs.resumeUpload(second.id);
+      assert.deepEqual(await last.finish(sha256(bytes), 10_000, chunks(bytes.subarray(4000))), {
+        digest: sha256(bytes),
+        size: 10_000,
+      });
+      assert.deepEqual(await buffer(await repo.blobs.reader(sha256(bytes))), bytes);
+    });
+
+    it("keeps a last chunk that fails on finish, resumable", async () => {
+      const bytes = randomBytes(30_000);
+      const repo = registry().repository("finish/failing");
+      const upload = await repo.blobs.startUpload();
+      const failing = (async function* () {
+        yield bytes.subarray(0, 10_000);
+        throw new Error("client went away");
+      })();
+      await assert.rejects(upload.finish(sha256(bytes), undefined, failing), /client went away/);
+      const resumed = await registry().repository("finish/failing").blobs.resumeUpload(upload.id);
+      assert.equal(resumed.size, 10_000);
+      assert.deepEqual(
+        await resumed.finish(sha256(bytes), 30_000, chunks(bytes.subarray(10_000))),
+        {
+          digest: sha256(bytes),
+          size: 30_000,
+        },
+      );
+    });
+
+    it("refuses a wrong digest or size, leaving no blob and no link", async () => {
+      const repo = registry().repository("wrong");
+      const bytes = randomBytes(4096);
+      const other = sha256(randomBytes(10));
+      let upload = await repo.blobs.startUpload();
+      await upload.append(chunks(bytes));
+      await assert.rejects(upload.finish(other), rejectsWith(RegistryErrorCode.DigestInvalid));
+      await assert.rejects(repo.blobs.stat(other), rejectsWith(RegistryErrorCode.BlobUnknown));
+      await assert.rejects(
+        repo.blobs.resumeUpload(upload.id),
+        rejectsWith(RegistryErrorCode.BlobUploadUnknown),
+      );
+      const hex = other.slice(7);
+      assert.equal(
+        await exists(storage.driver, `${ROOT}/blobs/sha256/${hex.slice(0, 2)}/${hex}`),
+        false,
+      );
+      assert.equal(
+        await exists(storage.driver, `${ROOT}/repositories/wrong/_layers/sha256/${hex}`),
+        false,
+      );
+
+      upload = await repo.blobs.startUpload();
+      await upload.append(chunks(bytes));
+      await assert.rejects(
+        upload.finish(sha256(bytes), 4095),
+        rejectsWith(RegistryErrorCode.SizeInvalid),
+      );
+      await assert.rejects(
+        repo.blobs.stat(sha256(bytes)),
+        rejectsWith(RegistryErrorCode.BlobUnknown),
+      );
+
+      upload = await repo.blobs.startUpload();
+      for (const bad of [
+        "sha256:abc",
+        "md5:0123",
+        "sha384:" + "a".repeat(96),
+        "SHA256:" + hex,
+        "",
+      ]) {
+        await assert.rejects(upload.finish(bad), rejectsWith(RegistryErrorCode.DigestInvalid));
+      }
+      // A malformed digest does not end the upload: the client may retry.
+      await upload.append(chunks(bytes));
+      await upload.finish(sha256(bytes));
+    });
+
+    it("keeps what arrived when the client goes away, and the upload stays resumable", async () => {
+      const repo = registry().repository("disconnect");
+      const bytes = randomBytes(30_000);
+      const upload = await repo.blobs.startUpload();
+      const failing = (async function* () {
+        yield bytes.subarray(0, 10_000);
+        throw new Error("client went away");
+      })();
+      await assert.rejects(upload.append(failing), /client went away/);
+      assert.equal(upload.size, 10_000);
+      const resumed = await repo.blobs.resumeUpload(upload.id);
+      assert.equal(resumed.size, 10_000);
+      await resumed.append(chunks(bytes.subarray(10_000)));
+      await resumed.finish(sha256(bytes), bytes.length);
+      assert.deepEqual(await buffer(await repo.blobs.reader(sha256(bytes))), bytes);
+    });
+
+    it("serializes concurrent appends to one upload", async () => {
+      const repo = registry().repository("concurrent");
+      const a = randomBytes(20_000);
+      const b = randomBytes(20_000);
+      const upload = await repo.blobs.startUpload();
+      await Promise.all([
+        upload.append(chunks(a.subarray(0, 10_000), a.subarray(10_000))),
+        upload.append(chunks(b)),
+      ]);
+      await upload.finish(sha256(Buffer.concat([a, b])), 40_000);
+    });
+
+    it("cancels an upload, removing everything it wrote", async () => {
+      const repo = registry().repository("cancel");
+      const upload = await repo.blobs.startUpload();
+      await upload.append(chunks(randomBytes(100)));
+      await upload.cancel();
+      assert.equal(
+        await exists(storage.driver, `${ROOT}/repositories/cancel/_uploads/${upload.id}`),
+        false,
+      );
+      await assert.rejects(
+        repo.blobs.resumeUpload(upload.id),
+        rejectsWith(RegistryErrorCode.BlobUploadUnknown),
+      );
+      await assert.rejects(upload.cancel(), rejectsWith(RegistryErrorCode.BlobUploadUnknown));
+      await assert.rejects(
+        repo.blobs.resumeUpload("../../x"),
+        rejectsWith(RegistryErrorCode.BlobUploadUnknown),
+      );
+    });
+  });
+}
