@@ -1,6 +1,7 @@
 // The registry storage layer's public surface: the interface the API layer codes against
-// (types, errors), its implementation over a storage driver, and the digest, name and manifest
-// rules the API layer checks requests with.
+// (types, errors), its implementation over a storage driver, and the rules the API layer checks
+// requests with (digests, repository names and their length limit, tags, manifest media types and
+// size limit, upload ids). The API imports storage from here only and restates none of them.
 
 export * from "./types.js";
 export * from "./errors.js";
