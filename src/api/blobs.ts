@@ -3,7 +3,7 @@
 // (through the driver's copyTo where it has one); a client that goes away ends the copy.
 
 import type { ApiContext, ApiRequest } from "./context.js";
-import { sendEmpty } from "./context.js";
+import { clientSignal, sendEmpty } from "./context.js";
 import { checkDigest, parseRange } from "./protocol.js";
 import { DestinationClosedError } from "../storage/index.js";
 
@@ -57,7 +57,8 @@ export async function getBlob(context: ApiContext, request: ApiRequest): Promise
 
   try {
     const start = range?.start ?? 0;
-    await blobs.copyTo(digest, res, start, range === null ? info.size : range.end - start + 1);
+    const length = range === null ? info.size : range.end - start + 1;
+    await blobs.copyTo(digest, res, start, length, { signal: clientSignal(request) });
     res.end();
   } catch (error) {
     // The headers are out: all that can be done is to cut the response short, which the client

@@ -30,6 +30,20 @@ export interface ApiRequest {
   readonly isHead: boolean;
 }
 
+/**
+ * A signal aborted when the client goes away before its response is finished (the connection
+ * closes first), for the storage calls that stream: the backend work they started then stops.
+ * Made on demand, by the handlers that stream, so that other requests pay nothing for it.
+ */
+export function clientSignal(request: ApiRequest): AbortSignal {
+  const controller = new AbortController();
+  const { res } = request;
+  res.once("close", () => {
+    if (!res.writableFinished) controller.abort(new Error("the client went away"));
+  });
+  return controller.signal;
+}
+
 /** An endpoint handler for one method of one route. */
 export type EndpointHandler = (context: ApiContext, request: ApiRequest) => Promise<void>;
 

@@ -14,7 +14,7 @@ import {
   type UploadSession,
 } from "../storage/index.js";
 import type { ApiContext, ApiRequest } from "./context.js";
-import { sendEmpty } from "./context.js";
+import { clientSignal, sendEmpty } from "./context.js";
 import { ApiError } from "./errors.js";
 import {
   checkDigest,
@@ -107,7 +107,9 @@ async function uploadMonolithic(
   let info;
   try {
     const body = hasBody(request.req) ? request.req : undefined;
-    info = await session.finish(digest, contentLength(request.req), body);
+    info = await session.finish(digest, contentLength(request.req), body, {
+      signal: clientSignal(request),
+    });
   } catch (error) {
     // The client never learnt this upload's id, so nothing can resume it: drop it.
     await session.cancel().catch(() => undefined);
@@ -162,7 +164,9 @@ export async function patchUpload(context: ApiContext, request: ApiRequest): Pro
   const session = await resume(context, request);
   const range = parseContentRange(req.headers["content-range"]);
   if (range !== null) checkChunk(context, session, range, req);
-  const size = hasBody(req) ? await session.append(req) : session.size;
+  const size = hasBody(req)
+    ? await session.append(req, { signal: clientSignal(request) })
+    : session.size;
   sendEmpty(res, 202, sessionHeaders(context, session, size));
 }
 
@@ -175,7 +179,9 @@ export async function finishUpload(context: ApiContext, request: ApiRequest): Pr
   checkDigest(digest);
   const range = parseContentRange(req.headers["content-range"]);
   if (range !== null) checkChunk(context, session, range, req);
-  const info = await session.finish(digest, undefined, hasBody(req) ? req : undefined);
+  const info = await session.finish(digest, undefined, hasBody(req) ? req : undefined, {
+    signal: clientSignal(request),
+  });
   sendEmpty(res, 201, {
     Location: blobLocation(context, route.name, info.digest),
     "Docker-Content-Digest": info.digest,

@@ -7,10 +7,12 @@
 import type { Readable, Writable } from "node:stream";
 import { copyContent } from "./copy.js";
 import {
+  AbortedError,
   BackendError,
   InvalidOffsetError,
   InvalidPathError,
   StorageDriverError,
+  type CallOptions,
   type FileInfo,
   type FileWriter,
   type RedirectOptions,
@@ -57,76 +59,147 @@ export class DriverBase implements StorageDriver {
     return this.call("putContent", path, false, () => this.inner.putContent(path, content));
   }
 
-  reader(path: StoragePath, offset = 0): Promise<Readable> {
-    return this.call("reader", path, false, () => {
-      if (!Number.isSafeInteger(offset) || offset < 0) {
-        throw new InvalidOffsetError(this.name, path, offset);
-      }
-      return this.inner.reader(path, offset);
-    });
+  reader(path: StoragePath, offset = 0, options?: CallOptions): Promise<Readable> {
+    const signal = options?.signal;
+    return this.call(
+      "reader",
+      path,
+      false,
+      async () => {
+        if (!Number.isSafeInteger(offset) || offset < 0) {
+          throw new InvalidOffsetError(this.name, path, offset);
+        }
+        if (signal === undefined) return this.inner.reader(path, offset);
+        // The driver gets a signal of its own, aborted only after the stream has been destroyed
+        // with AbortedError, so that a reader of the stream sees the contract's error and not
+        // the one an SDK would destroy it with.
+        const inner = new AbortController();
+        let stream: Readable | undefined;
+        const abort = () => {
+          stream?.destroy(new AbortedError(this.name, "reader", path, signal.reason));
+          inner.abort(signal.reason);
+        };
+        signal.addEventListener("abort", abort, { once: true });
+        try {
+          stream = await this.inner.reader(path, offset, { ...options, signal: inner.signal });
+        } catch (error) {
+          signal.removeEventListener("abort", abort);
+          throw error;
+        }
+        if (signal.aborted) {
+          stream.destroy();
+          throw new AbortedError(this.name, "reader", path, signal.reason);
+        }
+        stream.once("close", () => signal.removeEventListener("abort", abort));
+        return stream;
+      },
+      signal,
+    );
   }
 
   /** Always offered: a driver without its own `copyTo` copies through its `reader`. */
-  copyTo(path: StoragePath, destination: Writable, offset = 0, length?: number): Promise<void> {
-    return this.call("copyTo", path, false, () => {
-      if (!Number.isSafeInteger(offset) || offset < 0) {
-        throw new InvalidOffsetError(this.name, path, offset);
-      }
-      if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) {
-        throw new InvalidOffsetError(this.name, path, length);
-      }
-      return copyContent(this.inner, path, destination, offset, length);
-    });
+  copyTo(
+    path: StoragePath,
+    destination: Writable,
+    offset = 0,
+    length?: number,
+    options?: CallOptions,
+  ): Promise<void> {
+    return this.call(
+      "copyTo",
+      path,
+      false,
+      () => {
+        if (!Number.isSafeInteger(offset) || offset < 0) {
+          throw new InvalidOffsetError(this.name, path, offset);
+        }
+        if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) {
+          throw new InvalidOffsetError(this.name, path, length);
+        }
+        return copyContent(this.inner, path, destination, offset, length, options);
+      },
+      options?.signal,
+    );
   }
 
-  writer(path: StoragePath, append: boolean): Promise<FileWriter> {
-    return this.call("writer", path, false, async () => {
-      const writer = await this.inner.writer(path, append);
-      return new MeasuredWriter(writer, (method, run) => this.measure(method, path, run));
-    });
+  writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
+    const signal = options?.signal;
+    return this.call(
+      "writer",
+      path,
+      false,
+      async () => {
+        const writer = await this.inner.writer(path, append, options);
+        return new MeasuredWriter(writer, (method, run, checked) =>
+          this.measure(method, path, run, checked ? signal : undefined),
+        );
+      },
+      signal,
+    );
   }
 
   stat(path: StoragePath): Promise<FileInfo> {
     return this.call("stat", path, true, () => this.inner.stat(path));
   }
 
-  list(path: StoragePath): Promise<StoragePath[]> {
-    return this.call("list", path, true, () => this.inner.list(path));
+  list(path: StoragePath, options?: CallOptions): Promise<StoragePath[]> {
+    return this.call("list", path, true, () => this.inner.list(path, options), options?.signal);
   }
 
-  move(sourcePath: StoragePath, destPath: StoragePath): Promise<void> {
-    return this.call("move", sourcePath, false, () => {
-      this.checkPath(destPath, false);
-      return this.inner.move(sourcePath, destPath);
-    });
+  move(sourcePath: StoragePath, destPath: StoragePath, options?: CallOptions): Promise<void> {
+    return this.call(
+      "move",
+      sourcePath,
+      false,
+      () => {
+        this.checkPath(destPath, false);
+        return this.inner.move(sourcePath, destPath, options);
+      },
+      options?.signal,
+    );
   }
 
-  delete(path: StoragePath): Promise<void> {
-    return this.call("delete", path, false, () => this.inner.delete(path));
+  delete(path: StoragePath, options?: CallOptions): Promise<void> {
+    return this.call(
+      "delete",
+      path,
+      false,
+      () => this.inner.delete(path, options),
+      options?.signal,
+    );
   }
 
   redirectURL(path: StoragePath, options?: RedirectOptions): Promise<string | null> {
     return this.call("redirectURL", path, false, () => this.inner.redirectURL(path, options));
   }
 
-  walk(path: StoragePath, fn: WalkFn): Promise<void> {
+  walk(path: StoragePath, fn: WalkFn, options?: CallOptions): Promise<void> {
+    const signal = options?.signal;
     // An error of the callback is the caller's own: it comes back as it was thrown, unwrapped.
+    // An abort stops the walk before the next callback, whatever the driver does with the signal.
     const failed: { error?: unknown } = {};
     const steer: WalkFn = async (info) => {
       try {
+        if (signal?.aborted) throw new AbortedError(this.name, "walk", path, signal.reason);
         return await fn(info);
       } catch (error) {
         failed.error = error;
         throw error;
       }
     };
-    return this.call("walk", path, true, async () => {
-      try {
-        return await this.inner.walk(path, steer);
-      } catch (error) {
-        throw "error" in failed ? new CallbackError(failed.error) : error;
-      }
-    });
+    return this.call(
+      "walk",
+      path,
+      true,
+      async () => {
+        try {
+          return await this.inner.walk(path, steer, options);
+        } catch (error) {
+          throw "error" in failed ? new CallbackError(failed.error) : error;
+        }
+      },
+      signal,
+    );
   }
 
   private checkPath(path: StoragePath, rootAllowed: boolean): void {
@@ -139,23 +212,41 @@ export class DriverBase implements StorageDriver {
     path: StoragePath,
     rootAllowed: boolean,
     run: () => Promise<T>,
+    signal?: AbortSignal,
   ): Promise<T> {
-    return this.measure(method, path, () => {
-      this.checkPath(path, rootAllowed);
-      return run();
-    });
+    return this.measure(
+      method,
+      path,
+      () => {
+        this.checkPath(path, rootAllowed);
+        return run();
+      },
+      signal,
+    );
   }
 
-  /** Runs `run`, counting it under `method` and attributing a non-contract error to it. */
-  private async measure<T>(method: string, path: StoragePath, run: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `run`, counting it under `method` and attributing a non-contract error to it. With a
+   * `signal`, an aborted call rejects with AbortedError: before `run` when it aborted already,
+   * and in place of whatever the driver rejected with once it has (an SDK's own AbortError).
+   */
+  private async measure<T>(
+    method: string,
+    path: StoragePath,
+    run: () => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
     const metrics = (this.metrics[method] ??= { calls: 0, errors: 0, totalMs: 0 });
     metrics.calls++;
     const started = performance.now();
     try {
+      if (signal?.aborted) throw new AbortedError(this.name, method, path, signal.reason);
       return await run();
     } catch (error) {
       metrics.errors++;
       if (error instanceof CallbackError) throw error.error;
+      if (error instanceof AbortedError) throw error;
+      if (signal?.aborted) throw new AbortedError(this.name, method, path, signal.reason);
       if (error instanceof StorageDriverError) throw error;
       throw new BackendError(this.name, method, path, { cause: error });
     } finally {
@@ -173,7 +264,12 @@ class CallbackError {
 class MeasuredWriter implements FileWriter {
   constructor(
     private readonly inner: FileWriter,
-    private readonly measure: (method: string, run: () => Promise<void>) => Promise<void>,
+    /** `checked`: the call rejects once the writer's signal has aborted. */
+    private readonly measure: (
+      method: string,
+      run: () => Promise<void>,
+      checked: boolean,
+    ) => Promise<void>,
   ) {}
 
   get size(): number {
@@ -181,18 +277,18 @@ class MeasuredWriter implements FileWriter {
   }
 
   write(chunk: Uint8Array): Promise<void> {
-    return this.measure("writer.write", () => this.inner.write(chunk));
+    return this.measure("writer.write", () => this.inner.write(chunk), true);
   }
 
   close(): Promise<void> {
-    return this.measure("writer.close", () => this.inner.close());
+    return this.measure("writer.close", () => this.inner.close(), false);
   }
 
   cancel(): Promise<void> {
-    return this.measure("writer.cancel", () => this.inner.cancel());
+    return this.measure("writer.cancel", () => this.inner.cancel(), false);
   }
 
   commit(): Promise<void> {
-    return this.measure("writer.commit", () => this.inner.commit());
+    return this.measure("writer.commit", () => this.inner.commit(), true);
   }
 }

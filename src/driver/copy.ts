@@ -2,7 +2,13 @@
 // `reader`, so that callers (DriverBase, the storage layer) need not care which a driver offers.
 
 import type { Readable, Writable } from "node:stream";
-import { DestinationClosedError, type StorageDriver, type StoragePath } from "./driver.js";
+import {
+  AbortedError,
+  DestinationClosedError,
+  type CallOptions,
+  type StorageDriver,
+  type StoragePath,
+} from "./driver.js";
 
 /** Makes the DestinationClosedError of one copy, with the destination's error as its cause. */
 export type ClosedError = (cause?: unknown) => DestinationClosedError;
@@ -18,9 +24,12 @@ export function copyContent(
   destination: Writable,
   offset: number,
   length?: number,
+  options?: CallOptions,
 ): Promise<void> {
-  if (driver.copyTo !== undefined) return driver.copyTo(path, destination, offset, length);
-  return copyByReader(driver, path, destination, offset, length);
+  if (driver.copyTo !== undefined) {
+    return driver.copyTo(path, destination, offset, length, options);
+  }
+  return copyByReader(driver, path, destination, offset, length, options?.signal);
 }
 
 async function copyByReader(
@@ -29,9 +38,10 @@ async function copyByReader(
   destination: Writable,
   offset: number,
   length: number | undefined,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const closed: ClosedError = (cause) => new DestinationClosedError(driver.name, path, cause);
-  const source: Readable = await driver.reader(path, offset);
+  const source: Readable = await driver.reader(path, offset, { signal });
   let remaining = length ?? Number.POSITIVE_INFINITY;
   // The copy is done when the destination has taken every byte (its write callbacks ran), as
   // with a driver's own copyTo, not merely when the last write was queued in its buffer.
@@ -41,6 +51,7 @@ async function copyByReader(
     for await (const chunk of source as AsyncIterable<Buffer>) {
       const part = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
       remaining -= part.length;
+      if (signal?.aborted) throw new AbortedError(driver.name, "copyTo", path, signal.reason);
       if (destination.destroyed) throw closed();
       lastWrite = written(destination, part, closed);
       // Only the last write is awaited; an earlier one that fails also errors the destination.
@@ -49,6 +60,8 @@ async function copyByReader(
       if (remaining === 0) break;
     }
     await whileOpen(destination, lastWrite, closed);
+    // An abort during the last write still rejects: the caller gave up on this copy.
+    if (signal?.aborted) throw new AbortedError(driver.name, "copyTo", path, signal.reason);
   } finally {
     // Also stops a source read only in part (a range), which frees its file or connection.
     source.destroy();

@@ -52,6 +52,19 @@ export interface FileWriter {
   commit(): Promise<void>;
 }
 
+/**
+ * Options of the contract's long operations (reader, copyTo, writer, list, move, delete, walk).
+ * `signal` cancels the call, as distribution's drivers take a context: once it aborts, the call
+ * rejects with AbortedError and the driver stops the backend work it started (requests in flight
+ * are aborted, streams destroyed, file handles closed). What each method does on an abort is
+ * stated at the method. DriverBase checks the signal before any driver code runs and between
+ * the steps it sees (walk's callbacks, a writer's calls), so a driver that ignores it is still
+ * cancelled there, only later.
+ */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
 /** What `walk`'s callback may return to steer the walk. */
 export type WalkAction = "continue" | "skip" | "stop";
 
@@ -91,8 +104,10 @@ export interface StorageDriver {
   /**
    * A stream of the content at `path` from byte `offset`. PathNotFoundError if there is no file;
    * InvalidOffsetError if `offset` is negative; an offset at or past the end gives an empty stream.
+   * Aborting `options.signal` rejects the call or, once the stream is returned, destroys it with
+   * AbortedError (closing its file or connection).
    */
-  reader(path: StoragePath, offset?: number): Promise<Readable>;
+  reader(path: StoragePath, offset?: number, options?: CallOptions): Promise<Readable>;
 
   /**
    * Optional: writes `length` bytes of the content at `path`, from byte `offset`, to
@@ -105,15 +120,26 @@ export interface StorageDriver {
    * DestinationClosedError and releases what it holds open (files, connections); the caller then
    * destroys `destination`. Callers go through
    * DriverBase or `copyContent`, which fall back to `reader` for a driver without this method.
+   * Aborting `options.signal` rejects with AbortedError (after a read in flight, never in the
+   * middle of one), leaving `destination` open: the caller ends or destroys it.
    */
-  copyTo?(path: StoragePath, destination: Writable, offset: number, length?: number): Promise<void>;
+  copyTo?(
+    path: StoragePath,
+    destination: Writable,
+    offset: number,
+    length?: number,
+    options?: CallOptions,
+  ): Promise<void>;
 
   /**
    * A FileWriter for `path`. With `append: false` it starts empty (whatever an earlier writer
    * left). With `append: true` it resumes the content an earlier writer `close()`d, with `size` set
    * to the bytes written so far; PathNotFoundError if there is nothing to resume.
+   * Once `options.signal` aborts, `write` and `commit` reject with AbortedError: an aborted writer
+   * publishes nothing, and discards nothing either (content an earlier session closed stays
+   * resumable); `close` and `cancel` still work, so that the caller decides what is kept.
    */
-  writer(path: StoragePath, append: boolean): Promise<FileWriter>;
+  writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter>;
 
   /**
    * Facts about `path`. A path that is a prefix of stored objects is a directory. PathNotFoundError
@@ -125,21 +151,24 @@ export interface StorageDriver {
    * The full paths of the direct children of directory `path`, in no particular order. A file
    * lists as empty; PathNotFoundError when nothing is stored at or below `path` (except `/`,
    * which lists as empty). A directory whose last file was deleted or moved away is gone.
+   * Aborting `options.signal` rejects with AbortedError and stops listing.
    */
-  list(path: StoragePath): Promise<StoragePath[]>;
+  list(path: StoragePath, options?: CallOptions): Promise<StoragePath[]>;
 
   /**
    * Moves the file at `sourcePath` to `destPath`, replacing anything there and creating
    * directories as needed; atomic where the backend allows. PathNotFoundError if the source is
-   * absent.
+   * absent. Aborting `options.signal` rejects with AbortedError; the move may then have happened
+   * or not (never half: the destination holds the old or the moved content).
    */
-  move(sourcePath: StoragePath, destPath: StoragePath): Promise<void>;
+  move(sourcePath: StoragePath, destPath: StoragePath, options?: CallOptions): Promise<void>;
 
   /**
    * Deletes `path` and, for a directory, everything below it. Deleting `/a` never touches `/ab`.
-   * PathNotFoundError if nothing is there.
+   * PathNotFoundError if nothing is there. Aborting `options.signal` rejects with AbortedError and
+   * stops deleting: part of a tree may be gone, each file is either whole or gone.
    */
-  delete(path: StoragePath): Promise<void>;
+  delete(path: StoragePath, options?: CallOptions): Promise<void>;
 
   /**
    * A URL a client may fetch the content at `path` from directly (such as a presigned URL), or
@@ -152,8 +181,9 @@ export interface StorageDriver {
    * first, the children of each directory in lexical order, a directory before its contents.
    * A file walks as empty. PathNotFoundError if `path` does not exist (the root `/` of an empty
    * store walks nothing). Returning "skip" for a file skips the rest of its directory.
+   * Aborting `options.signal` rejects with AbortedError; `fn` is not called again.
    */
-  walk(path: StoragePath, fn: WalkFn): Promise<void>;
+  walk(path: StoragePath, fn: WalkFn, options?: CallOptions): Promise<void>;
 }
 
 /** The parameters a driver is created from: a driver's section of config.yml, as a plain object. */
@@ -174,6 +204,7 @@ export const DriverErrorCode = {
   InvalidParameter: "ERR_DRIVER_INVALID_PARAMETER",
   WriterClosed: "ERR_DRIVER_WRITER_CLOSED",
   DestinationClosed: "ERR_DRIVER_DESTINATION_CLOSED",
+  Aborted: "ERR_DRIVER_ABORTED",
   Backend: "ERR_DRIVER_BACKEND",
 } as const;
 
@@ -287,6 +318,28 @@ export class DestinationClosedError extends StorageDriverError {
       `the destination closed before the copy of ${path} was done${reason}`,
       cause === undefined ? undefined : { cause },
     );
+  }
+}
+
+/**
+ * The call's AbortSignal aborted (the caller went away); `cause` is the signal's reason. Its
+ * `name` is "AbortError", as for Node's and the SDKs' aborted calls.
+ */
+export class AbortedError extends StorageDriverError {
+  constructor(
+    driverName: string,
+    operation: string,
+    path: StoragePath | undefined,
+    reason?: unknown,
+  ) {
+    super(
+      DriverErrorCode.Aborted,
+      driverName,
+      path,
+      `${operation} ${path ?? ""} aborted`,
+      reason === undefined ? undefined : { cause: reason },
+    );
+    this.name = "AbortError";
   }
 }
 

@@ -7,7 +7,7 @@ import { DriverErrorCode, copyContent, type StorageDriver } from "../driver/inde
 import { boundedCache, type BoundedCache } from "./cache.js";
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
 import { parseBlobPath, parseDigestPath, paths } from "./paths.js";
-import type { BlobInfo, Digest } from "./types.js";
+import type { BlobInfo, Digest, StreamOptions } from "./types.js";
 
 /** True when `error` is a driver's PathNotFoundError. */
 export function isPathNotFound(error: unknown): boolean {
@@ -145,8 +145,9 @@ export class BlobStore {
     destination: Writable,
     offset: number,
     length: number | undefined,
+    options?: StreamOptions,
   ): Promise<void> {
-    return copyContent(this.driver, paths.blobData(digest), destination, offset, length);
+    return copyContent(this.driver, paths.blobData(digest), destination, offset, length, options);
   }
 
   async getContent(digest: ParsedDigest): Promise<Buffer | undefined> {

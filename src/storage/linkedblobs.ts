@@ -7,7 +7,7 @@ import { parseDigest, type ParsedDigest } from "./digest.js";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
 import { checkRepositoryName } from "./names.js";
 import { paths } from "./paths.js";
-import type { BlobInfo, Digest, RepositoryBlobs, UploadSession } from "./types.js";
+import type { BlobInfo, Digest, RepositoryBlobs, StreamOptions, UploadSession } from "./types.js";
 import { resumeUpload, startUpload } from "./upload.js";
 
 function blobUnknown(repository: string, digest: Digest): RegistryError {
@@ -47,9 +47,15 @@ export class LinkedBlobs implements RepositoryBlobs {
     return this.context.blobs.reader(parseDigest(info.digest), offset);
   }
 
-  async copyTo(digest: Digest, destination: Writable, offset = 0, length?: number): Promise<void> {
+  async copyTo(
+    digest: Digest,
+    destination: Writable,
+    offset = 0,
+    length?: number,
+    options?: StreamOptions,
+  ): Promise<void> {
     const info = await this.stat(digest);
-    await this.context.blobs.copyTo(parseDigest(info.digest), destination, offset, length);
+    await this.context.blobs.copyTo(parseDigest(info.digest), destination, offset, length, options);
   }
 
   async redirectURL(digest: Digest, method: "GET" | "HEAD" = "GET"): Promise<string | null> {

@@ -34,6 +34,15 @@ export interface RegistryStorageOptions {
   readOnly?: boolean;
 }
 
+/**
+ * Options of the calls that stream a blob's bytes. `signal` aborts the call (the client went
+ * away): the driver stops the backend work, and the call rejects with its AbortedError. An
+ * aborted append keeps what arrived (resumable); an aborted finish publishes nothing.
+ */
+export interface StreamOptions {
+  signal?: AbortSignal;
+}
+
 /** An upload in progress: `_uploads/<id>` in a repository. */
 export interface UploadSession {
   /** The upload's UUID. */
@@ -49,7 +58,7 @@ export interface UploadSession {
    * fails or ends early (a client went away), what arrived is kept and the upload stays resumable;
    * the promise then rejects with that error. Resolves to the new size.
    */
-  append(data: Readable | AsyncIterable<Uint8Array>): Promise<number>;
+  append(data: Readable | AsyncIterable<Uint8Array>, options?: StreamOptions): Promise<number>;
   /**
    * Completes the upload: checks `digest` (DIGEST_INVALID when malformed, of an unsupported
    * algorithm or not matching the bytes) and `size` when given (SIZE_INVALID), moves the bytes into
@@ -62,6 +71,7 @@ export interface UploadSession {
     digest: Digest,
     size?: number,
     data?: Readable | AsyncIterable<Uint8Array>,
+    options?: StreamOptions,
   ): Promise<BlobInfo>;
   /** Removes the upload and everything it wrote. */
   cancel(): Promise<void>;
@@ -78,7 +88,13 @@ export interface RepositoryBlobs {
    * ending it; BLOB_UNKNOWN as for stat. Faster than `reader` on drivers that can copy (see
    * StorageDriver.copyTo); rejects when `destination` closes or errors first.
    */
-  copyTo(digest: Digest, destination: Writable, offset?: number, length?: number): Promise<void>;
+  copyTo(
+    digest: Digest,
+    destination: Writable,
+    offset?: number,
+    length?: number,
+    options?: StreamOptions,
+  ): Promise<void>;
   /** A URL to fetch the blob from directly, when the driver can give one; else null. */
   redirectURL(digest: Digest, method?: "GET" | "HEAD"): Promise<string | null>;
   /** Unlinks the blob from this repository; UNSUPPORTED unless delete is enabled; BLOB_UNKNOWN. */

@@ -27,7 +27,7 @@ import {
 } from "./digest.js";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
 import { paths } from "./paths.js";
-import type { BlobInfo, Digest, UploadSession } from "./types.js";
+import type { BlobInfo, Digest, StreamOptions, UploadSession } from "./types.js";
 
 /** What uploads share across sessions: storage, the hash states and the per-upload queue. */
 export type UploadContext = Pick<
@@ -140,10 +140,10 @@ class Upload implements UploadSession {
     this.key = paths.upload(repository, id);
   }
 
-  append(data: Readable | AsyncIterable<Uint8Array>): Promise<number> {
+  append(data: Readable | AsyncIterable<Uint8Array>, options?: StreamOptions): Promise<number> {
     return this.context.queue.run(this.key, async () => {
       this.context.checkWritable();
-      const writer = await this.openWriter();
+      const writer = await this.openWriter(options);
       await this.receive(writer, data);
       await writer.close();
       return this.size;
@@ -154,6 +154,7 @@ class Upload implements UploadSession {
     digest: Digest,
     size?: number,
     data?: Readable | AsyncIterable<Uint8Array>,
+    options?: StreamOptions,
   ): Promise<BlobInfo> {
     return this.context.queue.run(this.key, async () => {
       this.context.checkWritable();
@@ -163,10 +164,16 @@ class Upload implements UploadSession {
       let total: number | undefined;
       if (data !== undefined) {
         // The last chunk goes into the writer that publishes the data: no close and resume.
-        const writer = await this.openWriter();
+        const writer = await this.openWriter(options);
         await this.receive(writer, data);
         total = writer.size;
-        await writer.commit();
+        try {
+          await writer.commit();
+        } catch (error) {
+          // An aborted commit published nothing and left the writer open: keep what arrived.
+          await writer.close().catch(() => undefined);
+          throw error;
+        }
       } else {
         total = await this.commitData(dataPath);
       }
@@ -223,15 +230,15 @@ class Upload implements UploadSession {
    * Resumes the data's writer, or creates it when nothing was appended yet. RANGE_INVALID when the
    * data is not the size this session holds (another replica appended since it was resumed).
    */
-  private async openWriter(): Promise<FileWriter> {
+  private async openWriter(options?: StreamOptions): Promise<FileWriter> {
     const path = paths.uploadData(this.repository, this.id);
     let writer: FileWriter;
     try {
-      writer = await this.context.driver.writer(path, true);
+      writer = await this.context.driver.writer(path, true, options);
     } catch (error) {
       if (!isPathNotFound(error)) throw error;
       if (this.size !== 0) throw uploadUnknown(this.repository, this.id);
-      return this.context.driver.writer(path, false);
+      return this.context.driver.writer(path, false, options);
     }
     if (writer.size !== this.size) {
       await writer.close();

@@ -20,6 +20,7 @@ import {
   BackendError,
   InvalidParameterError,
   PathNotFoundError,
+  type CallOptions,
   type FileInfo,
   type FileWriter,
   type RedirectOptions,
@@ -120,10 +121,13 @@ export class AzureDriver implements StorageDriver {
     }
   }
 
-  async reader(path: StoragePath, offset = 0): Promise<Readable> {
+  async reader(path: StoragePath, offset = 0, options?: CallOptions): Promise<Readable> {
     try {
       // The SDK resumes an interrupted body with ranged requests on the same ETag.
-      const response = await this.blob(path).download(offset, undefined, { maxRetryRequests: 5 });
+      const response = await this.blob(path).download(offset, undefined, {
+        maxRetryRequests: 5,
+        abortSignal: options?.signal,
+      });
       return response.readableStreamBody as Readable;
     } catch (error) {
       // 416: the blob exists and `offset` is at or past its end.
@@ -171,11 +175,12 @@ export class AzureDriver implements StorageDriver {
     return { path, size: 0, modTime: first?.properties.lastModified ?? new Date(0), isDir: true };
   }
 
-  async list(path: StoragePath): Promise<StoragePath[]> {
+  async list(path: StoragePath, options?: CallOptions): Promise<StoragePath[]> {
     const children: StoragePath[] = [];
     try {
       for await (const item of this.container.listBlobsByHierarchy("/", {
         prefix: this.prefixOf(path),
+        abortSignal: options?.signal,
       })) {
         const name = item.kind === "prefix" ? item.name.replace(/\/$/, "") : item.name;
         children.push(this.pathOf(name));
@@ -218,17 +223,23 @@ export class AzureDriver implements StorageDriver {
     }
   }
 
-  async delete(path: StoragePath): Promise<void> {
+  async delete(path: StoragePath, options?: CallOptions): Promise<void> {
     let found = false;
+    const abortSignal = options?.signal;
     const remove = async (name: string) => {
       // Gone already (a concurrent delete) is as good as deleted.
-      if ((await this.container.getBlobClient(name).deleteIfExists()).succeeded) found = true;
+      const { succeeded } = await this.container
+        .getBlobClient(name)
+        .deleteIfExists({ abortSignal });
+      if (succeeded) found = true;
     };
     try {
       await remove(this.blobName(path));
       // Page by page, so memory stays at one page of names however large the directory; the
       // listing continues by name, so deleting what it returned does not disturb it.
-      const pages = this.container.listBlobsFlat({ prefix: this.prefixOf(path) }).byPage();
+      const pages = this.container
+        .listBlobsFlat({ prefix: this.prefixOf(path), abortSignal })
+        .byPage();
       for await (const page of pages) {
         const names = page.segment.blobItems.map((item) => item.name);
         await forEachLimited(names, DELETE_CONCURRENCY, remove);
@@ -259,10 +270,11 @@ export class AzureDriver implements StorageDriver {
     }
   }
 
-  async walk(path: StoragePath, fn: WalkFn): Promise<void> {
+  async walk(path: StoragePath, fn: WalkFn, options?: CallOptions): Promise<void> {
     const files: FileInfo[] = [];
+    const listing = { prefix: this.prefixOf(path), abortSignal: options?.signal };
     try {
-      for await (const item of this.container.listBlobsFlat({ prefix: this.prefixOf(path) })) {
+      for await (const item of this.container.listBlobsFlat(listing)) {
         files.push({
           path: this.pathOf(item.name),
           size: item.properties.contentLength ?? 0,

@@ -29,6 +29,7 @@ export async function copyRange(
   start: number,
   end: number,
   closed: ClosedError,
+  aborted?: { signal: AbortSignal; error: () => Error },
 ): Promise<void> {
   let position = start;
   let writing = 0;
@@ -49,10 +50,16 @@ export async function copyRange(
   };
   // Waits for a write callback or a failure, whichever comes first.
   const nextEvent = () => new Promise<void>((resolve) => (wake = resolve));
+  const onAbort = () => {
+    failure ??= aborted!.error();
+    settled();
+  };
   destination.on("error", onError);
   destination.on("close", onClose);
+  aborted?.signal.addEventListener("abort", onAbort, { once: true });
   try {
     while (position < end) {
+      if (aborted?.signal.aborted) failure ??= aborted.error();
       if (destination.destroyed) failure ??= closed();
       if (failure !== undefined) throw failure;
       if (writing >= COPY_BUFFERS) {
@@ -79,5 +86,6 @@ export async function copyRange(
   } finally {
     destination.off("error", onError);
     destination.off("close", onClose);
+    aborted?.signal.removeEventListener("abort", onAbort);
   }
 }

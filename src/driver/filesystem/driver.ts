@@ -22,11 +22,13 @@ import { dirname, join, resolve, sep } from "node:path";
 import type { Dirent } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import {
+  AbortedError,
   BackendError,
   DestinationClosedError,
   InvalidPathError,
   PathNotFoundError,
   StorageDriverError,
+  type CallOptions,
   type FileInfo,
   type FileWriter,
   type StorageDriver,
@@ -146,8 +148,10 @@ export class FilesystemDriver implements StorageDriver {
     destination: Writable,
     offset: number,
     length?: number,
+    options?: CallOptions,
   ): Promise<void> {
     const full = this.fullPath(path);
+    const signal = options?.signal;
     let handle: FileHandle | undefined;
     try {
       handle = await open(full, "r");
@@ -160,6 +164,7 @@ export class FilesystemDriver implements StorageDriver {
         offset,
         end,
         (cause) => new DestinationClosedError(NAME, path, cause),
+        signal && { signal, error: () => new AbortedError(NAME, "copyTo", path, signal.reason) },
       );
     } catch (error) {
       throw this.failure(error, "copyTo", path);

@@ -29,6 +29,7 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import {
   PathNotFoundError,
+  type CallOptions,
   type FileInfo,
   type FileWriter,
   type RedirectOptions,
@@ -127,7 +128,7 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async reader(path: StoragePath, offset = 0): Promise<Readable> {
+  async reader(path: StoragePath, offset = 0, options?: CallOptions): Promise<Readable> {
     const key = this.key(path);
     try {
       const answer = await this.client.send(
@@ -136,6 +137,7 @@ export class S3Driver implements StorageDriver {
           Key: key,
           Range: offset > 0 ? `bytes=${offset}-` : undefined,
         }),
+        { abortSignal: options?.signal },
       );
       return answer.Body instanceof Readable ? answer.Body : Readable.from([]);
     } catch (error) {
@@ -164,16 +166,16 @@ export class S3Driver implements StorageDriver {
     throw new PathNotFoundError(DRIVER_NAME, path);
   }
 
-  async list(path: StoragePath): Promise<StoragePath[]> {
+  async list(path: StoragePath, options?: CallOptions): Promise<StoragePath[]> {
     const prefix = this.directoryPrefix(path);
     const children: StoragePath[] = [];
     let token: string | undefined;
     do {
-      const page = await this.listPage(path, {
-        Prefix: prefix,
-        Delimiter: "/",
-        ContinuationToken: token,
-      });
+      const page = await this.listPage(
+        path,
+        { Prefix: prefix, Delimiter: "/", ContinuationToken: token },
+        options?.signal,
+      );
       for (const object of page.Contents ?? []) {
         const child = this.pathOf(object.Key);
         if (child !== undefined) children.push(child);
@@ -223,7 +225,7 @@ export class S3Driver implements StorageDriver {
     await this.deleteKeys(sourcePath, [sourceKey]);
   }
 
-  async delete(path: StoragePath): Promise<void> {
+  async delete(path: StoragePath, options?: CallOptions): Promise<void> {
     const key = this.key(path);
     // The key itself, everything below `key/`, and the tail of a closed writer at the key; never
     // a sibling such as `key-b` or `keyb`.
@@ -232,7 +234,11 @@ export class S3Driver implements StorageDriver {
     await this.deleteKeys(path, [key, key + TAIL_SUFFIX]);
     let token: string | undefined;
     do {
-      const page = await this.listPage(path, { Prefix: `${key}/`, ContinuationToken: token });
+      const page = await this.listPage(
+        path,
+        { Prefix: `${key}/`, ContinuationToken: token },
+        options?.signal,
+      );
       const keys = (page.Contents ?? []).flatMap((object) =>
         object.Key === undefined ? [] : [object.Key],
       );
@@ -257,10 +263,10 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async walk(path: StoragePath, fn: WalkFn): Promise<void> {
+  async walk(path: StoragePath, fn: WalkFn, options?: CallOptions): Promise<void> {
     // One flat listing, without a delimiter: a request per 1000 keys, not one per directory.
     const files: FileInfo[] = [];
-    for await (const file of this.listFiles(path)) files.push(file);
+    for await (const file of this.listFiles(path, BATCH, options?.signal)) files.push(file);
     if (files.length === 0 && path !== "/" && (await this.head(path)) === undefined) {
       throw new PathNotFoundError(DRIVER_NAME, path);
     }
@@ -313,9 +319,12 @@ export class S3Driver implements StorageDriver {
   private async listPage(
     path: StoragePath,
     input: { Prefix: string; Delimiter?: string; ContinuationToken?: string; MaxKeys?: number },
+    signal?: AbortSignal,
   ): Promise<ListObjectsV2CommandOutput> {
     try {
-      return await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, ...input }));
+      return await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, ...input }), {
+        abortSignal: signal,
+      });
     } catch (error) {
       throw toDriverError(error, {
         operation: "ListObjectsV2",
@@ -327,15 +336,19 @@ export class S3Driver implements StorageDriver {
   }
 
   /** Every file strictly below directory `path`, in key order, `pageSize` keys per request. */
-  private async *listFiles(path: StoragePath, pageSize = BATCH): AsyncGenerator<FileInfo> {
+  private async *listFiles(
+    path: StoragePath,
+    pageSize = BATCH,
+    signal?: AbortSignal,
+  ): AsyncGenerator<FileInfo> {
     const prefix = this.directoryPrefix(path);
     let token: string | undefined;
     do {
-      const page = await this.listPage(path, {
-        Prefix: prefix,
-        ContinuationToken: token,
-        MaxKeys: pageSize,
-      });
+      const page = await this.listPage(
+        path,
+        { Prefix: prefix, ContinuationToken: token, MaxKeys: pageSize },
+        signal,
+      );
       for (const object of page.Contents ?? []) {
         const info = this.fileInfo(object);
         if (info !== undefined) yield info;

@@ -10,6 +10,7 @@
 import { before, describe, it } from "node:test";
 import { DriverBase } from "../base.js";
 import { DriverErrorCode, type StorageDriver } from "../driver.js";
+import { cancellationTests } from "./cancellation.js";
 import { concurrencyTests } from "./concurrency.js";
 import { contentTests } from "./content.js";
 import { Scope, type Suite } from "./context.js";
@@ -113,5 +114,6 @@ export function runDriverSuite(
     redirectTests(suite);
     walkTests(suite);
     concurrencyTests(suite);
+    cancellationTests(suite);
   });
 }

@@ -196,7 +196,15 @@ export class CollectingWritable extends Writable {
   private readonly chunks: Buffer[] = [];
   private received = 0;
 
-  constructor(private readonly failAfter?: { bytes: number; how: "error" | "close" }) {
+  /**
+   * With `failAfter`, once more than `bytes` arrived it errors, closes, or (for "abort") aborts
+   * `controller` and goes on taking bytes.
+   */
+  constructor(
+    private readonly failAfter?:
+      | { bytes: number; how: "error" | "close" }
+      | { bytes: number; how: "abort"; controller: AbortController },
+  ) {
     super({ highWaterMark: 64 * 1024 });
   }
 
@@ -206,12 +214,15 @@ export class CollectingWritable extends Writable {
     this.received += chunk.length;
     const failAfter = this.failAfter;
     if (failAfter !== undefined && this.received > failAfter.bytes) {
-      if (failAfter.how === "close") {
+      if (failAfter.how === "abort") {
+        failAfter.controller.abort();
+      } else if (failAfter.how === "close") {
         this.destroy();
         return;
+      } else {
+        setImmediate(() => callback(new Error("destination failed on purpose")));
+        return;
       }
-      setImmediate(() => callback(new Error("destination failed on purpose")));
-      return;
     }
     setImmediate(() => callback());
   }
