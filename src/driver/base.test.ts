@@ -2,7 +2,7 @@
 // through unchanged, other errors are attributed to the driver, and every call is counted.
 
 import assert from "node:assert/strict";
-import { Readable } from "node:stream";
+import { PassThrough, Readable, type Writable } from "node:stream";
 import { describe, it } from "node:test";
 import { DriverBase } from "./base.js";
 import {
@@ -246,6 +246,32 @@ describe("DriverBase", () => {
       inner.calls.filter(([method]) => ["write", "close", "cancel"].includes(method)),
       [["write", 3], ["write", 4], ["close"], ["cancel"]],
     );
+  });
+
+  it("cancels a driver that ignores the signal: before a call, after its copyTo, between writes", async () => {
+    class Deaf extends RecordingDriver {
+      async copyTo(_path: string, destination: Writable): Promise<void> {
+        destination.write(Buffer.from("all of it"));
+        controller.abort();
+      }
+    }
+    const controller = new AbortController();
+    const base = new DriverBase(new Deaf());
+    const { signal } = controller;
+    const aborted = (error: unknown) =>
+      (error as { code?: string }).code === DriverErrorCode.Aborted;
+    await assert.rejects(base.copyTo("/a", new PassThrough(), 0, undefined, { signal }), aborted);
+    await assert.rejects(
+      base.stat("/a").then(() => base.list("/a", { signal })),
+      aborted,
+    );
+    const fresh = new AbortController();
+    const writer = await base.writer("/w", false, { signal: fresh.signal });
+    await writer.write(new Uint8Array(1));
+    fresh.abort();
+    await assert.rejects(writer.write(new Uint8Array(1)), aborted);
+    await assert.rejects(writer.commit(), aborted);
+    await writer.close();
   });
 
   it("counts calls, errors and time per method", async () => {

@@ -109,14 +109,17 @@ export class DriverBase implements StorageDriver {
       "copyTo",
       path,
       false,
-      () => {
+      async () => {
         if (!Number.isSafeInteger(offset) || offset < 0) {
           throw new InvalidOffsetError(this.name, path, offset);
         }
         if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) {
           throw new InvalidOffsetError(this.name, path, length);
         }
-        return copyContent(this.inner, path, destination, offset, length, options);
+        await copyContent(this.inner, path, destination, offset, length, options);
+        // A driver that ignores the signal copied on: the caller gave up all the same.
+        const signal = options?.signal;
+        if (signal?.aborted) throw new AbortedError(this.name, "copyTo", path, signal.reason);
       },
       options?.signal,
     );
