@@ -231,7 +231,7 @@ export class S3Driver implements StorageDriver {
     // a sibling such as `key-b` or `keyb`.
     const [file] = await Promise.all([this.head(path), this.abortUploadsBelow(path, key)]);
     let found = file !== undefined;
-    await this.deleteKeys(path, [key, key + TAIL_SUFFIX]);
+    await this.deleteKeys(path, [key, key + TAIL_SUFFIX], options?.signal);
     let token: string | undefined;
     do {
       const page = await this.listPage(
@@ -243,7 +243,7 @@ export class S3Driver implements StorageDriver {
         object.Key === undefined ? [] : [object.Key],
       );
       found ||= keys.some((listed) => this.pathOf(listed) !== undefined);
-      if (keys.length > 0) await this.deleteKeys(path, keys);
+      if (keys.length > 0) await this.deleteKeys(path, keys, options?.signal);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
     if (!found) throw new PathNotFoundError(DRIVER_NAME, path);
@@ -369,7 +369,7 @@ export class S3Driver implements StorageDriver {
   }
 
   /** Deletes `keys` (at most 1000) in one request; keys that do not exist are no error. */
-  private async deleteKeys(path: StoragePath, keys: string[]): Promise<void> {
+  private async deleteKeys(path: StoragePath, keys: string[], signal?: AbortSignal): Promise<void> {
     let answer;
     try {
       answer = await this.client.send(
@@ -377,6 +377,7 @@ export class S3Driver implements StorageDriver {
           Bucket: this.bucket,
           Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
         }),
+        { abortSignal: signal },
       );
     } catch (error) {
       throw toDriverError(error, {
