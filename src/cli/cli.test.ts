@@ -148,13 +148,34 @@ describe("berth", () => {
       assert.equal(await dryRun.exited, 0, dryRun.stderr());
       assert.match(dryRun.stdout(), new RegExp(`blob eligible for deletion: ${orphan.digest}`));
       assert.match(dryRun.stdout(), new RegExp(`app: marking manifest ${image.manifest.digest}`));
-      assert.match(dryRun.stdout(), /4 blobs marked, 1 blobs and 0 manifests would be deleted/);
+      assert.match(
+        dryRun.stdout(),
+        /4 blobs marked, 1 blobs and 0 manifests eligible for deletion/,
+      );
+      assert.equal(dryRun.stdout().match(/blobs marked/g)?.length, 1, "the summary, once");
       await access(orphanData);
 
       const collect = runBerth(["garbage-collect", config]);
       assert.equal(await collect.exited, 0, collect.stderr());
       assert.match(collect.stdout(), /1 blobs and 0 manifests deleted/);
+      assert.equal(collect.stdout().match(/blobs marked/g)?.length, 1, "the summary, once");
       await assert.rejects(access(orphanData));
+    });
+  });
+
+  it("garbage-collect: a missing root fails naming it (exit 1) and creates nothing", async () => {
+    await withTempDir(async (directory) => {
+      const root = join(directory, "misspelt", "data");
+      const config = join(directory, "config.yml");
+      await writeFile(
+        config,
+        `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n`,
+      );
+      const collect = runBerth(["garbage-collect", config]);
+      assert.equal(await collect.exited, 1, collect.stdout());
+      assert.ok(collect.stderr().includes(root), collect.stderr());
+      assert.doesNotMatch(collect.stdout(), /blobs marked/);
+      await assert.rejects(access(join(directory, "misspelt")));
     });
   });
 });

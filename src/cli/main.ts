@@ -76,17 +76,15 @@ async function garbageCollect(
   options: { dryRun?: boolean; deleteUntagged?: boolean },
 ): Promise<void> {
   const config = await loadConfig(file);
-  const { storage } = await openStorage(config);
-  const result = await storage.garbageCollect({
+  // As distribution's, a collection of storage that is not there fails naming it (a misspelt root
+  // is not an empty registry) and creates nothing.
+  const { storage } = await openStorage(config, { mustExist: true });
+  // The collection logs its summary line last, as distribution's does.
+  await storage.garbageCollect({
     dryRun: options.dryRun ?? false,
     deleteUntagged: options.deleteUntagged ?? false,
     log: (line) => process.stdout.write(`${line}\n`),
   });
-  const verb = options.dryRun ? "would be deleted" : "deleted";
-  process.stdout.write(
-    `\n${result.markedBlobs} blobs marked, ${result.deletedBlobs.length} blobs and ` +
-      `${result.deletedManifests.length} manifests ${verb}\n`,
-  );
 }
 
 const program = new Command()

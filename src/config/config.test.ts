@@ -98,10 +98,8 @@ health:
   });
 
   it("reports YAML syntax errors with their line", () => {
-    const error = configError(() =>
-      parseConfig("version: 0.1\nstorage:\n  inmemory:\n  inmemory:\n", {}),
-    );
-    assert.match(error.message, /line \d+, column \d+: Map keys must be unique/);
+    const error = configError(() => parseConfig("version: 0.1\nstorage:\n  inmemory: [a\n", {}));
+    assert.match(error.message, /line \d+, column \d+: /);
     assert.match(configError(() => parseConfig("- a\n- b\n", {})).message, /must be a mapping/);
   });
 });

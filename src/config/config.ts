@@ -84,7 +84,7 @@ export function readConfigTree(
     "health",
     ...Object.keys(ignoredTopLevel),
   ];
-  reader.unknownKeys(tree, "", known);
+  reader.unknownKeys(tree, "", known, ["auth"]);
   const config: BerthConfig = {
     version: readVersion(reader, tree),
     log: readLog(reader, tree),

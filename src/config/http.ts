@@ -57,14 +57,8 @@ const tlsVersions: Record<string, TlsConfig["minVersion"]> = {
 
 function readTls(reader: ConfigReader, http: Mapping): TlsConfig | undefined {
   const tls = reader.mapping(http.tls, "http.tls");
-  reader.unknownKeys(tls, "http.tls", [
-    "certificate",
-    "key",
-    "clientcas",
-    "minimumtls",
-    "ciphersuites",
-    "letsencrypt",
-  ]);
+  const known = ["certificate", "key", "clientcas", "minimumtls", "ciphersuites", "letsencrypt"];
+  reader.unknownKeys(tls, "http.tls", known, known);
   const certificate = reader.string(tls.certificate, "http.tls.certificate") ?? "";
   const key = reader.string(tls.key, "http.tls.key") ?? "";
   if (tls.ciphersuites !== undefined) {
@@ -153,19 +147,24 @@ function readHost(reader: ConfigReader, http: Mapping): string | undefined {
 
 export function readHttp(reader: ConfigReader, tree: Mapping): HttpConfig {
   const http = reader.mapping(tree.http, "http");
-  reader.unknownKeys(http, "http", [
-    "addr",
-    "net",
-    "host",
-    "prefix",
-    "secret",
-    "relativeurls",
-    "draintimeout",
-    "tls",
-    "headers",
-    "debug",
-    "http2",
-  ]);
+  reader.unknownKeys(
+    http,
+    "http",
+    [
+      "addr",
+      "net",
+      "host",
+      "prefix",
+      "secret",
+      "relativeurls",
+      "draintimeout",
+      "tls",
+      "headers",
+      "debug",
+      "http2",
+    ],
+    ["tls"],
+  );
   const addr = reader.string(http.addr, "http.addr") ?? "127.0.0.1:5000";
   const address = parseAddress(addr);
   if (address === undefined) reader.fail("http.addr", `${JSON.stringify(addr)} is not host:port`);

@@ -2,7 +2,7 @@
 // overrides into a checked, typed BerthConfig.
 
 import { readFile } from "node:fs/promises";
-import { parseDocument } from "yaml";
+import { isPair, isScalar, LineCounter, parseDocument, visit, type Document } from "yaml";
 import { applyEnvironment } from "./environment.js";
 import { readConfigTree, type BerthConfig } from "./config.js";
 import { ConfigError } from "./reader.js";
@@ -61,7 +61,9 @@ export function parseConfig(
   env: Environment = process.env,
   source?: string,
 ): BerthConfig {
-  const document = parseDocument(yamlText);
+  const lineCounter = new LineCounter();
+  // Go's yaml.v2, which reads distribution's config, takes a repeated key: the later value wins.
+  const document = parseDocument(yamlText, { uniqueKeys: false, lineCounter });
   if (document.errors.length > 0) {
     const problems = document.errors.map((error) => {
       const at = error.linePos?.[0];
@@ -73,7 +75,37 @@ export function parseConfig(
     throw new ConfigError(problems, source);
   }
   const tree: unknown = document.toJS() ?? {};
-  return resolveConfig(tree as Record<string, unknown>, env, source);
+  const config = resolveConfig(tree as Record<string, unknown>, env, source);
+  config.warnings.unshift(...repeatedKeys(document, lineCounter));
+  return config;
+}
+
+/** A warning for each key repeated in its mapping, naming it and the line of the repetition. */
+function repeatedKeys(document: Document, lineCounter: LineCounter): string[] {
+  const warnings: string[] = [];
+  visit(document, {
+    Map(_, map, path) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        const name = isScalar(pair.key) ? String(pair.key.value) : undefined;
+        if (name === undefined) continue;
+        if (!seen.has(name)) {
+          seen.add(name);
+          continue;
+        }
+        const parents = path
+          .filter(isPair)
+          .map((parent) => String(isScalar(parent.key) ? parent.key.value : "?"));
+        const key = [...parents, name].join(".");
+        const offset = isScalar(pair.key) ? (pair.key.range?.[0] ?? 0) : 0;
+        const { line } = lineCounter.linePos(offset);
+        warnings.push(
+          `${key}: repeated at line ${line}; the later value is used, as distribution does`,
+        );
+      }
+    },
+  });
+  return warnings;
 }
 
 /**

@@ -31,6 +31,8 @@ export function readLog(reader: ConfigReader, tree: Mapping): LogConfig {
   if (log.level === undefined && tree.loglevel !== undefined) {
     reader.warn("loglevel", "deprecated, use log.level");
     level = reader.oneOf(tree.loglevel, "loglevel", levels, "info");
+  } else if (tree.loglevel !== undefined) {
+    reader.warn("loglevel", "deprecated, ignored: log.level is set");
   }
   let formatter = reader.oneOf(
     log.formatter,

@@ -2,6 +2,7 @@
 // mappings, unknown keys, durations and lists, with every problem and warning collected under its
 // key (and the environment variable that set it) so that they are reported together.
 
+import { closest, distance } from "fastest-levenshtein";
 import { ValueReader } from "../driver/index.js";
 import { parseDuration } from "./duration.js";
 
@@ -70,11 +71,32 @@ export class ConfigReader extends ValueReader {
     return {};
   }
 
-  /** Warns about the keys of `section` outside `known`. */
-  unknownKeys(section: Mapping, key: string, known: readonly string[]): void {
+  /**
+   * Warns about the keys of `section` outside `known`. A key that looks like one of `security`
+   * (sections that protect the registry, such as `auth` or `http.tls`: the same name in another
+   * case, a name starting with it, or one letter off) is an error instead: serving without the
+   * protection the config meant to ask for would open the registry.
+   */
+  unknownKeys(
+    section: Mapping,
+    key: string,
+    known: readonly string[],
+    security: readonly string[] = [],
+  ): void {
     for (const name of Object.keys(section)) {
-      if (!known.includes(name))
-        this.warn(key === "" ? name : `${key}.${name}`, "unknown key, ignored");
+      if (known.includes(name)) continue;
+      const path = key === "" ? name : `${key}.${name}`;
+      const meant = security.find((secure) => looksLike(name, secure));
+      if (meant === undefined) {
+        this.warn(path, "unknown key, ignored");
+        continue;
+      }
+      const intended = key === "" ? meant : `${key}.${meant}`;
+      this.fail(
+        path,
+        `looks like the security section ${intended} but is not it (keys are lower case); ` +
+          "refusing to start without the protection it may have meant to configure",
+      );
     }
   }
 
@@ -102,4 +124,25 @@ export class ConfigReader extends ValueReader {
     this.fail(key, `must be a list of strings, got ${JSON.stringify(value)}`);
     return [];
   }
+}
+
+/** Whether the unknown key `name` looks like the known key `known` (see unknownKeys). */
+function looksLike(name: string, known: string): boolean {
+  const lower = name.toLowerCase();
+  const letters = lower.replace(/[^a-z0-9]/g, "");
+  if (letters === known || letters.startsWith(known)) return true;
+  if (known === "tls" && (letters === "ssl" || letters.startsWith("ssl"))) return true;
+  return known.length >= 4 && distance(lower, known) <= 1;
+}
+
+/** The name of `known` closest to `name` when it is a likely misspelling of it, else undefined. */
+export function closeName(name: string, known: readonly string[]): string | undefined {
+  if (known.length === 0) return undefined;
+  const lower = name.toLowerCase();
+  const candidate = closest(lower, [...known]);
+  const close =
+    candidate.startsWith(lower) ||
+    lower.startsWith(candidate) ||
+    distance(lower, candidate) <= Math.max(1, Math.floor(candidate.length / 4));
+  return close ? candidate : undefined;
 }

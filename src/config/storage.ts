@@ -1,9 +1,9 @@
 // The storage section of config.yml: which driver (its section is handed to the driver as its
 // parameters, unread here), deletes, redirects and maintenance (upload purging, read-only mode).
 
-import { registeredDrivers, type DriverParameters } from "../driver/index.js";
+import { driverParameterNames, registeredDrivers, type DriverParameters } from "../driver/index.js";
 import { formatDuration } from "./duration.js";
-import type { ConfigReader, Mapping } from "./reader.js";
+import { closeName, type ConfigReader, type Mapping } from "./reader.js";
 
 /** The storage section: one driver and the registry's storage options. */
 export interface StorageConfig {
@@ -74,6 +74,27 @@ function readMaintenance(
   };
 }
 
+/**
+ * Warns about the parameters the driver does not read, when it declared the ones it does: a
+ * misspelt one (`rootdir`) with the name it is close to, one distribution's driver reads as not
+ * supported. The driver itself checks the values of the ones it reads.
+ */
+function readParameterNames(reader: ConfigReader, driver: string, parameters: Mapping): void {
+  const names = driverParameterNames(driver);
+  if (names === undefined) return;
+  for (const name of Object.keys(parameters)) {
+    if (names.known.includes(name)) continue;
+    const key = `storage.${driver}.${name}`;
+    if (names.unsupported?.includes(name)) {
+      reader.warn(key, `not supported by Berth's ${driver} driver, ignored`);
+      continue;
+    }
+    const close = closeName(name, names.known);
+    const hint = close === undefined ? "" : `; did you mean ${close}?`;
+    reader.warn(key, `unknown parameter of the ${driver} driver, ignored${hint}`);
+  }
+}
+
 export function readStorage(reader: ConfigReader, tree: Mapping): StorageConfig {
   const raw = typeof tree.storage === "string" ? { [tree.storage]: {} } : tree.storage;
   const storage = reader.mapping(raw, "storage");
@@ -90,6 +111,7 @@ export function readStorage(reader: ConfigReader, tree: Mapping): StorageConfig 
     driver = drivers[0]!;
   }
   const parameters = driver === "" ? {} : reader.mapping(storage[driver], `storage.${driver}`);
+  if (driver !== "") readParameterNames(reader, driver, parameters);
 
   const del = reader.mapping(storage.delete, "storage.delete");
   reader.unknownKeys(del, "storage.delete", ["enabled"]);

@@ -189,10 +189,30 @@ export interface StorageDriver {
 /** The parameters a driver is created from: a driver's section of config.yml, as a plain object. */
 export type DriverParameters = Record<string, unknown>;
 
+/** How the registry will use a driver it creates, for drivers that check their backend at start. */
+export interface DriverUse {
+  /** Nothing will be written (`storage.maintenance.readonly.enabled`): a read-only root will do. */
+  readOnly?: boolean;
+  /**
+   * The storage must already exist (a garbage collection): a missing root is a PathNotFoundError,
+   * and nothing is created.
+   */
+  mustExist?: boolean;
+}
+
 /** Creates a driver from its parameters; registered with the factory under a name. */
 export type DriverFactory = (
   parameters: DriverParameters,
+  use: DriverUse,
 ) => StorageDriver | Promise<StorageDriver>;
+
+/** The parameter names a driver reads, registered beside its factory to warn about the rest. */
+export interface DriverParameterNames {
+  /** The parameters the driver reads. */
+  known: readonly string[];
+  /** Parameters distribution's driver of the same name reads that Berth's ignores. */
+  unsupported?: readonly string[];
+}
 
 /** Stable codes of the driver errors, for callers that switch on `error.code`. */
 export const DriverErrorCode = {

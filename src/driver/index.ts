@@ -4,7 +4,12 @@
 export * from "./driver.js";
 export { DriverBase, type DriverMetrics, type MethodMetrics } from "./base.js";
 export { copyContent } from "./copy.js";
-export { registerDriver, createDriver, registeredDrivers } from "./factory.js";
+export {
+  registerDriver,
+  createDriver,
+  registeredDrivers,
+  driverParameterNames,
+} from "./factory.js";
 export { isValidPath, isValidPathOrRoot } from "./paths.js";
 export { ParameterReader, ValueReader } from "./parameters.js";
 export { walkByListing, walkFlatListing } from "./walk.js";

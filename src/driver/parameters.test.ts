@@ -36,12 +36,21 @@ describe("ParameterReader", () => {
   });
 
   it("reads booleans from YAML and from strings", () => {
-    const reader = new ParameterReader("test", { a: true, b: "FALSE", c: " true ", d: "yes" });
+    const reader = new ParameterReader("test", {
+      a: true,
+      b: "FALSE",
+      c: " true ",
+      d: "maybe",
+      e: "Yes",
+      f: "off",
+    });
     assert.equal(reader.boolean("a", false), true);
+    assert.equal(reader.boolean("e", false), true);
+    assert.equal(reader.boolean("f", true), false);
     assert.equal(reader.boolean("b", true), false);
     assert.equal(reader.boolean("c", false), true);
     assert.equal(reader.boolean("absent", true), true);
-    rejects(() => reader.boolean("d", false), "d", '"yes"');
+    rejects(() => reader.boolean("d", false), "d", '"maybe"');
   });
 
   it("reads whole numbers within bounds from numbers and strings", () => {

@@ -6,6 +6,12 @@
 
 import { InvalidParameterError, type DriverParameters } from "./driver.js";
 
+/** YAML 1.1's boolean words (Go's yaml.v2, which reads distribution's config), lower-cased. */
+const yaml11Booleans: ReadonlyMap<string, boolean> = new Map([
+  ...["true", "yes", "y", "on"].map((word): [string, boolean] => [word, true]),
+  ...["false", "no", "n", "off"].map((word): [string, boolean] => [word, false]),
+]);
+
 /**
  * The value rules. Null and absent values give the fallback; each bad value is passed to `report`
  * with its key and a message saying what was expected, and the fallback is returned (unless
@@ -24,14 +30,16 @@ export abstract class ValueReader {
     return undefined;
   }
 
-  /** A boolean: true/false, or the strings "true"/"false" (any case); "" counts as absent. */
+  /**
+   * A boolean: true/false, or a string of YAML 1.1's words for them (any case), as Go's yaml.v2
+   * reads distribution's config: true/yes/y/on, false/no/n/off. "" counts as absent.
+   */
   boolean(value: unknown, key: string, fallback: boolean): boolean {
     if (value === undefined || value === null || value === "") return fallback;
     if (typeof value === "boolean") return value;
     if (typeof value === "string") {
-      const lower = value.trim().toLowerCase();
-      if (lower === "true") return true;
-      if (lower === "false") return false;
+      const word = yaml11Booleans.get(value.trim().toLowerCase());
+      if (word !== undefined) return word;
     }
     this.report(key, `must be true or false, got ${JSON.stringify(value)}`);
     return fallback;
@@ -108,7 +116,7 @@ export class ParameterReader {
     return this.values.string(this.raw(key), key);
   }
 
-  /** A boolean: true/false, or the strings "true"/"false" (any case). */
+  /** A boolean: true/false, or yes/no, on/off, y/n (any case, as a string too). */
   boolean(key: string, fallback: boolean): boolean {
     return this.values.boolean(this.raw(key), key, fallback);
   }

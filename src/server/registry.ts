@@ -129,15 +129,17 @@ export function registryConfig(options: StartRegistryOptions): BerthConfig {
 /**
  * The storage driver and registry storage layer of `config`, for commands that work on storage
  * without serving it (garbage-collect). A driver parameter the driver rejects becomes a
- * ConfigError naming `storage.<driver>.<parameter>`.
+ * ConfigError naming `storage.<driver>.<parameter>`. With `mustExist` (garbage-collect) storage
+ * that is not there is an error naming it, and nothing is created.
  */
 export async function openStorage(
   config: BerthConfig,
+  use: { mustExist?: boolean } = {},
 ): Promise<{ driver: StorageDriver; storage: RegistryStorage }> {
   const { driver: name, parameters } = config.storage;
   let driver: StorageDriver;
   try {
-    driver = await createDriver(name, parameters);
+    driver = await createDriver(name, parameters, { ...use, readOnly: config.storage.readOnly });
   } catch (error) {
     if (error instanceof InvalidParameterError) {
       const key = `storage.${name}.${error.parameter}`;

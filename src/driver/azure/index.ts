@@ -35,4 +35,23 @@ export async function createAzureDriver(
   return new AzureDriver(options, new DefaultAzureCredential());
 }
 
-registerDriver(DRIVER_NAME, (parameters) => createAzureDriver(parameters));
+registerDriver(DRIVER_NAME, (parameters) => createAzureDriver(parameters), {
+  known: [
+    "accountname",
+    "accountkey",
+    "container",
+    "realm",
+    "serviceurl",
+    "rootdirectory",
+    "chunksize",
+  ],
+  unsupported: [
+    "credentials",
+    "connectionstring",
+    "skipverify",
+    "maxretries",
+    "retrytrydelay",
+    "copystatuspollmaxretry",
+    "copystatuspolldelay",
+  ],
+});

@@ -205,4 +205,4 @@ export function createInMemoryDriver(_parameters: DriverParameters = {}): InMemo
   return new InMemoryDriver();
 }
 
-registerDriver(NAME, createInMemoryDriver);
+registerDriver(NAME, createInMemoryDriver, { known: [] });

@@ -31,5 +31,31 @@ export async function createS3Driver(
   return new S3Driver(checked);
 }
 
-registerDriver(DRIVER_NAME, (parameters) => createS3Driver(parameters));
-registerDriver("s3aws", (parameters) => createS3Driver(parameters));
+/** The parameters ./parameters.ts reads, and those of distribution's s3 driver it does not. */
+const s3Parameters = {
+  known: [
+    "bucket",
+    "region",
+    "regionendpoint",
+    "forcepathstyle",
+    "secure",
+    "skipverify",
+    "v4auth",
+    "accesskey",
+    "secretkey",
+    "sessiontoken",
+    "rootdirectory",
+    "encrypt",
+    "keyid",
+    "storageclass",
+    "objectacl",
+    "useragent",
+    "chunksize",
+    "multipartcopychunksize",
+    "multipartcopymaxconcurrency",
+    "multipartcopythresholdsize",
+  ],
+  unsupported: ["usedualstack", "accelerate", "loglevel", "redirectendpoint"],
+};
+registerDriver(DRIVER_NAME, (parameters) => createS3Driver(parameters), s3Parameters);
+registerDriver("s3aws", (parameters) => createS3Driver(parameters), s3Parameters);
