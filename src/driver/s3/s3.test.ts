@@ -250,7 +250,7 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
       ["region missing", { region: "" }, "region"],
       ["chunksize under 5 MiB", { chunksize: "1048576" }, "chunksize"],
       ["chunksize not a number", { chunksize: "ten" }, "chunksize"],
-      ["secure not a boolean", { secure: "yes" }, "secure"],
+      ["secure not a boolean", { secure: "sometimes" }, "secure"],
       ["accesskey without secretkey", { accesskey: "AK" }, "secretkey"],
       ["regionendpoint not a URL", { regionendpoint: "http://[::1" }, "regionendpoint"],
       ["storageclass unknown", { storageclass: "COLD" }, "storageclass"],
