@@ -107,7 +107,7 @@ test("a storage failure is a 500 with a generic message, the detail going to the
     assert.equal(response.status, 500);
     const text = await response.text();
     assert.doesNotMatch(text, /hunter2|s3:/);
-    assert.equal(JSON.parse(text).errors[0].code, "UNKNOWN");
+    assert.equal((JSON.parse(text) as { errors: { code: string }[] }).errors[0]?.code, "UNKNOWN");
     assert.equal(logged.length, 1);
   } finally {
     server.closeAllConnections();

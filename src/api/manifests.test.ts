@@ -158,7 +158,7 @@ test("a manifest over 4 MiB is refused with SIZE_INVALID, whether its length is 
       headers: { "Content-Type": OCI_MANIFEST },
       body,
       duplex: "half",
-    } as RequestInit)
+    })
     .catch((error: unknown) => error);
   // The registry answers and closes the connection; the client may see either.
   if (chunked instanceof Response) {

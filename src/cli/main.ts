@@ -63,9 +63,11 @@ async function serve(file: string | undefined): Promise<void> {
   const config = await loadConfig(file);
   const registry = await startRegistry({ config });
   closeOnSignals(registry);
-  const storage = config.storage.parameters.rootdirectory
-    ? `${config.storage.driver} (${String(config.storage.parameters.rootdirectory)})`
-    : config.storage.driver;
+  const root = config.storage.parameters.rootdirectory;
+  const storage =
+    typeof root === "string" || typeof root === "number"
+      ? `${config.storage.driver} (${root})`
+      : config.storage.driver;
   process.stdout.write(
     `Berth ${packageVersion()} serving ${registry.url} with ${storage} storage\n`,
   );

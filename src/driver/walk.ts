@@ -4,9 +4,6 @@
 import type { FileInfo, StorageDriver, StoragePath, WalkFn } from "./driver.js";
 import { comparePaths } from "./paths.js";
 
-/** Thrown inside the walk to unwind it when the callback says "stop". */
-const STOP = Symbol("stop-walk");
-
 /**
  * Walks the tree below `path` in lexical order using `driver.list` and `driver.stat`, calling `fn`
  * for each descendant, honouring "skip" and "stop".
@@ -16,18 +13,15 @@ export async function walkByListing(
   path: StoragePath,
   fn: WalkFn,
 ): Promise<void> {
-  try {
-    await walkDirectory(driver, path, fn);
-  } catch (error) {
-    if (error !== STOP) throw error;
-  }
+  await walkDirectory(driver, path, fn);
 }
 
+/** Walks the children of `path`; resolves true when the callback said "stop". */
 async function walkDirectory(
   driver: Pick<StorageDriver, "list" | "stat">,
   path: StoragePath,
   fn: WalkFn,
-): Promise<void> {
+): Promise<boolean> {
   const children = (await driver.list(path)).sort(comparePaths);
   for (const child of children) {
     let info: FileInfo;
@@ -39,13 +33,14 @@ async function walkDirectory(
       throw error;
     }
     const action = await fn(info);
-    if (action === "stop") throw STOP;
+    if (action === "stop") return true;
     if (action === "skip") {
       if (info.isDir) continue;
-      return;
+      return false;
     }
-    if (info.isDir) await walkDirectory(driver, child, fn);
+    if (info.isDir && (await walkDirectory(driver, child, fn))) return true;
   }
+  return false;
 }
 
 /**

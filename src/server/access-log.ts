@@ -9,8 +9,8 @@ import type { Logger } from "pino";
 /** Counts the body bytes of `res` as they are written. */
 function countBodyBytes(res: ServerResponse): () => number {
   let bytes = 0;
-  const write = res.write;
-  const end = res.end;
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
   const count = (chunk: unknown, encoding: unknown): void => {
     if (chunk === undefined || chunk === null || typeof chunk === "function") return;
     bytes +=
@@ -21,14 +21,14 @@ function countBodyBytes(res: ServerResponse): () => number {
           )
         : (chunk as Uint8Array).byteLength;
   };
-  res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
     count(chunk, rest[0]);
-    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as ServerResponse["write"];
-  res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+    return write(chunk, ...rest);
+  }) as ServerResponse["write"];
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
     count(chunk, rest[0]);
-    return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, ...rest);
-  } as ServerResponse["end"];
+    return end(chunk, ...rest);
+  }) as ServerResponse["end"];
   return () => bytes;
 }
 

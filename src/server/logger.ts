@@ -33,7 +33,7 @@ function textDestination(target: DestinationStream): DestinationStream {
     write(line: string): void {
       const entry = JSON.parse(line) as Record<string, unknown>;
       const { time, level, msg, ...rest } = entry;
-      const parts = [`time=${new Date(time as number).toISOString()}`, `level=${level}`];
+      const parts = [`time=${new Date(time as number).toISOString()}`, `level=${quote(level)}`];
       if (msg !== undefined) parts.push(`msg=${quote(msg)}`);
       for (const [key, value] of Object.entries(rest)) parts.push(`${key}=${quote(value)}`);
       target.write(`${parts.join(" ")}\n`);

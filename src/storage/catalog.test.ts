@@ -68,8 +68,9 @@ describe("catalog", () => {
     const listed: string[] = [];
     const counting = new Proxy(test.driver, {
       get(target, property, receiver) {
-        const value = Reflect.get(target, property, receiver);
-        if (property !== "list") return typeof value === "function" ? value.bind(target) : value;
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (property !== "list")
+          return typeof value === "function" ? (value as () => unknown).bind(target) : value;
         return (path: string) => {
           listed.push(path);
           return target.list(path);

@@ -257,7 +257,7 @@ export function referencesOf(content: Buffer): ManifestReferences | undefined {
   const digests = (list: unknown, field = "digest"): string[] =>
     Array.isArray(list)
       ? list.flatMap((item) =>
-          isObject(item) && typeof item[field] === "string" ? [item[field] as string] : [],
+          isObject(item) && typeof item[field] === "string" ? [item[field]] : [],
         )
       : [];
   const config =

@@ -52,7 +52,7 @@ export class FilesystemWriter implements FileWriter {
   private syncing: Promise<void> | undefined;
   private syncedTo = 0;
   /** The first failed batch write or background sync: every later call rejects with it. */
-  private failed: unknown;
+  private failed: Error | undefined;
 
   constructor(
     private readonly driver: FilesystemDriver,
@@ -107,7 +107,7 @@ export class FilesystemWriter implements FileWriter {
     this.batch = undefined;
     this.batchLength = 0;
     const write: Promise<void> = writeAll(this.fd, batch.subarray(0, length), this.position)
-      .catch((error: unknown) => {
+      .catch((error: Error) => {
         this.failed ??= error;
       })
       .finally(() => {
@@ -121,7 +121,7 @@ export class FilesystemWriter implements FileWriter {
       // A write error the kernel reports to this sync is not reported again to the fsync of
       // commit, so it fails the writer.
       this.syncing = fdDataSync(this.fd)
-        .catch((error: unknown) => {
+        .catch((error: Error) => {
           this.failed ??= error;
         })
         .finally(() => {

@@ -480,7 +480,7 @@ export class S3Driver implements StorageDriver {
       throw toDriverError(error, { operation: "CreateMultipartUpload", ...target });
     }
     const count = Math.ceil(size / chunk);
-    const etags: string[] = new Array(count);
+    const etags: string[] = new Array<string>(count);
     let next = 0;
     const copyParts = async () => {
       while (next < count) {

@@ -10,7 +10,7 @@ export interface Suite {
   /** The driver under test; set by the suite's `before` hook, so read it inside a test only. */
   readonly driver: DriverBase;
   /** Registers a test that runs in a fresh directory, removed (and checked gone) afterwards. */
-  test(title: string, body: (scope: Scope) => Promise<void>): void;
+  readonly test: (title: string, body: (scope: Scope) => Promise<void>) => void;
   /** Bytes of the large-content test. */
   readonly largeSize: number;
   /** See DriverSuiteOptions.contentInMemory. */

@@ -41,7 +41,7 @@ export function copyTests(suite: Suite): void {
       [2 * MiB - 10, 20],
       [123, 4 * MiB],
       [content.length - 10, 10],
-    ]) {
+    ] as [number, number][]) {
       assertSameBytes(
         await copy(offset, length),
         content.subarray(offset, offset + length),
@@ -63,7 +63,7 @@ export function copyTests(suite: Suite): void {
     ]) {
       await rejectsWith(
         suite.driver,
-        suite.driver.copyTo(path, new CollectingWritable(), offset!, length),
+        suite.driver.copyTo(path, new CollectingWritable(), offset, length),
         { code: InvalidOffset, path },
         `copyTo(${offset}, ${length})`,
       );

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes, randomFillSync } from "node:crypto";
 import { readdir, readlink } from "node:fs/promises";
 import { Writable, type Readable } from "node:stream";
+import { inspect } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { StorageDriver } from "../driver.js";
@@ -72,7 +73,7 @@ export async function rejectsWith(
     path?: unknown;
     message?: unknown;
   };
-  assert.equal(fields.code, expected.code, `${what}: wrong error: ${String(error)}`);
+  assert.equal(fields.code, expected.code, `${what}: wrong error: ${inspect(error)}`);
   assert.equal(fields.driverName, driver.name, `${what}: error.driverName`);
   assert.ok(
     typeof fields.message === "string" && fields.message.includes(driver.name),
