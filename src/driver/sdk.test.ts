@@ -9,7 +9,7 @@ import { createAzureDriver } from "./azure/index.js";
 
 /** A package name nothing installs, imported for real so that Node's own error is what is read. */
 const ABSENT = "berth-test-absent-package";
-const importAbsent = () => import(ABSENT as string);
+const importAbsent = () => import(ABSENT);
 
 describe("optional driver SDKs", () => {
   it("a missing package rejects with an error naming every package to install", async () => {
