@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { Agent, request, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { connect } from "node:net";
 import { Readable } from "node:stream";
+import { buffer } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
 import type { BlobContent } from "./content.js";
 
@@ -258,16 +259,11 @@ export class RegistryClient {
   ): Promise<Response> {
     return new Promise((resolve, reject) => {
       const req = request(url, { method, headers, agent: this.#agent }, (response) => {
-        const parts: Buffer[] = [];
-        response.on("data", (part: Buffer) => parts.push(part));
-        response.on("end", () =>
-          resolve({
-            status: response.statusCode ?? 0,
-            headers: response.headers,
-            body: Buffer.concat(parts),
-          }),
+        buffer(response).then(
+          (data) =>
+            resolve({ status: response.statusCode ?? 0, headers: response.headers, body: data }),
+          reject,
         );
-        response.on("error", reject);
       });
       req.on("error", reject);
       if (body === undefined) {
