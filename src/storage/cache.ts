@@ -9,11 +9,19 @@
 
 import { LRUCache } from "lru-cache";
 
+/** What an LRU cache holds as keys and values: anything but null and undefined. */
+type Present = NonNullable<unknown>;
+
 /** What the storage layer uses of a bounded cache. */
-export type BoundedCache<K, V> = Pick<LRUCache<K & {}, V & {}>, "get" | "set" | "delete">;
+export type BoundedCache<K extends Present, V extends Present> = Pick<
+  LRUCache<K, V>,
+  "get" | "set" | "delete"
+>;
 
 /** A bounded LRU map of at most `capacity` entries (at least one). */
-export function boundedCache<K extends {}, V extends {}>(capacity: number): BoundedCache<K, V> {
+export function boundedCache<K extends Present, V extends Present>(
+  capacity: number,
+): BoundedCache<K, V> {
   return new LRUCache<K, V>({ max: Math.max(1, Math.floor(capacity)) });
 }
 

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buffer } from "node:stream/consumers";
 import { describe, it } from "node:test";
 import { createDriver } from "../driver/index.js";
 import { startDockerRegistry } from "../testing/docker-registry.js";
@@ -26,12 +27,6 @@ import { skipUnlessCommands } from "../testing/tools.js";
 import { createRegistryStorage } from "./index.js";
 
 const skip = skipUnlessCommands(["docker-registry", "skopeo"], ["docker-registry", "skopeo"]);
-
-async function readAll(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(Buffer.from(part));
-  return Buffer.concat(parts);
-}
 
 async function withTempDir<T>(prefix: string, body: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
@@ -152,7 +147,7 @@ describe("interop with distribution 2.8.2 (docker-registry) and skopeo", { skip 
           each.manifest.bytes,
         );
         for (const blob of [each.config, ...each.layers]) {
-          assert.deepEqual(await readAll(await repo.blobs.reader(blob.digest)), blob.bytes);
+          assert.deepEqual(await buffer(await repo.blobs.reader(blob.digest)), blob.bytes);
           assert.equal((await repo.blobs.stat(blob.digest)).size, blob.size);
         }
       }

@@ -55,7 +55,7 @@ export interface StorageUnderTest {
   /** The suite's driver (set once its `before` hook has run). */
   readonly driver: StorageDriver;
   /** A registry over the suite's driver; deleting enabled unless `options` say otherwise. */
-  registry(options?: RegistryStorageOptions): Registry;
+  readonly registry: (options?: RegistryStorageOptions) => Registry;
 }
 
 /**
