@@ -25,8 +25,11 @@ export default tseslint.config(
       ],
       "@typescript-eslint/no-misused-promises": "error",
       "@typescript-eslint/await-thenable": "error",
-      // Unused parameters are marked with a leading underscore, as tsc's noUnusedParameters allows.
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      // A leading underscore marks a parameter or variable unused on purpose, as tsc allows.
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        { argsIgnorePattern: "^_", varsIgnorePattern: "^_" },
+      ],
       // An async method without await is intended: a driver's contract methods are async so that
       // what they throw reaches the caller as a rejection, never synchronously.
       "@typescript-eslint/require-await": "off",
