@@ -18,6 +18,7 @@ interface PackageJson {
   types: string;
   bin: Record<string, string>;
   exports: Record<string, { types: string; default: string }>;
+  scripts: Record<string, string>;
 }
 
 /** The paths `npm pack` would put in the tarball. */
@@ -44,6 +45,10 @@ describe("npm package", () => {
     ].map((path) => path.replace(/^\.\//, ""));
     for (const path of entryPoints) assert.ok(files.includes(path), `${path} is not packed`);
     assert.ok(files.includes("README.md"));
+    // Installing the package runs nothing (the build is prepack's, before the tarball is made).
+    for (const hook of ["preinstall", "install", "postinstall", "prepare"]) {
+      assert.equal(manifest.scripts[hook], undefined, `an install script: ${hook}`);
+    }
 
     const unwanted = files.filter(
       (path) =>
