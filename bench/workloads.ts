@@ -1,3 +1,5 @@
+// Over 400 lines: issue 7's table of workloads, a few dozen lines each, and the Meter they share.
+//
 // The workloads of issue 7, each a function of one registry and one repetition. A workload times
 // only the traffic it is about (digests of the content it will send are computed before the clock
 // starts) through a Meter, which also takes the server's CPU seconds and the client's CPU over
