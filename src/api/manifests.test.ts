@@ -328,3 +328,56 @@ test("DELETE of manifests and tags is 405 UNSUPPORTED when deleting is disabled"
     await readOnly.close();
   }
 });
+
+/** `image`'s manifest with an extension field `x` holding `value` (raw JSON text). */
+function withExtension(image: { content: string }, value: string): string {
+  return `${image.content.slice(0, -1)},"x":${value}}`;
+}
+
+test("PUT of a manifest built to stall JSON.parse: MANIFEST_INVALID naming the limit, /v2/ served throughout (accepted before the fix)", async () => {
+  const name = "manifests/costly";
+  const image = await buildImage(registry, name, "costly");
+  const size = 4 * 1024 * 1024 - image.content.length - 16;
+  const depth = Math.floor(size / 2);
+  const documents: [string, RegExp][] = [
+    [withExtension(image, "[".repeat(depth) + "]".repeat(depth)), /nesting deeper than 64 levels/],
+    [
+      withExtension(image, `[${"{},".repeat(Math.floor(size / 3) - 1)}{}]`),
+      /more than 100000 objects and arrays/,
+    ],
+    [
+      withExtension(image, `[${"0,".repeat(Math.floor(size / 2) - 1)}0]`),
+      /more than 300000 values/,
+    ],
+  ];
+  // A legitimate deep-ish extension still passes: nesting and quoted brackets are counted right.
+  const fine = withExtension(image, `${"[".repeat(60)}"]]]]{{{\\"[["${"]".repeat(60)}`);
+  assert.equal((await putManifest(registry, name, "fine", fine)).status, 201);
+
+  // Four clients flood the registry with them while another checks /v2/.
+  let flooding = true;
+  const clients = [0, 1, 2, 3].map(async (client) => {
+    for (let round = 0; round < 3; round++) {
+      const [content, limit] = documents[(client + round) % documents.length]!;
+      const response = await putManifest(registry, name, `c${client}r${round}`, content);
+      assert.equal(response.status, 400);
+      const body = (await response.json()) as { errors: { code: string; message: string }[] };
+      assert.equal(body.errors[0]!.code, "MANIFEST_INVALID");
+      assert.match(body.errors[0]!.message, limit);
+    }
+  });
+  const checks: number[] = [];
+  const checker = (async () => {
+    while (flooding) {
+      checks.push((await registry.fetch("/v2/")).status);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  })();
+  await Promise.all(clients);
+  flooding = false;
+  await checker;
+  assert.ok(checks.length > 0);
+  assert.ok(checks.every((status) => status === 200));
+  const tags = await registry.fetch(`/v2/${name}/tags/list`);
+  assert.deepEqual(((await tags.json()) as { tags: string[] }).tags, ["fine"]);
+});

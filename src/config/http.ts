@@ -1,5 +1,6 @@
 // The http section of config.yml: the listening address, the external URL and prefix, TLS, extra
-// response headers and the drain timeout.
+// response headers, the drain timeout, the connection timeouts (`http.timeout`) and the per-client
+// limits (`http.limits`, Berth's own).
 
 import { isIP } from "node:net";
 import type { ConfigReader, Mapping } from "./reader.js";
@@ -14,6 +15,32 @@ export interface TlsConfig {
   clientCAs: string[];
   /** The lowest TLS version accepted (`http.tls.minimumtls`), in Node's spelling. */
   minVersion: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+}
+
+/**
+ * `http.timeout`: how long a connection may make no progress. Each is an inactivity limit, never
+ * a limit on a whole request, so a large upload on a slow link is not cut while its bytes flow.
+ * 0 disables one.
+ */
+export interface HttpTimeouts {
+  /** Request headers must arrive within this, and a body may stall no longer. Default 60s. */
+  readMs: number;
+  /** A response the client does not read may stall no longer. Default 60s. */
+  writeMs: number;
+  /** A keep-alive connection with no request in flight is closed after this. Default 65s. */
+  idleMs: number;
+}
+
+/**
+ * `http.limits`: what one client address may hold at once; beyond it, requests are answered 429
+ * TOOMANYREQUESTS with Retry-After. 0 disables one. Behind a proxy every client has the proxy's
+ * address: set these there instead.
+ */
+export interface HttpLimits {
+  /** Open connections per client address. Default 512. */
+  connectionsPerClient: number;
+  /** Upload requests with a body in flight (POST, PATCH, PUT of blob uploads). Default 128. */
+  uploadsPerClient: number;
 }
 
 /** The http section. */
@@ -33,6 +60,8 @@ export interface HttpConfig {
   headers: Record<string, string[]>;
   /** `http.draintimeout`: how long a stopping server waits for requests in flight. Default 10s. */
   drainTimeoutMs: number;
+  timeouts: HttpTimeouts;
+  limits: HttpLimits;
 }
 
 /** Splits `host:port` (`[::1]:5000`, `:5000`); undefined when `addr` is not that. */
@@ -145,6 +174,29 @@ function readHost(reader: ConfigReader, http: Mapping): string | undefined {
   return url.origin;
 }
 
+function readTimeouts(reader: ConfigReader, http: Mapping): HttpTimeouts {
+  const timeout = reader.mapping(http.timeout, "http.timeout");
+  reader.unknownKeys(timeout, "http.timeout", ["read", "write", "idle"]);
+  return {
+    readMs: reader.duration(timeout.read, "http.timeout.read", 60_000),
+    writeMs: reader.duration(timeout.write, "http.timeout.write", 60_000),
+    idleMs: reader.duration(timeout.idle, "http.timeout.idle", 65_000),
+  };
+}
+
+function readLimits(reader: ConfigReader, http: Mapping): HttpLimits {
+  const limits = reader.mapping(http.limits, "http.limits");
+  reader.unknownKeys(limits, "http.limits", ["connectionsperclient", "uploadsperclient"]);
+  return {
+    connectionsPerClient: reader.integer(
+      limits.connectionsperclient,
+      "http.limits.connectionsperclient",
+      512,
+    ),
+    uploadsPerClient: reader.integer(limits.uploadsperclient, "http.limits.uploadsperclient", 128),
+  };
+}
+
 export function readHttp(reader: ConfigReader, tree: Mapping): HttpConfig {
   const http = reader.mapping(tree.http, "http");
   reader.unknownKeys(
@@ -158,6 +210,8 @@ export function readHttp(reader: ConfigReader, tree: Mapping): HttpConfig {
       "secret",
       "relativeurls",
       "draintimeout",
+      "timeout",
+      "limits",
       "tls",
       "headers",
       "debug",
@@ -192,5 +246,7 @@ export function readHttp(reader: ConfigReader, tree: Mapping): HttpConfig {
     tls: readTls(reader, http),
     headers: readHeaders(reader, http),
     drainTimeoutMs: reader.duration(http.draintimeout, "http.draintimeout", 10_000),
+    timeouts: readTimeouts(reader, http),
+    limits: readLimits(reader, http),
   };
 }

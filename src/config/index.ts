@@ -9,7 +9,13 @@ import { ConfigError } from "./reader.js";
 
 export { type BerthConfig } from "./config.js";
 export { ConfigError, type ConfigProblem } from "./reader.js";
-export { parseAddress, type HttpConfig, type TlsConfig } from "./http.js";
+export {
+  parseAddress,
+  type HttpConfig,
+  type HttpLimits,
+  type HttpTimeouts,
+  type TlsConfig,
+} from "./http.js";
 export { type LogConfig, type LogLevel } from "./log.js";
 export { type StorageConfig } from "./storage.js";
 export { parseDuration, formatDuration } from "./duration.js";

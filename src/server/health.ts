@@ -1,8 +1,11 @@
 // The health endpoint, `/debug/health` as in distribution: 200 with `{}` when the storage driver
-// answers, 503 with `{"storagedriver_<name>": "<what failed>"}` when it does not. Concurrent checks
-// share one driver call, and a driver that does not answer within the timeout counts as failing.
+// answers, 503 with `{"storagedriver_<name>": "<what failed>"}` when it does not. What failed is a
+// fixed phrase: the error itself (paths, OS messages, backend URLs) goes to the log, never to the
+// unauthenticated client. Concurrent checks share one driver call, and a driver that does not
+// answer within the timeout counts as failing.
 
 import type { ServerResponse } from "node:http";
+import type { Logger } from "pino";
 import type { RegistryStorage } from "../storage/index.js";
 
 /** The path distribution serves its health status on. */
@@ -17,6 +20,7 @@ export class HealthCheck {
   constructor(
     private readonly storage: RegistryStorage,
     private readonly driverName: string,
+    private readonly logger?: Pick<Logger, "error">,
   ) {}
 
   /** Undefined when healthy, else what failed. */
@@ -30,15 +34,20 @@ export class HealthCheck {
   private async runCheck(): Promise<string | undefined> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<string>((resolve) => {
-      timer = setTimeout(
-        () => resolve(`no answer within ${checkTimeoutMs / 1000}s`),
-        checkTimeoutMs,
-      );
+      timer = setTimeout(() => {
+        this.logger?.error(
+          `health check: no answer from the storage driver within ${checkTimeoutMs / 1000}s`,
+        );
+        resolve("storage driver unavailable");
+      }, checkTimeoutMs);
     });
     try {
       const healthy = this.storage.checkHealth().then(
         () => undefined,
-        (error: unknown) => (error instanceof Error ? error.message : String(error)),
+        (error: unknown) => {
+          this.logger?.error({ err: error }, "health check: storage driver failed");
+          return "storage driver unavailable";
+        },
       );
       return await Promise.race([healthy, timeout]);
     } finally {

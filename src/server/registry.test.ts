@@ -21,10 +21,11 @@ import {
 import { skipUnlessCommands } from "../testing/tools.js";
 import { startRegistry } from "./index.js";
 
-/** An inmemory driver whose backend is down: every stat fails. */
+/** An inmemory driver whose backend is down: every stat fails, with an OS error naming a path. */
 class FailingDriver extends InMemoryDriver {
   override async stat(path: string): Promise<FileInfo> {
-    throw new BackendError("failing", "stat", path, { cause: new Error("connection refused") });
+    const cause = new Error("EACCES: permission denied, stat '/srv/secret-root/docker/registry'");
+    throw new BackendError("failing", "stat", path, { cause });
   }
 }
 registerDriver("servertest-failing", () => new FailingDriver());
@@ -108,18 +109,24 @@ describe("startRegistry", () => {
     }
   });
 
-  it("answers /debug/health with 200 when the driver answers and 503 naming it when not", async () => {
+  it("answers /debug/health with 200 when the driver answers, 503 with a generic check name and no detail when not", async () => {
     const healthy = await startRegistry({ driver: "inmemory" });
-    const failing = await startRegistry({ driver: "servertest-failing" });
+    const { logger, lines } = captureLogger();
+    const failing = await startRegistry({ driver: "servertest-failing", logger });
     try {
       const ok = await fetch(`${healthy.url}/debug/health`);
       assert.equal(ok.status, 200);
       assert.deepEqual(await ok.json(), {});
       const down = await fetch(`${failing.url}/debug/health`);
       assert.equal(down.status, 503);
-      const body = (await down.json()) as Record<string, string>;
-      assert.deepEqual(Object.keys(body), ["storagedriver_servertest-failing"]);
-      assert.match(body["storagedriver_servertest-failing"]!, /connection refused/);
+      const text = await down.text();
+      // Failed before the fix: the body carried the error text with the absolute path.
+      assert.deepEqual(JSON.parse(text), {
+        "storagedriver_servertest-failing": "storage driver unavailable",
+      });
+      assert.doesNotMatch(text, /secret-root|EACCES|permission denied|\//);
+      // The detail is in the log for the operator.
+      assert.ok(lines.some((line) => JSON.stringify(line).includes("secret-root")));
       assert.equal((await fetch(`${healthy.url}/debug/health`, { method: "HEAD" })).status, 200);
       assert.equal((await fetch(`${healthy.url}/debug/health`, { method: "POST" })).status, 405);
     } finally {

@@ -22,6 +22,7 @@ import {
 } from "../driver/index.js";
 import { createRegistryStorage, type RegistryStorage } from "../storage/index.js";
 import { logAccess } from "./access-log.js";
+import { guardConnections, serverTimeoutOptions } from "./connections.js";
 import { HealthCheck, healthPath } from "./health.js";
 import { createLogger } from "./logger.js";
 import { startUploadPurger } from "./upload-purger.js";
@@ -193,13 +194,7 @@ function listen(server: Server, config: BerthConfig): Promise<void> {
 }
 
 async function createServer(config: BerthConfig): Promise<Server> {
-  const options = {
-    // Big blob uploads take long: no limit on a whole request, only on its headers.
-    requestTimeout: 0,
-    headersTimeout: 60_000,
-    keepAliveTimeout: 65_000,
-    keepAlive: true,
-  };
+  const options = { keepAlive: true, ...serverTimeoutOptions(config.http.timeouts) };
   const tls = config.http.tls;
   if (tls === undefined) return createHttpServer(options);
   const read = async (key: string, file: string): Promise<Buffer> => {
@@ -244,8 +239,9 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     redirect: config.storage.redirect,
     prefix: urlBase,
   });
-  const health = new HealthCheck(storage, config.storage.driver);
+  const health = new HealthCheck(storage, config.storage.driver, logger);
   const server = await createServer(config);
+  const admit = guardConnections(server, config.http.timeouts, config.http.limits);
 
   const headers = Object.entries(config.http.headers);
   const accessLog = config.log.accessLog;
@@ -255,6 +251,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     if (accessLog) logAccess(logger, req, res);
     if (closing) res.shouldKeepAlive = false;
     for (const [name, values] of headers) res.setHeader(name, values);
+    if (!admit(req, res)) return;
     const url = req.url ?? "/";
     if (url === healthPath) return void health.respond(req.method, res);
     if (prefix !== "") {

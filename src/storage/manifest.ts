@@ -4,6 +4,7 @@
 
 import { DIGEST_GRAMMAR, tryParseDigest } from "./digest.js";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
+import { jsonLimitExceeded } from "./json-scan.js";
 import type { Descriptor } from "./types.js";
 
 /** The manifest media types Berth stores, and the ones it refuses by name. */
@@ -112,6 +113,9 @@ function hasUrls(descriptor: unknown): boolean {
 export function parseManifest(content: Buffer, declaredType: string | undefined): ParsedManifest {
   const declared = baseMediaType(declaredType);
   if (SCHEMA1_TYPES.has(declared)) throw schema1();
+  // Parsing is synchronous: a document built to be costly would stall every other request.
+  const exceeded = jsonLimitExceeded(content);
+  if (exceeded !== undefined) throw invalid(`manifest refused: ${exceeded}`);
   let document: unknown;
   try {
     document = JSON.parse(content.toString("utf8"));
