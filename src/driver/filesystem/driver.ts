@@ -18,6 +18,7 @@
 // delete, move or cancel leave empty.
 
 import { open, rm, type FileHandle } from "node:fs/promises";
+import { LRUCache } from "lru-cache";
 import { dirname, join, resolve, sep } from "node:path";
 import type { Dirent } from "node:fs";
 import type { Readable, Writable } from "node:stream";
@@ -41,7 +42,9 @@ import {
   FIRST_READ,
   NAME,
   NOT_FOUND,
+  READ_NOFOLLOW,
   RETRIES,
+  UPDATE_NOFOLLOW,
   closedWriterName,
   errorCode,
   fdClose,
@@ -52,10 +55,11 @@ import {
   fdSync,
   lstat,
   mkdir,
+  outsideRoot,
+  realpath,
   rename,
   rmdir,
   sidecarName,
-  stat,
   syncDirectory,
   storedEntries,
   holdsStoredFiles,
@@ -81,6 +85,14 @@ export class FilesystemDriver implements StorageDriver {
   /** The absolute root directory; every stored file is below it. */
   readonly rootDirectory: string;
   private readonly rootPrefix: string;
+  /** The root with its own links resolved, to compare real paths with. */
+  private realRoot: Promise<string> | undefined;
+  /**
+   * Directories whose real path was found inside the root. Checked once, then trusted for a few
+   * seconds: a blob HEAD costs one lookup here instead of a realpath (measured in driver.ts's
+   * header). The driver makes no links, so a directory turns into one only by someone else's hand.
+   */
+  private readonly confined = new LRUCache<string, true>({ max: 10_000, ttl: 5_000 });
 
   /** `rootDirectory` must exist; `createFilesystemDriver` checks and creates it. */
   constructor(rootDirectory: string) {
@@ -93,7 +105,9 @@ export class FilesystemDriver implements StorageDriver {
   async getContent(path: StoragePath): Promise<Uint8Array> {
     let fd: number | undefined;
     try {
-      fd = await fdOpen(this.fullPath(path), "r");
+      const full = this.fullPath(path);
+      await this.confine(dirname(full));
+      fd = await fdOpen(full, READ_NOFOLLOW);
       const first = Buffer.allocUnsafeSlow(FIRST_READ);
       // At the descriptor's position (not positional), so that readFile below goes on from there.
       // A directory fails here with EISDIR: not found, as for readFile.
@@ -112,6 +126,7 @@ export class FilesystemDriver implements StorageDriver {
   async putContent(path: StoragePath, content: Uint8Array): Promise<void> {
     const full = this.fullPath(path);
     try {
+      await this.confine(dirname(full));
       const { name, fd } = await this.createSidecar(full, "tmp");
       try {
         await writeAll(fd, content, 0);
@@ -132,7 +147,8 @@ export class FilesystemDriver implements StorageDriver {
     const full = this.fullPath(path);
     let handle: FileHandle | undefined;
     try {
-      handle = await open(full, "r");
+      await this.confine(dirname(full));
+      handle = await open(full, READ_NOFOLLOW);
       if (!(await handle.stat()).isFile()) throw new PathNotFoundError(NAME, path);
     } catch (error) {
       await handle?.close();
@@ -154,7 +170,8 @@ export class FilesystemDriver implements StorageDriver {
     const signal = options?.signal;
     let handle: FileHandle | undefined;
     try {
-      handle = await open(full, "r");
+      await this.confine(dirname(full));
+      handle = await open(full, READ_NOFOLLOW);
       const info = await handle.stat();
       if (!info.isFile()) throw new PathNotFoundError(NAME, path);
       const end = length === undefined ? info.size : Math.min(info.size, offset + length);
@@ -177,6 +194,7 @@ export class FilesystemDriver implements StorageDriver {
     const full = this.fullPath(path);
     const closed = closedWriterName(full);
     try {
+      await this.confine(dirname(full));
       if (!append) {
         // A fresh writer starts empty: whatever an earlier writer closed is discarded.
         await unlink(closed).catch((error) => {
@@ -197,7 +215,7 @@ export class FilesystemDriver implements StorageDriver {
       let fd: number | undefined;
       try {
         // Not "a": with O_APPEND, Linux ignores the positions of the writer's concurrent writes.
-        fd = await fdOpen(name, "r+");
+        fd = await fdOpen(name, UPDATE_NOFOLLOW);
         const { size } = await fdStat(fd);
         // The close that left these bytes synced them.
         return new FilesystemWriter(this, path, full, name, fd, size);
@@ -215,7 +233,9 @@ export class FilesystemDriver implements StorageDriver {
   async stat(path: StoragePath): Promise<FileInfo> {
     const full = this.fullPath(path, true);
     try {
-      const info = await stat(full);
+      if (path !== "/") await this.confine(dirname(full));
+      // A link is not something the driver stored: lstat, and it is neither file nor directory.
+      const info = await lstat(full);
       if (info.isFile()) return { path, size: info.size, modTime: info.mtime, isDir: false };
       if (info.isDirectory() && (path === "/" || (await holdsStoredFiles(full)))) {
         return { path, size: 0, modTime: info.mtime, isDir: true };
@@ -233,6 +253,7 @@ export class FilesystemDriver implements StorageDriver {
     const full = this.fullPath(path, true);
     const children: StoragePath[] = [];
     try {
+      await this.confine(full);
       for (const entry of await storedEntries(full)) {
         if (entry.isDirectory() && !(await holdsStoredFiles(join(full, entry.name)))) continue;
         children.push(joinPath(path, entry.name));
@@ -251,6 +272,8 @@ export class FilesystemDriver implements StorageDriver {
     const from = this.fullPath(sourcePath);
     const to = this.fullPath(destPath);
     try {
+      await this.confine(dirname(from));
+      await this.confine(dirname(to));
       await this.requireFile(from, sourcePath);
       if (from === to) return;
       for (let attempt = 0; ; attempt++) {
@@ -282,6 +305,7 @@ export class FilesystemDriver implements StorageDriver {
   async delete(path: StoragePath): Promise<void> {
     const full = this.fullPath(path);
     try {
+      await this.confine(dirname(full));
       // Usually a file: unlinking it at once saves the lookups below. A directory (EISDIR on
       // Linux, EPERM elsewhere) or nothing at the path takes the general way.
       try {
@@ -327,6 +351,7 @@ export class FilesystemDriver implements StorageDriver {
     let entries: Dirent[];
     let visible: boolean;
     try {
+      await this.confine(full);
       entries = await storedEntries(full);
       visible = path === "/" || (await anyStoredFile(full, entries));
     } catch (error) {
@@ -353,7 +378,7 @@ export class FilesystemDriver implements StorageDriver {
       let children: Dirent[] = [];
       let visible = true;
       try {
-        info = await stat(childFull);
+        info = await lstat(childFull);
         if (info.isDirectory()) {
           children = await storedEntries(childFull);
           visible = await anyStoredFile(childFull, children);
@@ -397,6 +422,32 @@ export class FilesystemDriver implements StorageDriver {
       throw new InvalidPathError(NAME, path);
     }
     return full;
+  }
+
+  /**
+   * Refuses a directory whose real path leaves the root: a symbolic link planted in the tree must
+   * not let a read, write, list, walk, move or delete reach outside it. A directory that does not
+   * exist yet is judged by its nearest existing ancestor (mkdir below that creates real
+   * directories). The last component of a file is guarded by O_NOFOLLOW and lstat instead.
+   */
+  private async confine(dir: string): Promise<void> {
+    if (dir === this.rootDirectory || this.confined.has(dir)) return;
+    let real: string;
+    try {
+      real = await realpath(dir);
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw error;
+      const parent = dirname(dir);
+      if (parent === dir || !parent.startsWith(this.rootDirectory)) return;
+      return this.confine(parent);
+    }
+    this.realRoot ??= realpath(this.rootDirectory).catch(() => this.rootDirectory);
+    const root = await this.realRoot;
+    if (real !== root && !real.startsWith(root.endsWith(sep) ? root : root + sep)) {
+      throw outsideRoot(dir);
+    }
+    this.confined.set(dir, true);
   }
 
   private async requireFile(full: string, path: StoragePath): Promise<void> {

@@ -3,9 +3,10 @@
 // hidden files, the on-disk layout, and paths that try to leave the root.
 
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { DriverErrorCode, type StorageDriver } from "../driver.js";
 import { createDriver } from "../factory.js";
@@ -276,5 +277,53 @@ describe("filesystem driver", () => {
     assert.equal(await readFile(join(dir, "secret"), "utf8"), "outside");
     assert.deepEqual((await readdir(dir)).sort(), ["root", "secret"]);
     assert.deepEqual(await readdir(root), []);
+  });
+
+  it("refuses to follow a symbolic link planted in the root out of it, for every operation (followed before the fix)", async () => {
+    const dir = await freshDirectory();
+    const root = join(dir, "root");
+    const outside = join(dir, "outside");
+    await mkdir(join(root, "repos"), { recursive: true });
+    await mkdir(outside);
+    await writeFile(join(outside, "secret"), "outside");
+    await writeFile(join(root, "repos", "own"), "inside");
+    // A directory link in the middle of a path, and a file link as the last component.
+    await symlink(outside, join(root, "repos", "evil"));
+    await symlink(join(outside, "secret"), join(root, "repos", "leak"));
+    const driver = await createDriver("filesystem", { rootdirectory: root });
+    const notFound = DriverErrorCode.PathNotFound;
+
+    for (const path of ["/repos/evil/secret", "/repos/leak"]) {
+      await rejectsWithCode(driver.getContent(path), notFound);
+      await rejectsWithCode(driver.reader(path, 0), notFound);
+      await rejectsWithCode(driver.copyTo(path, new PassThrough().resume(), 0), notFound);
+      await rejectsWithCode(driver.stat(path), notFound);
+      await assert.rejects(driver.move(path, "/repos/stolen"));
+    }
+    await rejectsWithCode(driver.delete("/repos/evil/secret"), notFound);
+    await rejectsWithCode(driver.list("/repos/evil"), notFound);
+    await rejectsWithCode(
+      driver.walk("/repos/evil", () => {}),
+      notFound,
+    );
+    assert.deepEqual(await driver.list("/repos"), ["/repos/own"]);
+    const walked: string[] = [];
+    await driver.walk("/", (info) => void walked.push(info.path));
+    assert.deepEqual(walked, ["/repos", "/repos/own"]);
+
+    await assert.rejects(driver.putContent("/repos/evil/planted", Buffer.from("x")));
+    await assert.rejects(driver.putContent("/repos/evil/deeper/planted", Buffer.from("x")));
+    await assert.rejects(driver.writer("/repos/evil/upload", false));
+    await assert.rejects(driver.move("/repos/own", "/repos/evil/moved"));
+    assert.equal(await readFile(join(root, "repos", "own"), "utf8"), "inside");
+
+    // Deleting the file link removes the link, never what it points at.
+    await driver.delete("/repos/leak").catch(() => {});
+    // Nothing outside was read into, written, moved or removed.
+    assert.deepEqual(await readdir(outside), ["secret"]);
+    assert.equal(await readFile(join(outside, "secret"), "utf8"), "outside");
+    // The store itself still works around the links.
+    await driver.putContent("/repos/new/data", Buffer.from("ok"));
+    assert.equal(Buffer.from(await driver.getContent("/repos/new/data")).toString(), "ok");
   });
 });

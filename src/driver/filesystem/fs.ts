@@ -3,6 +3,7 @@
 
 import { randomBytes } from "node:crypto";
 import {
+  constants,
   close as closeCallback,
   fdatasync as fdatasyncCallback,
   fstat as fstatCallback,
@@ -13,6 +14,7 @@ import {
   read as readCallback,
   readdir as readdirCallback,
   readFile as readFileCallback,
+  realpath as realpathCallback,
   rename as renameCallback,
   rmdir as rmdirCallback,
   stat as statCallback,
@@ -29,8 +31,23 @@ export const NAME = "filesystem";
 /** Names a storage path can have; every other name in the tree is one of the driver's own files. */
 export const STORED_NAME = /^[A-Za-z0-9._-]+$/;
 
-/** File system errors that mean "nothing (usable) is at this path". */
-export const NOT_FOUND = new Set(["ENOENT", "ENOTDIR", "EISDIR"]);
+/**
+ * File system errors that mean "nothing (usable) is at this path". ELOOP is a symbolic link where
+ * the driver opened with O_NOFOLLOW, or one leading out of the root (see outsideRoot): the driver
+ * never makes links, so one in the tree is not something it stored.
+ */
+export const NOT_FOUND = new Set(["ENOENT", "ENOTDIR", "EISDIR", "ELOOP"]);
+
+/** open(2) flags: reading and updating without following a symbolic link at the last component. */
+export const READ_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
+export const UPDATE_NOFOLLOW = constants.O_RDWR | constants.O_NOFOLLOW;
+
+/** The error for a directory whose real path is outside the root (a planted symbolic link). */
+export function outsideRoot(dir: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${dir} leads out of the storage root through a symbolic link`), {
+    code: "ELOOP",
+  });
+}
 
 /**
  * Request paths call the file system through the callback API, promisified, and the small-file
@@ -45,6 +62,7 @@ export const lstat = promisify(lstatCallback);
 export const mkdir = promisify(mkdirCallback);
 export const readdir = promisify(readdirCallback);
 export const rename = promisify(renameCallback);
+export const realpath = promisify(realpathCallback);
 export const rmdir = promisify(rmdirCallback);
 export const stat = promisify(statCallback);
 export const unlink = promisify(unlinkCallback);
@@ -114,7 +132,7 @@ export async function storedEntries(full: string): Promise<Dirent[]> {
   const entries = await readdir(full, { withFileTypes: true });
   // Stored names are ASCII, so comparing strings compares bytes.
   return entries
-    .filter((entry) => STORED_NAME.test(entry.name))
+    .filter((entry) => STORED_NAME.test(entry.name) && (entry.isFile() || entry.isDirectory()))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
@@ -126,7 +144,8 @@ export async function holdsStoredFiles(full: string): Promise<boolean> {
   try {
     for await (const entry of await opendir(full)) {
       if (!STORED_NAME.test(entry.name)) continue;
-      if (!entry.isDirectory()) return true;
+      if (entry.isFile()) return true;
+      if (!entry.isDirectory()) continue;
       if (await holdsStoredFiles(join(full, entry.name))) return true;
     }
   } catch (error) {
@@ -147,7 +166,7 @@ export async function anyStoredFile(full: string, entries: Dirent[]): Promise<bo
 
 export async function isFile(full: string): Promise<boolean> {
   try {
-    return (await stat(full)).isFile();
+    return (await lstat(full)).isFile();
   } catch (error) {
     if (NOT_FOUND.has(errorCode(error) ?? "")) return false;
     throw error;
