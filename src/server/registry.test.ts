@@ -182,7 +182,13 @@ describe("startRegistry", () => {
       // The rest of the body arrives after the registry was told to stop.
       setTimeout(() => req.end(Buffer.alloc(1024, 2)), 200);
     });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Stop once the PATCH is in flight (a fixed wait lost the race on a loaded machine: the
+    // connection was still in the listen backlog when the listener closed).
+    await new Promise<void>((resolve) =>
+      registry.server.on("request", (req: { method?: string }) => {
+        if (req.method === "PATCH") resolve();
+      }),
+    );
     const closed = registry.close();
     await assert.rejects(fetch(`${registry.url}/v2/`));
     assert.equal(await response, 202);
