@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { startRegistry } from "../server/index.js";
@@ -144,8 +144,17 @@ describe("berth", () => {
         "data",
       );
 
-      const dryRun = runBerth(["garbage-collect", config, "--dry-run"]);
+      // Everything was just pushed: with the default delay (1h) nothing is old enough.
+      const young = runBerth(["garbage-collect", config]);
+      assert.equal(await young.exited, 0, young.stderr());
+      assert.match(young.stdout(), /0 blobs and 0 manifests deleted, 0 bytes freed/);
+      await access(orphanData);
+
+      const dryRun = runBerth(["garbage-collect", config, "--dry-run", "--delay", "0s"]);
       assert.equal(await dryRun.exited, 0, dryRun.stderr());
+      // Not a terminal: progress as plain lines on stderr.
+      assert.match(dryRun.stderr(), /progress: marking, 1 repositories/);
+      assert.match(dryRun.stderr(), /progress: sweeping, 1 repositories, 5 blobs seen/);
       assert.match(dryRun.stdout(), new RegExp(`blob eligible for deletion: ${orphan.digest}`));
       assert.match(dryRun.stdout(), new RegExp(`app: marking manifest ${image.manifest.digest}`));
       assert.match(
@@ -155,11 +164,22 @@ describe("berth", () => {
       assert.equal(dryRun.stdout().match(/blobs marked/g)?.length, 1, "the summary, once");
       await access(orphanData);
 
-      const collect = runBerth(["garbage-collect", config]);
+      // Another collector (a serving replica) holds the lease: refused, nothing deleted.
+      const lease = join(root, "berth/gc/lease");
+      await mkdir(dirname(lease), { recursive: true });
+      await writeFile(lease, JSON.stringify({ owner: "replica", id: "abc", ttlMs: 600_000 }));
+      const held = runBerth(["garbage-collect", config, "--delay", "0s"]);
+      assert.equal(await held.exited, 1, held.stdout());
+      assert.match(held.stderr(), /another garbage collector holds the lease/);
+      await access(orphanData);
+      await rm(lease);
+
+      const collect = runBerth(["garbage-collect", config, "--delay", "0s"]);
       assert.equal(await collect.exited, 0, collect.stderr());
-      assert.match(collect.stdout(), /1 blobs and 0 manifests deleted/);
+      assert.match(collect.stdout(), /1 blobs and 0 manifests deleted, 19 bytes freed/);
       assert.equal(collect.stdout().match(/blobs marked/g)?.length, 1, "the summary, once");
       await assert.rejects(access(orphanData));
+      await assert.rejects(access(lease), "the lease was given up");
     });
   });
 

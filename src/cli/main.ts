@@ -8,8 +8,9 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
-import { ConfigError, loadConfig } from "../config/index.js";
-import { openStorage, startRegistry, type RunningRegistry } from "../server/index.js";
+import { ConfigError, loadConfig, parseDuration } from "../config/index.js";
+import { collectOnce, openStorage, startRegistry, type RunningRegistry } from "../server/index.js";
+import { ProgressLine } from "./progress.js";
 
 /** The version in package.json, found by walking up from this file (src/ or dist/src/). */
 function packageVersion(): string {
@@ -75,18 +76,33 @@ async function serve(file: string | undefined): Promise<void> {
 
 async function garbageCollect(
   file: string,
-  options: { dryRun?: boolean; deleteUntagged?: boolean },
+  options: { dryRun?: boolean; deleteUntagged?: boolean; delay?: string },
 ): Promise<void> {
   const config = await loadConfig(file);
+  const delayMs =
+    options.delay === undefined ? config.storage.gc.delayMs : parseDuration(options.delay);
+  if (delayMs === undefined || delayMs < 0) {
+    throw new ConfigError([
+      { key: "--delay", message: `--delay: not a duration: ${JSON.stringify(options.delay)}` },
+    ]);
+  }
   // As distribution's, a collection of storage that is not there fails naming it (a misspelt root
   // is not an empty registry) and creates nothing.
   const { storage } = await openStorage(config, { mustExist: true });
-  // The collection logs its summary line last, as distribution's does.
-  await storage.garbageCollect({
-    dryRun: options.dryRun ?? false,
-    deleteUntagged: options.deleteUntagged ?? false,
-    log: (line) => process.stdout.write(`${line}\n`),
-  });
+  const progress = new ProgressLine(process.stderr);
+  try {
+    // Under the lease, so it can run against live registries (and never beside their collector).
+    // The collection logs its summary line last, as distribution's does.
+    await collectOnce(storage, {
+      dryRun: options.dryRun ?? false,
+      deleteUntagged: options.deleteUntagged ?? config.storage.gc.untagged,
+      delayMs,
+      log: (line) => progress.above(line, process.stdout),
+      progress: (state) => progress.update(state),
+    });
+  } finally {
+    progress.end();
+  }
 }
 
 const program = new Command()
@@ -107,10 +123,16 @@ program
 program
   .command("garbage-collect")
   .alias("gc")
-  .description("delete the blobs no manifest references (run it while nothing pushes)")
+  .description(
+    "delete the blobs no manifest references; safe beside running registries (docs/gc.md)",
+  )
   .argument("<config>", "config.yml of the registry whose storage to collect")
   .option("-d, --dry-run", "list what would be deleted, delete nothing")
   .option("-m, --delete-untagged", "also delete manifests no tag points at, and what only they use")
+  .option(
+    "--delay <duration>",
+    "keep what is younger than this (default storage.maintenance.gc.delay, 1h); 0s only while nothing pushes",
+  )
   .action(garbageCollect);
 
 program.parseAsync().catch(reportFailure);

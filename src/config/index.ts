@@ -17,7 +17,7 @@ export {
   type TlsConfig,
 } from "./http.js";
 export { type LogConfig, type LogLevel } from "./log.js";
-export { type StorageConfig } from "./storage.js";
+export { type StorageConfig, type GcConfig } from "./storage.js";
 export { parseDuration, formatDuration } from "./duration.js";
 
 /** The environment a config reads its overrides from: variable name → value. */

@@ -17,6 +17,28 @@ describe("config storage section", () => {
       intervalMs: 24 * 3_600_000,
       dryRun: false,
     });
+    assert.deepEqual(config.storage.gc, {
+      enabled: false,
+      intervalMs: 24 * 3_600_000,
+      delayMs: 3_600_000,
+      untagged: false,
+      dryRun: false,
+    });
+  });
+
+  it("reads storage.maintenance.gc", () => {
+    const config = parseConfig(
+      "version: 0.1\nstorage:\n  inmemory:\n  maintenance:\n    gc:\n      enabled: true\n" +
+        "      interval: 10m\n      delay: 30s\n      untagged: true\n      dryrun: true\n",
+      {},
+    );
+    assert.deepEqual(config.storage.gc, {
+      enabled: true,
+      intervalMs: 600_000,
+      delayMs: 30_000,
+      untagged: true,
+      dryRun: true,
+    });
   });
 
   it("reads the driver's section, delete, redirect and maintenance", () => {
@@ -100,6 +122,16 @@ storage:
       [
         "storage.maintenance.uploadpurging.interval",
         "storage:\n  inmemory:\n  maintenance:\n    uploadpurging:\n      interval: 0s\n",
+        /more than 0/,
+      ],
+      [
+        "storage.maintenance.gc.delay",
+        "storage:\n  inmemory:\n  maintenance:\n    gc:\n      enabled: true\n      delay: 0s\n",
+        /more than 0 while the registry serves/,
+      ],
+      [
+        "storage.maintenance.gc.interval",
+        "storage:\n  inmemory:\n  maintenance:\n    gc:\n      interval: 0s\n",
         /more than 0/,
       ],
       ["storage.inmemory", "storage:\n  inmemory: [1, 2]\n", /must be a mapping/],

@@ -1,5 +1,6 @@
 // The storage section of config.yml: which driver (its section is handed to the driver as its
-// parameters, unread here), deletes, redirects and maintenance (upload purging, read-only mode).
+// parameters, unread here), deletes, redirects and maintenance (upload purging, read-only mode,
+// garbage collection).
 
 import { driverParameterNames, registeredDrivers, type DriverParameters } from "../driver/index.js";
 import { formatDuration } from "./duration.js";
@@ -27,6 +28,25 @@ export interface StorageConfig {
     /** Log what would be removed, remove nothing. */
     dryRun: boolean;
   };
+  /** `storage.maintenance.gc`: garbage collection as a background job of `berth serve`. */
+  gc: GcConfig;
+}
+
+/** `storage.maintenance.gc` (Berth's, beside distribution's uploadpurging; docs/gc.md). */
+export interface GcConfig {
+  /** Run the collector in `berth serve`. Default false. */
+  enabled: boolean;
+  /** Time between collections. Default 24h. */
+  intervalMs: number;
+  /**
+   * Nothing younger than this is collected, and pushes refresh their protection every half of
+   * it: the same value on every replica. Default 1h; 0 only for a registry nothing pushes to.
+   */
+  delayMs: number;
+  /** Also collect manifests no tag reaches (and what only they use). Default false. */
+  untagged: boolean;
+  /** Log what would be collected, collect nothing. Default false. */
+  dryRun: boolean;
 }
 
 /** The keys of the storage section that are options, not a driver. */
@@ -48,9 +68,9 @@ const defaultPurging: StorageConfig["uploadPurging"] = {
 function readMaintenance(
   reader: ConfigReader,
   storage: Mapping,
-): Pick<StorageConfig, "readOnly" | "uploadPurging"> {
+): Pick<StorageConfig, "readOnly" | "uploadPurging" | "gc"> {
   const maintenance = reader.mapping(storage.maintenance, "storage.maintenance");
-  reader.unknownKeys(maintenance, "storage.maintenance", ["uploadpurging", "readonly"]);
+  reader.unknownKeys(maintenance, "storage.maintenance", ["uploadpurging", "readonly", "gc"]);
   const key = "storage.maintenance.uploadpurging";
   const purging = reader.mapping(maintenance.uploadpurging, key);
   reader.unknownKeys(purging, key, ["enabled", "age", "interval", "dryrun"]);
@@ -71,6 +91,7 @@ function readMaintenance(
   return {
     readOnly: reader.boolean(readonly.enabled, "storage.maintenance.readonly.enabled", false),
     uploadPurging,
+    gc: readGc(reader, maintenance),
   };
 }
 
@@ -93,6 +114,28 @@ function readParameterNames(reader: ConfigReader, driver: string, parameters: Ma
     const hint = close === undefined ? "" : `; did you mean ${close}?`;
     reader.warn(key, `unknown parameter of the ${driver} driver, ignored${hint}`);
   }
+}
+
+function readGc(reader: ConfigReader, maintenance: Mapping): GcConfig {
+  const key = "storage.maintenance.gc";
+  const gc = reader.mapping(maintenance.gc, key);
+  reader.unknownKeys(gc, key, ["enabled", "interval", "delay", "untagged", "dryrun"]);
+  const config: GcConfig = {
+    enabled: reader.boolean(gc.enabled, `${key}.enabled`, false),
+    intervalMs: reader.duration(gc.interval, `${key}.interval`, 24 * 3_600_000),
+    delayMs: reader.duration(gc.delay, `${key}.delay`, 3_600_000),
+    untagged: reader.boolean(gc.untagged, `${key}.untagged`, false),
+    dryRun: reader.boolean(gc.dryrun, `${key}.dryrun`, false),
+  };
+  if (config.intervalMs <= 0) {
+    reader.fail(`${key}.interval`, `must be more than 0, got ${formatDuration(config.intervalMs)}`);
+  }
+  if (config.delayMs < 0) {
+    reader.fail(`${key}.delay`, `must not be negative, got ${formatDuration(config.delayMs)}`);
+  } else if (config.enabled && config.delayMs === 0) {
+    reader.fail(`${key}.delay`, "must be more than 0 while the registry serves (enabled: true)");
+  }
+  return config;
 }
 
 export function readStorage(reader: ConfigReader, tree: Mapping): StorageConfig {

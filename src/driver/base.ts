@@ -11,6 +11,7 @@ import {
   BackendError,
   InvalidOffsetError,
   InvalidPathError,
+  PathNotFoundError,
   StorageDriverError,
   type CallOptions,
   type FileInfo,
@@ -57,6 +58,26 @@ export class DriverBase implements StorageDriver {
 
   putContent(path: StoragePath, content: Uint8Array): Promise<void> {
     return this.call("putContent", path, false, () => this.inner.putContent(path, content));
+  }
+
+  /**
+   * The driver's conditional create when it has one; else stat then putContent, which two callers
+   * racing can both win (see StorageDriver.putContentIfAbsent).
+   */
+  putContentIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean> {
+    return this.call("putContentIfAbsent", path, false, async () => {
+      if (this.inner.putContentIfAbsent !== undefined) {
+        return this.inner.putContentIfAbsent(path, content);
+      }
+      try {
+        await this.inner.stat(path);
+        return false;
+      } catch (error) {
+        if (!(error instanceof PathNotFoundError)) throw error;
+      }
+      await this.inner.putContent(path, content);
+      return true;
+    });
   }
 
   reader(path: StoragePath, offset = 0, options?: CallOptions): Promise<Readable> {

@@ -102,6 +102,16 @@ export interface StorageDriver {
   putContent(path: StoragePath, content: Uint8Array): Promise<void>;
 
   /**
+   * Optional. Stores `content` at `path` only if nothing is there, as one conditional write of the
+   * backend (`O_EXCL`-like: a hard link on a filesystem, `If-None-Match: *` on S3, an `ifNoneMatch`
+   * condition on Azure): of several concurrent callers exactly one gets `true`, the others `false`
+   * and the content stays the winner's. Readers see no content or the whole content. Used for the
+   * garbage collector's lease. A driver without it gets DriverBase's fallback (stat, then
+   * putContent): correct when callers do not race, which the lease documents.
+   */
+  putContentIfAbsent?(path: StoragePath, content: Uint8Array): Promise<boolean>;
+
+  /**
    * A stream of the content at `path` from byte `offset`. PathNotFoundError if there is no file;
    * InvalidOffsetError if `offset` is negative; an offset at or past the end gives an empty stream.
    * Aborting `options.signal` rejects the call or, once the stream is returned, destroys it with

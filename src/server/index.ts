@@ -11,3 +11,11 @@ export {
   type StartRegistryOptions,
 } from "./registry.js";
 export { createLogger, type LoggerOptions, type OwnedLogger } from "./logger.js";
+export {
+  collectOnce,
+  startGarbageCollector,
+  LeaseHeldError,
+  GC_LEASE_TTL_MS,
+  type GarbageCollector,
+  type GarbageCollectorStats,
+} from "./garbage-collector.js";

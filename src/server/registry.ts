@@ -1,7 +1,8 @@
 // startRegistry: a running registry in this process. It builds the storage driver, the registry
 // storage layer and the API handler from a config, and serves them over HTTP(S) with what sits
-// around the API: http.prefix, http.headers, the health endpoint, access logs, upload purging and
-// a graceful stop. `berth serve` is a thin layer over it; so are Berth's own HTTP tests.
+// around the API: http.prefix, http.headers, the health endpoint, access logs, the background jobs
+// (upload purging, garbage collection) and a graceful stop. `berth serve` is a thin layer over it;
+// so are Berth's own HTTP tests.
 
 import { readFile } from "node:fs/promises";
 import {
@@ -25,6 +26,7 @@ import { logAccess } from "./access-log.js";
 import { guardConnections, serverTimeoutOptions } from "./connections.js";
 import { HealthCheck, healthPath } from "./health.js";
 import { createLogger } from "./logger.js";
+import { startGarbageCollector, type GarbageCollector } from "./garbage-collector.js";
 import { startUploadPurger } from "./upload-purger.js";
 
 /** Options common to both ways of starting a registry. */
@@ -84,6 +86,8 @@ export interface RunningRegistry {
   readonly storage: RegistryStorage;
   readonly logger: Logger;
   readonly server: Server;
+  /** The background garbage collector, when `storage.maintenance.gc.enabled`. */
+  readonly collector?: GarbageCollector;
   /**
    * Stops the registry: stops accepting connections, closes idle keep-alive connections, lets
    * requests in flight finish (for at most `http.draintimeout`, then their connections are cut),
@@ -156,6 +160,7 @@ export async function openStorage(
   const storage = createRegistryStorage(driver, {
     deleteEnabled: config.storage.deleteEnabled,
     readOnly: config.storage.readOnly,
+    gcDelayMs: config.storage.gc.delayMs,
   });
   return { driver, storage };
 }
@@ -306,6 +311,10 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
     config.storage.uploadPurging.enabled && !config.storage.readOnly
       ? startUploadPurger(storage, config.storage.uploadPurging, logger)
       : async () => {};
+  const collector =
+    config.storage.gc.enabled && !config.storage.readOnly
+      ? startGarbageCollector(storage, config.storage.gc, logger)
+      : undefined;
 
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.http.port;
@@ -332,11 +341,12 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       clearTimeout(drain);
       clearInterval(idle);
       await stopPurger();
+      await collector?.stop();
       logger.info("registry stopped");
       await owned?.flush();
     })();
     return closed;
   };
 
-  return { url, port, config, driver, storage, logger, server, close };
+  return { url, port, config, driver, storage, logger, server, collector, close };
 }

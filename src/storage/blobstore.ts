@@ -136,6 +136,22 @@ export class BlobStore {
     return { digest: digest.digest, size: info.size };
   }
 
+  /** True when the blob's data is stored, asking the driver (no cache). */
+  async exists(digest: ParsedDigest): Promise<boolean> {
+    const info = await unlessNotFound(this.driver.stat(paths.blobData(digest)));
+    if (info === undefined || info.isDir) {
+      this.sizes.delete(digest.digest);
+      return false;
+    }
+    this.sizes.set(digest.digest, info.size);
+    return true;
+  }
+
+  /** Forgets the blob's size (another replica may have removed it). */
+  forget(digest: ParsedDigest): void {
+    this.sizes.delete(digest.digest);
+  }
+
   reader(digest: ParsedDigest, offset: number): Promise<Readable> {
     return this.driver.reader(paths.blobData(digest), offset);
   }

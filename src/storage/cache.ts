@@ -18,11 +18,17 @@ export type BoundedCache<K extends Present, V extends Present> = Pick<
   "get" | "set" | "delete"
 >;
 
-/** A bounded LRU map of at most `capacity` entries (at least one). */
+/**
+ * A bounded LRU map of at most `capacity` entries (at least one); with `ttlMs`, an entry is also
+ * forgotten that long after it was set (measured with the monotonic clock).
+ */
 export function boundedCache<K extends Present, V extends Present>(
   capacity: number,
+  ttlMs?: number,
 ): BoundedCache<K, V> {
-  return new LRUCache<K, V>({ max: Math.max(1, Math.floor(capacity)) });
+  const max = Math.max(1, Math.floor(capacity));
+  if (ttlMs === undefined) return new LRUCache<K, V>({ max });
+  return new LRUCache<K, V>({ max, ttl: Math.max(1, ttlMs), ttlAutopurge: false });
 }
 
 /** Runs operations on the same key one after another (in this process), others concurrently. */

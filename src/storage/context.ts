@@ -4,6 +4,7 @@
 import type { StorageDriver } from "../driver/index.js";
 import type { BlobStore, LinkStore } from "./blobstore.js";
 import type { BoundedCache, KeyedQueue } from "./cache.js";
+import type { Protection } from "./protection.js";
 import type { Hash } from "node:crypto";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
 import type { Digest, RegistryStorageOptions } from "./types.js";
@@ -33,6 +34,8 @@ export interface StorageContext {
   readonly queue: KeyedQueue;
   /** Small manifests by digest, with the media type their bytes declare: immutable content. */
   readonly manifestCache: BoundedCache<Digest, { content: Buffer; mediaType: string }>;
+  /** Refresh records for a concurrent garbage collector (protection.ts). */
+  readonly protection: Protection;
   /** UNSUPPORTED in read-only mode. */
   checkWritable(): void;
   /** UNSUPPORTED unless deleting is enabled (and not read-only). */

@@ -35,11 +35,30 @@ export class LinkedBlobs implements RepositoryBlobs {
     return context.blobs.stat(link);
   }
 
+  /**
+   * The blob if linked and stored. A client that found a blob may push a manifest using it
+   * without uploading it, so a found blob's protection from garbage collection is refreshed (and
+   * its data checked at that moment), at most once per gc delay/2 in this process.
+   */
   async stat(digest: Digest): Promise<BlobInfo> {
     const parsed = parseDigest(digest);
     const info = await LinkedBlobs.find(this.context, this.repository, parsed);
-    if (info === undefined) throw blobUnknown(this.repository, digest);
+    if (info === undefined || !(await this.protect(parsed))) {
+      throw blobUnknown(this.repository, digest);
+    }
     return info;
+  }
+
+  /**
+   * Refreshes the blob's protection and checks its data is stored; false (and the caches of it
+   * dropped) when it is not. A read-only registry pushes nothing: nothing to protect.
+   */
+  private async protect(digest: ParsedDigest): Promise<boolean> {
+    if (this.context.options.readOnly) return true;
+    const { blobs, links, protection } = this.context;
+    if (await protection.protect(digest, () => blobs.exists(digest))) return true;
+    links.forget(paths.layerLink(this.repository, digest));
+    return false;
   }
 
   async reader(digest: Digest, offset = 0): Promise<Readable> {
@@ -84,7 +103,10 @@ export class LinkedBlobs implements RepositoryBlobs {
       from === undefined
         ? await this.context.blobs.stat(parsed)
         : await LinkedBlobs.find(this.context, from, parsed);
-    if (info === undefined) {
+    const stored =
+      info !== undefined &&
+      (await this.context.protection.protect(parsed, () => this.context.blobs.exists(parsed)));
+    if (!stored) {
       if (from !== undefined) throw blobUnknown(from, digest);
       throw new RegistryError(RegistryErrorCode.BlobUnknown, `blob ${digest} is not stored`, {
         digest,

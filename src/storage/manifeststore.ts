@@ -116,7 +116,11 @@ export class ManifestStore implements RepositoryManifests {
     const manifest = parseManifest(content, mediaType);
     await this.checkReferences(manifest);
 
-    await this.context.blobs.put(digest, content);
+    // The manifest's own bytes, protected from a concurrent garbage collector like its references.
+    const refreshed = performance.now();
+    await this.context.protection.refresh(digest);
+    if (!(await this.context.blobs.exists(digest))) await this.context.blobs.put(digest, content);
+    this.context.protection.stored(digest, refreshed);
     if (content.length <= CACHEABLE_MANIFEST_SIZE) {
       this.context.manifestCache.set(digest.digest, {
         content,
@@ -151,16 +155,32 @@ export class ManifestStore implements RepositoryManifests {
     for (const child of manifest.manifests) {
       const parsed = parseDigest(child.digest);
       checks.push(
-        this.has(parsed).then((ok) => (ok ? undefined : blobUnknown(child.digest, "manifest"))),
+        this.has(parsed)
+          .then((ok) => ok && this.protect(parsed))
+          .then((ok) => (ok ? undefined : blobUnknown(child.digest, "manifest"))),
       );
     }
     const missing = (await Promise.all(checks)).find((error) => error !== undefined);
     if (missing !== undefined) throw missing;
   }
 
+  /**
+   * MANIFEST_BLOB_UNKNOWN unless the blob is linked here and its data stored. The data is checked
+   * without a cache after the blob's protection is refreshed (protection.ts): a blob a garbage
+   * collector took is reported, never acknowledged.
+   */
   private async blobMissing(digest: string, what: string): Promise<RegistryError | undefined> {
-    const info = await LinkedBlobs.find(this.context, this.repository, parseDigest(digest));
-    return info === undefined ? blobUnknown(digest, what) : undefined;
+    const parsed = parseDigest(digest);
+    const info = await LinkedBlobs.find(this.context, this.repository, parsed);
+    if (info !== undefined && (await this.protect(parsed))) return undefined;
+    this.context.links.forget(paths.layerLink(this.repository, parsed));
+    return blobUnknown(digest, what);
+  }
+
+  /** Refreshes the protection of a blob or manifest this push relies on; false if not stored. */
+  private protect(digest: ParsedDigest): Promise<boolean> {
+    const { blobs, protection } = this.context;
+    return protection.protect(digest, () => blobs.exists(digest));
   }
 
   async delete(digest: Digest): Promise<void> {

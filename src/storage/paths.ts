@@ -19,6 +19,16 @@
 //
 // Link files hold `<algorithm>:<hex>` with no newline.
 //
+// Beside distribution's tree, garbage collection keeps its own state under `/berth/gc` (distribution
+// never reads outside `/docker/registry/v2`; see docs/gc.md):
+//
+//   /berth/gc/
+//     lease                                  who collects now: JSON {owner, id, expires}
+//     lease-takeover/<id>                    the one replica allowed to replace expired lease <id>
+//     clock                                  rewritten at each mark: its modTime is the backend's now
+//     refreshed/<algorithm>/<hex>            modTime: when a push, mount or HEAD last relied on <hex>
+//     trash/<algorithm>/<hex>                blob data being swept, restored if a push raced
+//
 // `_manifests/referrers` is Berth's addition (distribution 2.8 and 3.x keep no referrers index);
 // distribution never lists or reads it: its catalog skips every `_` directory, its tag and revision
 // stores read only `tags` and `revisions`. Berth does not write `hashstates`: Node cannot serialize
@@ -36,6 +46,7 @@ const REPOSITORIES = `${STORAGE_ROOT}/repositories`;
 const LAYERS = "_layers";
 const MANIFESTS = "_manifests";
 const UPLOADS = "_uploads";
+const GC = "/berth/gc";
 
 /** `<algorithm>/<hex>`: how a digest appears in repository paths. */
 function digestComponents(digest: ParsedDigest): string {
@@ -94,6 +105,17 @@ export const paths = {
   upload: (name: string, id: string): string => `${paths.uploads(name)}/${id}`,
   uploadData: (name: string, id: string): string => `${paths.upload(name, id)}/data`,
   uploadStartedAt: (name: string, id: string): string => `${paths.upload(name, id)}/startedat`,
+
+  gcLease: (): string => `${GC}/lease`,
+  gcLeaseTakeover: (id: string): string => `${GC}/lease-takeover/${id}`,
+  gcLeaseTakeovers: (): string => `${GC}/lease-takeover`,
+  gcClock: (): string => `${GC}/clock`,
+  /** The refresh record of a digest: its modTime is the last time a client relied on it. */
+  gcRefreshed: (digest: ParsedDigest): string => `${GC}/refreshed/${digestComponents(digest)}`,
+  gcRefreshedRoot: (): string => `${GC}/refreshed`,
+  /** Where the sweep puts a blob's data until it knows no push raced with it. */
+  gcTrash: (digest: ParsedDigest): string => `${GC}/trash/${digestComponents(digest)}`,
+  gcTrashRoot: (): string => `${GC}/trash`,
 } as const;
 
 /** The last component of a path. */

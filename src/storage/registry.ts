@@ -7,10 +7,12 @@ import { boundedCache, KeyedQueue } from "./cache.js";
 import { catalog } from "./catalog.js";
 import { mutationChecks, type StorageContext } from "./context.js";
 import { garbageCollect } from "./gc.js";
+import { acquireLease } from "./lease.js";
 import { LinkedBlobs } from "./linkedblobs.js";
 import { ManifestStore } from "./manifeststore.js";
 import { checkRepositoryName } from "./names.js";
 import { baseName, isRepositoryListing, paths, STORAGE_ROOT } from "./paths.js";
+import { DEFAULT_GC_DELAY_MS, Protection } from "./protection.js";
 import { purgeUploads } from "./purge.js";
 import { TagStore } from "./tagstore.js";
 import type {
@@ -18,6 +20,7 @@ import type {
   Digest,
   GarbageCollectOptions,
   GarbageCollectResult,
+  GcLease,
   RegistryStorage,
   RegistryStorageOptions,
   Repository,
@@ -66,6 +69,7 @@ export class Registry implements RegistryStorage {
     const resolved = {
       deleteEnabled: options.deleteEnabled ?? false,
       readOnly: options.readOnly ?? false,
+      gcDelayMs: options.gcDelayMs ?? DEFAULT_GC_DELAY_MS,
     };
     this.context = {
       driver,
@@ -75,6 +79,7 @@ export class Registry implements RegistryStorage {
       hashStates: boundedCache(options.uploadHashStates ?? 10_000),
       queue: new KeyedQueue(),
       manifestCache: boundedCache(options.manifestCacheSize ?? 1_000),
+      protection: new Protection(driver, resolved.gcDelayMs, options.linkCacheSize ?? 100_000),
       ...mutationChecks(resolved),
     };
   }
@@ -101,6 +106,10 @@ export class Registry implements RegistryStorage {
   async garbageCollect(options: GarbageCollectOptions = {}): Promise<GarbageCollectResult> {
     if (!options.dryRun) this.context.checkWritable();
     return garbageCollect(this.context, options);
+  }
+
+  acquireGcLease(owner: string, ttlMs: number): Promise<GcLease | undefined> {
+    return acquireLease(this.driver, owner, ttlMs);
   }
 
   async checkHealth(): Promise<void> {

@@ -32,6 +32,12 @@ export interface RegistryStorageOptions {
   deleteEnabled?: boolean;
   /** Refuse every mutation (config `storage.maintenance.readonly.enabled`); default false. */
   readOnly?: boolean;
+  /**
+   * The garbage collector's `delay` (config `storage.maintenance.gc.delay`), default one hour:
+   * pushes refresh their protection every half of it. Must be the same on every replica and in
+   * `berth garbage-collect` (see docs/gc.md).
+   */
+  gcDelayMs?: number;
 }
 
 /**
@@ -187,6 +193,34 @@ export interface GarbageCollectOptions {
   deleteUntagged?: boolean;
   /** Called with a line of progress (what is marked, what is deleted). */
   log?: (line: string) => void;
+  /**
+   * Nothing modified less than this long before the mark started is collected (blob data, layer
+   * and revision links, refresh records), and pushes that race with the sweep win (docs/gc.md).
+   * Default 0: nothing is young and no push may run (distribution's offline collection).
+   */
+  delayMs?: number;
+  /** Stops the collection between two steps (never in the middle of one blob's sweep). */
+  signal?: AbortSignal;
+  /** Called as repositories and blobs are seen. */
+  progress?: (progress: GarbageCollectProgress) => void;
+}
+
+/** How far a garbage collection got. */
+export interface GarbageCollectProgress {
+  /** Marking repositories, then sweeping blobs. */
+  phase: "mark" | "sweep";
+  repositories: number;
+  /** Blobs enumerated in the blob store. */
+  blobs: number;
+  /** Blobs found eligible so far, and their bytes. */
+  candidates: number;
+  bytesToFree: number;
+  /** Unmarked blobs to look at in the sweep, and how many were. */
+  toSweep: number;
+  swept: number;
+  elapsedMs: number;
+  /** When the sweep started (elapsedMs then), for an ETA. */
+  sweepStartedMs: number;
 }
 
 /** What a garbage collection found and (unless a dry run) removed. */
@@ -194,6 +228,20 @@ export interface GarbageCollectResult {
   markedBlobs: number;
   deletedBlobs: Digest[];
   deletedManifests: { repository: string; digest: Digest }[];
+  /** Bytes of the blobs deleted (0 on a dry run). */
+  freedBytes: number;
+  /** Blobs and manifests the sweep removed and put back because a push relied on them meanwhile. */
+  restoredBlobs: number;
+  restoredManifests: number;
+}
+
+/** The garbage collector's lease: one collector at a time over one storage (docs/gc.md). */
+export interface GcLease {
+  readonly owner: string;
+  /** Extends the lease; false when it was lost (expired and taken over). */
+  renew(): Promise<boolean>;
+  /** Gives the lease up (if still held). */
+  release(): Promise<void>;
 }
 
 /** The registry: repositories over one storage driver. */
@@ -206,8 +254,13 @@ export interface RegistryStorage {
   catalog(n?: number, last?: string): Promise<string[]>;
   /** Removes uploads started longer ago than `olderThanMs`; returns their ids. */
   purgeUploads(olderThanMs: number, dryRun?: boolean): Promise<string[]>;
-  /** Mark and sweep. */
+  /** Mark and sweep. Take the lease first when other collectors may run (acquireGcLease). */
   garbageCollect(options?: GarbageCollectOptions): Promise<GarbageCollectResult>;
+  /**
+   * Takes the collector's lease for `ttlMs` (renew it before then) in the name of `owner`;
+   * undefined when another collector holds it.
+   */
+  acquireGcLease(owner: string, ttlMs: number): Promise<GcLease | undefined>;
   /** Checks that the storage driver answers (for the health endpoint). */
   checkHealth(): Promise<void>;
 }

@@ -32,7 +32,7 @@ import type { BlobInfo, Digest, StreamOptions, UploadSession } from "./types.js"
 /** What uploads share across sessions: storage, the hash states and the per-upload queue. */
 export type UploadContext = Pick<
   StorageContext,
-  "driver" | "blobs" | "links" | "hashStates" | "queue" | "checkWritable"
+  "driver" | "blobs" | "links" | "hashStates" | "queue" | "checkWritable" | "protection"
 >;
 
 /**
@@ -199,13 +199,18 @@ class Upload implements UploadSession {
         );
       }
 
-      // Stays true when the blob was stored already: then the data is left to remove.
+      // Stays true when the blob was stored already: then the data is left to remove. Protected
+      // from a concurrent garbage collector first (protection.ts): the refresh record is written
+      // before the data is found or put in place.
       let dataLeft = stored;
-      if ((await blobs.stat(expected)) === undefined) {
+      const refreshed = performance.now();
+      await this.context.protection.refresh(expected);
+      if (!(await blobs.exists(expected))) {
         if (stored) await blobs.adopt(expected, dataPath, total);
         else await blobs.put(expected, Buffer.alloc(0));
         dataLeft = false;
       }
+      this.context.protection.stored(expected, refreshed);
       await links.writeKnown(paths.layerLink(this.repository, expected), expected);
       await this.remove(dataLeft);
       this.size = total;

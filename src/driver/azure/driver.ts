@@ -121,6 +121,21 @@ export class AzureDriver implements StorageDriver {
     }
   }
 
+  /** Put Blob with `If-None-Match: *`: the service refuses (409 BlobAlreadyExists) when it exists. */
+  async putContentIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean> {
+    const blob = this.blob(path);
+    try {
+      await this.write(() =>
+        blob.upload(content, content.byteLength, { conditions: { ifNoneMatch: "*" } }),
+      );
+      return true;
+    } catch (error) {
+      const code = serviceErrorCode(error);
+      if (code === "BlobAlreadyExists" || code === "ConditionNotMet") return false;
+      throw translateError(error, "putContentIfAbsent", path);
+    }
+  }
+
   async reader(path: StoragePath, offset = 0, options?: CallOptions): Promise<Readable> {
     try {
       // The SDK resumes an interrupted body with ranged requests on the same ETag.

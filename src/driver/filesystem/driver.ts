@@ -65,6 +65,7 @@ import {
   holdsStoredFiles,
   anyStoredFile,
   isFile,
+  link,
   unlink,
   writeAll,
 } from "./fs.js";
@@ -140,6 +141,34 @@ export class FilesystemDriver implements StorageDriver {
       await this.publish(name, full);
     } catch (error) {
       throw this.failure(error, "putContent", path);
+    }
+  }
+
+  /** O_EXCL by a hard link: the complete temp file appears at `full` only if nothing is there. */
+  async putContentIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean> {
+    const full = this.fullPath(path);
+    try {
+      const { name, fd } = await this.createSidecar(full, "tmp");
+      try {
+        try {
+          await writeAll(fd, content, 0);
+          await fdSync(fd);
+        } finally {
+          await fdClose(fd);
+        }
+        try {
+          await link(name, full);
+        } catch (error) {
+          if (errorCode(error) === "EEXIST") return false;
+          throw error;
+        }
+        await syncDirectory(dirname(full));
+        return true;
+      } finally {
+        await unlink(name).catch(() => {});
+      }
+    } catch (error) {
+      throw this.failure(error, "putContentIfAbsent", path);
     }
   }
 

@@ -18,6 +18,7 @@ import {
   rename as renameCallback,
   rmdir as rmdirCallback,
   stat as statCallback,
+  link as linkCallback,
   unlink as unlinkCallback,
   write as writeCallback,
   type Dirent,
@@ -66,6 +67,7 @@ export const realpath = promisify(realpathCallback);
 export const rmdir = promisify(rmdirCallback);
 export const stat = promisify(statCallback);
 export const unlink = promisify(unlinkCallback);
+export const link = promisify(linkCallback);
 export const fdOpen = promisify(openCallback);
 export const fdRead = promisify(readCallback);
 export const fdReadFile = promisify(readFileCallback);

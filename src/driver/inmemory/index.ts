@@ -59,6 +59,12 @@ export class InMemoryDriver implements StorageDriver {
     this.files.set(path, { chunks: [copy], size: copy.length, modTime: new Date() });
   }
 
+  async putContentIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean> {
+    if (this.files.has(path)) return false;
+    await this.putContent(path, content);
+    return true;
+  }
+
   async reader(path: StoragePath, offset = 0): Promise<Readable> {
     const file = this.file(path);
     return Readable.from(slicesFrom(file, offset), { objectMode: false });

@@ -128,6 +128,31 @@ export class S3Driver implements StorageDriver {
     }
   }
 
+  /** PutObject with `If-None-Match: *`: the backend refuses (412) when the key exists. */
+  async putContentIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean> {
+    const key = this.key(path);
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: content,
+          ContentLength: content.length,
+          ContentType: "application/octet-stream",
+          IfNoneMatch: "*",
+          ...this.writerContext.objectSettings,
+        }),
+      );
+      return true;
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
+        ?.httpStatusCode;
+      // 412: the key exists; 409: a concurrent conditional write is in progress (AWS).
+      if (status === 412 || status === 409) return false;
+      throw toDriverError(error, { operation: "PutObject", bucket: this.bucket, key, path });
+    }
+  }
+
   async reader(path: StoragePath, offset = 0, options?: CallOptions): Promise<Readable> {
     const key = this.key(path);
     try {

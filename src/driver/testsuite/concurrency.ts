@@ -11,6 +11,21 @@ const MiB = 1024 * 1024;
 export function concurrencyTests(suite: Suite): void {
   const { test } = suite;
 
+  test("putContentIfAbsent: of 8 concurrent callers exactly one wins, its content stays", async (s) => {
+    const path = s.path("lease");
+    const contents = Array.from({ length: 8 }, (_, index) => Buffer.from(`owner ${index}`));
+    const won = await Promise.all(
+      contents.map((content) => suite.driver.putContentIfAbsent(path, content)),
+    );
+    assert.equal(won.filter(Boolean).length, 1, `winners: ${won.join(", ")}`);
+    const winner = contents[won.indexOf(true)]!;
+    assertSameBytes(await suite.driver.getContent(path), winner, "the winner's content");
+    assert.equal(await suite.driver.putContentIfAbsent(path, Buffer.from("late")), false);
+    await suite.driver.delete(path);
+    assert.equal(await suite.driver.putContentIfAbsent(path, Buffer.from("again")), true);
+    assertSameBytes(await suite.driver.getContent(path), Buffer.from("again"), "after a delete");
+  });
+
   test("32 writers to different paths at once each commit their own content", async (s) => {
     const contents = Array.from({ length: 32 }, () => randomContent(256 * 1024));
     await Promise.all(

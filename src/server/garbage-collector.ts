@@ -1,0 +1,166 @@
+// Garbage collection as a background job of `berth serve` (config `storage.maintenance.gc`), and
+// one collection under the lease (collectOnce), which `berth garbage-collect` and other jobs use.
+//
+// Each run takes the collector's lease in the storage (one collector at a time across replicas
+// and CLI runs), renews it while the collection lasts and gives it up after; a replica that finds
+// the lease held skips its turn. Like upload purging: the first run after a random part of one
+// interval (at most an hour), so replicas started together do not all try at once; a run starts
+// only after the previous one finished; timers do not keep the process alive; stopping aborts a
+// run between two steps and waits for it.
+
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import type { GcConfig } from "../config/index.js";
+import type {
+  GarbageCollectOptions,
+  GarbageCollectResult,
+  RegistryStorage,
+} from "../storage/index.js";
+
+/** How long a lease lasts without renewal; renewed every third of it. */
+export const GC_LEASE_TTL_MS = 60_000;
+const maxFirstDelayMs = 3_600_000;
+
+/** Who collects, as written in the lease: host and process. */
+function leaseOwner(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
+/** Thrown by collectOnce when another collector holds the lease. */
+export class LeaseHeldError extends Error {
+  readonly code = "ERR_GC_LEASE_HELD";
+  constructor() {
+    super("another garbage collector holds the lease (/berth/gc/lease): try again later");
+  }
+}
+
+/**
+ * One garbage collection under the lease: takes it (LeaseHeldError when another collector has
+ * it), renews it while collecting (a lost lease aborts the collection between two steps) and
+ * releases it.
+ */
+export async function collectOnce(
+  storage: RegistryStorage,
+  options: GarbageCollectOptions,
+  leaseTtlMs = GC_LEASE_TTL_MS,
+): Promise<GarbageCollectResult> {
+  const lease = await storage.acquireGcLease(leaseOwner(), leaseTtlMs);
+  if (lease === undefined) throw new LeaseHeldError();
+  const lost = new AbortController();
+  const signal =
+    options.signal === undefined ? lost.signal : AbortSignal.any([options.signal, lost.signal]);
+  const renewal = setInterval(() => {
+    lease.renew().then(
+      (held) => held || lost.abort(new Error("the garbage collector's lease was lost")),
+      (error: unknown) => lost.abort(error),
+    );
+  }, leaseTtlMs / 3);
+  renewal.unref();
+  try {
+    return await storage.garbageCollect({ ...options, signal });
+  } finally {
+    clearInterval(renewal);
+    await lease.release();
+  }
+}
+
+/** Counters of the background collector, for logs and tests. */
+export interface GarbageCollectorStats {
+  runs: number;
+  skipped: number;
+  failed: number;
+  deletedBlobs: number;
+  deletedManifests: number;
+  freedBytes: number;
+  restoredBlobs: number;
+}
+
+/** A running background collector. */
+export interface GarbageCollector {
+  readonly stats: GarbageCollectorStats;
+  /** Stops scheduling, aborts a run in progress between two steps and waits for it. */
+  stop(): Promise<void>;
+}
+
+/** Starts collecting every `config.intervalMs`. */
+export function startGarbageCollector(
+  storage: RegistryStorage,
+  config: GcConfig,
+  logger: Logger,
+): GarbageCollector {
+  const stats: GarbageCollectorStats = {
+    runs: 0,
+    skipped: 0,
+    failed: 0,
+    deletedBlobs: 0,
+    deletedManifests: 0,
+    freedBytes: 0,
+    restoredBlobs: 0,
+  };
+  const stopping = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+
+  const run = async (): Promise<void> => {
+    const started = performance.now();
+    try {
+      const result = await collectOnce(storage, {
+        delayMs: config.delayMs,
+        deleteUntagged: config.untagged,
+        dryRun: config.dryRun,
+        signal: stopping.signal,
+      });
+      stats.runs++;
+      stats.deletedBlobs += result.deletedBlobs.length;
+      stats.deletedManifests += result.deletedManifests.length;
+      stats.freedBytes += result.freedBytes;
+      stats.restoredBlobs += result.restoredBlobs;
+      logger.info(
+        {
+          markedBlobs: result.markedBlobs,
+          deletedBlobs: result.deletedBlobs.length,
+          deletedManifests: result.deletedManifests.length,
+          freedBytes: result.freedBytes,
+          restoredBlobs: result.restoredBlobs,
+          restoredManifests: result.restoredManifests,
+          dryRun: config.dryRun,
+          durationMs: Math.round(performance.now() - started),
+        },
+        `garbage collection: ${result.deletedBlobs.length} blob(s) and ${result.deletedManifests.length} manifest(s) ${config.dryRun ? "eligible" : "deleted"}`,
+      );
+    } catch (error) {
+      if (error instanceof LeaseHeldError) {
+        stats.skipped++;
+        logger.debug("garbage collection skipped: another collector holds the lease");
+      } else if (!stopping.signal.aborted) {
+        stats.failed++;
+        logger.error({ err: error }, "garbage collection failed");
+      }
+    }
+  };
+
+  const schedule = (delayMs: number): void => {
+    if (stopping.signal.aborted) return;
+    timer = setTimeout(() => {
+      running = run().finally(() => {
+        running = undefined;
+        schedule(config.intervalMs);
+      });
+    }, delayMs);
+    timer.unref();
+  };
+
+  schedule(Math.floor(Math.random() * Math.min(config.intervalMs, maxFirstDelayMs)));
+  logger.debug(
+    { interval: config.intervalMs, delay: config.delayMs, untagged: config.untagged },
+    "garbage collection scheduled",
+  );
+  return {
+    stats,
+    async stop() {
+      stopping.abort(new Error("the registry is stopping"));
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
