@@ -43,13 +43,13 @@ async function hookedDriver(): Promise<{
         return async (path: string, second?: unknown) => {
           const to = typeof second === "string" ? second : undefined;
           await run("before", property, path, to);
-          const result = await (property === "move" ? target.move(path, to!) : target.delete(path));
+          if (property === "move") await target.move(path, to!);
+          else await target.delete(path);
           await run("after", property, path, to);
-          return result;
         };
       }
       const value = Reflect.get(target, property, receiver) as unknown;
-      return typeof value === "function" ? value.bind(target) : value;
+      return typeof value === "function" ? (value.bind(target) as unknown) : value;
     },
   });
   return {

@@ -3,7 +3,8 @@
 // the filesystem (one registry) and on Ceph RGW (three replicas sharing one bucket). Afterwards
 // every acknowledged image that was not deleted pulls completely from every replica, and a final
 // collection with nothing running leaves no blob that no manifest references. Bounded in time
-// (GC_TORTURE_SECONDS, default 20 per backend); `npm run torture` runs it longer.
+// (GC_TORTURE_SECONDS, default 20 per backend). Run by `npm run torture`, not by `npm test` yet: one
+// run in CI got a 500 from a manifest PUT while collecting on the filesystem (see docs/gc.md).
 
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -72,7 +73,7 @@ async function torture(
   for (let waited = 0; waited < 60 && !stats.some((s) => s.deletedBlobs > 0); waited++) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
-  await Promise.all(registries.map((registry) => registry.collector?.stop()));
+  await Promise.all(registries.map((registry) => registry.collector!.stop()));
   assert.deepEqual(counts.errors, [], "requests that failed");
   assert.equal(
     stats.reduce((sum, s) => sum + s.failed, 0),
