@@ -8,7 +8,12 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import bcrypt from "bcryptjs";
 import {
+  basicAuthorization,
   errorCode,
   OCI_INDEX,
   OCI_MANIFEST,
@@ -95,11 +100,25 @@ const emptyLayerManifest = blob(
 );
 
 let registry: TestRegistry;
+let authDir: string;
 
+// With auth on, as the suite runs with OCI_USERNAME/OCI_PASSWORD: Basic credentials on every request.
 before(async () => {
-  registry = await startTestRegistry({ deleteEnabled: true });
+  authDir = await mkdtemp(join(tmpdir(), "berth-conformance-"));
+  const htpasswd = join(authDir, "htpasswd");
+  await writeFile(htpasswd, `oci:${await bcrypt.hash("oci-password", 5)}\n`);
+  registry = await startTestRegistry({
+    deleteEnabled: true,
+    auth: { htpasswd: { realm: "conformance", path: htpasswd } },
+    authorization: basicAuthorization("oci", "oci-password"),
+  });
+  const anonymous = await fetch(`${registry.url}/v2/`);
+  assert.equal(anonymous.status, 401, "auth is on");
 });
-after(() => registry.close());
+after(async () => {
+  await registry.close();
+  await rm(authDir, { recursive: true, force: true });
+});
 
 function request(
   method: string,

@@ -3,6 +3,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { RegistryStorage } from "../storage/index.js";
+import type { Caller } from "./access.js";
 import type { ApiLogger } from "./errors.js";
 import type { Route } from "./routes.js";
 
@@ -28,6 +29,8 @@ export interface ApiRequest {
   /** The query parameters; null when the URL has none (the common case, parsed lazily). */
   readonly query: URLSearchParams | null;
   readonly isHead: boolean;
+  /** Who sent it, as the authorize hook found (anonymous and allowed everything without one). */
+  caller: Caller;
 }
 
 /**

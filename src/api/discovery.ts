@@ -49,7 +49,9 @@ export async function listCatalog(context: ApiContext, request: ApiRequest): Pro
   let repositories: string[] = [];
   if (limit > 0) {
     // One more than asked for tells whether another page follows.
-    repositories = await context.storage.catalog(limit + 1, page.last);
+    const { caller } = request;
+    const include = caller.unrestricted ? undefined : (name: string) => caller.lists(name);
+    repositories = await context.storage.catalog(limit + 1, page.last, include);
     if (repositories.length > limit) {
       repositories = repositories.slice(0, limit);
       headers.Link = nextLink(`${context.prefix}/v2/_catalog`, limit, repositories[limit - 1]!);

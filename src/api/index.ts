@@ -4,6 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { RegistryStorage } from "../storage/index.js";
+import { accessNeeds, OPEN_CALLER, requestContext, type AuthorizeHook } from "./access.js";
 import { deleteBlob, getBlob } from "./blobs.js";
 import type { ApiContext, ApiRequest, EndpointHandler } from "./context.js";
 import { listCatalog, listReferrers, listTags } from "./discovery.js";
@@ -21,6 +22,17 @@ export {
   type ErrorCode,
 } from "./errors.js";
 export { route, type Route, type RouteKind } from "./routes.js";
+export {
+  accessNeeds,
+  OPEN_CALLER,
+  requestContext,
+  type AccessNeed,
+  type AccessRequest,
+  type Action,
+  type AuthorizeHook,
+  type Caller,
+  type RequestContext,
+} from "./access.js";
 
 /** Options of the API handler. */
 export interface ApiHandlerOptions {
@@ -40,6 +52,11 @@ export interface ApiHandlerOptions {
    * "/registry"); prepended to the paths in Location and Link headers. Default "".
    */
   prefix?: string;
+  /**
+   * Asked once a request is routed, before its handler runs: who the caller is and whether it may
+   * do what the request needs (src/auth provides it). Without it every request is allowed.
+   */
+  authorize?: AuthorizeHook;
 }
 
 /** `/v2/`: the API version check. */
@@ -78,6 +95,7 @@ export function createApiHandler(
     logger: options.logger,
   };
   const extraHeaders = Object.entries(options.headers ?? {});
+  const authorize = options.authorize;
 
   return (req, res) => {
     res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
@@ -113,8 +131,20 @@ export function createApiHandler(
       route: routed,
       query: queryStart === -1 ? null : new URLSearchParams(url.slice(queryStart + 1)),
       isHead,
+      caller: OPEN_CALLER,
     };
-    handler(context, request).catch((error: unknown) => fail(context, request, error));
+    if (authorize === undefined) {
+      handler(context, request).catch((error: unknown) => fail(context, request, error));
+      return;
+    }
+    const needs = accessNeeds(routed.kind, method, routed.name);
+    authorize({ req, kind: routed.kind, needs })
+      .then((caller) => {
+        request.caller = caller;
+        if (caller.user !== undefined) requestContext(req).user = caller.user;
+        return handler(context, request);
+      })
+      .catch((error: unknown) => fail(context, request, error));
   };
 }
 

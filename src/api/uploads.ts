@@ -56,8 +56,12 @@ export async function startUpload(context: ApiContext, request: ApiRequest): Pro
     // Without `from` the registry may find the blob itself (automatic content discovery, which
     // the conformance suite's newer runner expects); when the blob is not there to mount, the spec
     // has the registry start an upload.
+    // With access rules, mounting needs pull on the source; without it this is a plain upload, as
+    // the spec allows, so the caller learns nothing about repositories it may not read.
     const from = query!.get("from") || undefined;
-    if (isValidDigest(mount) && (await tryMount(blobs, from, mount))) {
+    const { caller } = request;
+    const allowed = from === undefined ? caller.unrestricted : caller.may(from, "pull");
+    if (allowed && isValidDigest(mount) && (await tryMount(blobs, from, mount))) {
       sendEmpty(res, 201, {
         Location: blobLocation(context, route.name, mount),
         "Docker-Content-Digest": mount,

@@ -69,20 +69,6 @@ health:
     );
   });
 
-  it("refuses an auth section rather than serve unauthenticated", () => {
-    const error = configError(() =>
-      parseConfig(
-        "version: 0.1\nstorage: inmemory\nauth:\n  htpasswd:\n    realm: r\n    path: /p\n",
-        {},
-      ),
-    );
-    assert.deepEqual(
-      error.problems.map((problem) => problem.key),
-      ["auth"],
-    );
-    assert.match(error.message, /authentication is not supported/);
-  });
-
   it("reports every problem at once, one line each", () => {
     const error = configError(() =>
       parseConfig(

@@ -1,11 +1,12 @@
 // config.yml in distribution's shape, checked and turned into a typed BerthConfig. Every key
 // distribution documents is known here: the ones Berth implements are read, the ones it does not
-// are reported as warnings (never silently dropped), except `auth`, which is an error because
-// serving without the authentication a config asks for would open the registry. Keys nobody knows
-// are warnings too, as distribution treats unknown environment variables. Problems are collected
-// and reported together, each naming its key (and the environment variable when one set it).
-// Each section has its module: log.ts, storage.ts, http.ts; the value rules are in reader.ts.
+// are reported as warnings (never silently dropped). Keys nobody knows are warnings too, as
+// distribution treats unknown environment variables. Problems are collected and reported together,
+// each naming its key (and the environment variable when one set it). Each section has its module:
+// log.ts, storage.ts, http.ts, auth.ts; the value rules are in reader.ts.
 
+import type { AuthOptions } from "../auth/index.js";
+import { readAuth } from "./auth.js";
 import { readHttp, type HttpConfig } from "./http.js";
 import { readLog, type LogConfig } from "./log.js";
 import { ConfigError, ConfigReader, type Mapping } from "./reader.js";
@@ -17,6 +18,8 @@ export interface BerthConfig {
   log: LogConfig;
   storage: StorageConfig;
   http: HttpConfig;
+  /** The auth section; undefined when the registry is open (no `auth`). */
+  auth: AuthOptions | undefined;
   /** What the config had that Berth ignores, one message each, for the caller to log at start. */
   warnings: string[];
 }
@@ -49,13 +52,6 @@ function readVersion(reader: ConfigReader, tree: Mapping): "0.1" {
 function readIgnored(reader: ConfigReader, tree: Mapping): void {
   for (const [key, reason] of Object.entries(ignoredTopLevel)) {
     if (tree[key] !== undefined) reader.warn(key, `${reason}; ignored`);
-  }
-  if (tree.auth !== undefined && tree.auth !== null) {
-    reader.fail(
-      "auth",
-      "authentication is not supported by Berth; remove the section and put Berth behind an " +
-        "authenticating proxy (refusing to serve unauthenticated what the config protects)",
-    );
   }
   const health = reader.mapping(tree.health, "health");
   for (const checker of ["file", "http", "tcp"]) {
@@ -90,6 +86,7 @@ export function readConfigTree(
     log: readLog(reader, tree),
     storage: readStorage(reader, tree),
     http: readHttp(reader, tree),
+    auth: readAuth(reader, tree),
     warnings: reader.warnings,
   };
   readIgnored(reader, tree);

@@ -1,10 +1,11 @@
 // One access line per request, written when the response ends (or the client goes away): method,
-// path, status, body bytes, duration, remote address, user agent. The query string is left out
+// path, status, body bytes, duration, remote address, user agent, and the authenticated user. The query string is left out
 // (it can carry tokens), and no header other than User-Agent is logged, so an Authorization header
 // never reaches the log.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import { requestContext } from "../api/index.js";
 
 /** Counts the body bytes of `res` as they are written. */
 function countBodyBytes(res: ServerResponse): () => number {
@@ -49,6 +50,7 @@ export function logAccess(logger: Logger, req: IncomingMessage, res: ServerRespo
         durationMs: Math.round((performance.now() - started) * 1000) / 1000,
         remoteAddr: req.socket.remoteAddress,
         userAgent: req.headers["user-agent"],
+        user: requestContext(req).user,
         ...(res.writableFinished ? {} : { aborted: true }),
       },
       "request",

@@ -6,10 +6,8 @@ import { request as httpsRequest } from "node:https";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import { pino, type Logger } from "pino";
 import { ConfigError } from "../config/index.js";
 import {
   BackendError,
@@ -18,6 +16,7 @@ import {
   registerDriver,
   type FileInfo,
 } from "../driver/index.js";
+import { captureLogger } from "../testing/logger.js";
 import { skipUnlessCommands } from "../testing/tools.js";
 import { startRegistry } from "./index.js";
 
@@ -35,20 +34,6 @@ registerDriver("servertest-strict", (parameters) => {
   }
   return new InMemoryDriver();
 });
-
-/** A pino logger writing into `lines`, parsed. */
-function captureLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split("\n")) {
-        if (line !== "") lines.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      callback();
-    },
-  });
-  return { logger: pino({ level: "info" }, stream), lines };
-}
 
 /** Polls `condition` every 20 ms until it holds (at most 5 s). */
 async function eventually(condition: () => boolean | Promise<boolean>): Promise<void> {

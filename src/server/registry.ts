@@ -14,6 +14,7 @@ import {
 import { createServer as createHttpsServer } from "node:https";
 import type { Logger } from "pino";
 import { ApiError, createApiHandler, writeError } from "../api/index.js";
+import { createAuth, KeyFileError, type Auth } from "../auth/index.js";
 import { ConfigError, resolveConfig, type BerthConfig, type LogLevel } from "../config/index.js";
 import {
   createDriver,
@@ -60,6 +61,11 @@ export interface DriverRegistryOptions extends RegistryOptionsBase {
   prefix?: string;
   /** Headers added to every response (config `http.headers`). */
   headers?: Record<string, string | string[]>;
+  /**
+   * Authentication and access rules: config.yml's `auth` section as an object (`{ htpasswd: {
+   * realm, path } }`, `{ token: { realm, service, issuer, rootcertbundle } }`, `accesscontrol`...).
+   */
+  auth?: Record<string, unknown>;
 }
 
 /** Starting a registry from a config: a BerthConfig, or an object in config.yml's shape. */
@@ -120,6 +126,7 @@ function configFromDriverOptions(options: DriverRegistryOptions): BerthConfig {
       prefix: options.prefix,
       headers: options.headers,
     },
+    ...(options.auth === undefined ? {} : { auth: options.auth }),
   });
 }
 
@@ -232,8 +239,36 @@ interface Serving {
   closing(): void;
 }
 
+/** The auth of `config`, if any; a file it cannot use becomes a ConfigError naming its key. */
+async function openAuth(config: BerthConfig, logger: Logger): Promise<Auth | undefined> {
+  if (config.auth === undefined) return undefined;
+  try {
+    return await createAuth(config.auth, logger);
+  } catch (error) {
+    if (error instanceof KeyFileError) {
+      throw new ConfigError([{ key: error.key, message: error.message }]);
+    }
+    throw error;
+  }
+}
+
+/** Auth over plain HTTP sends passwords and tokens in the clear: say so unless on loopback. */
+function warnPlainAuth(config: BerthConfig, logger: Logger): void {
+  if (config.auth === undefined || config.http.tls !== undefined) return;
+  const host = config.http.hostname;
+  const loopback = host === "localhost" || host === "::1" || host.startsWith("127.");
+  if (!loopback) {
+    logger.warn(
+      { addr: config.http.addr },
+      "auth is on over plain HTTP on a non-loopback address: credentials and tokens travel in " +
+        "clear text; configure http.tls or a TLS-terminating proxy",
+    );
+  }
+}
+
 /** Builds the driver, storage, API and server of `config` and listens. */
 async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
+  const auth = await openAuth(config, logger);
   const { driver, storage } = await openStorage(config);
   const { prefix, host } = config.http;
   // The API prepends this to the URLs of Location and Link headers: with http.host they are absolute.
@@ -243,7 +278,9 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     logger,
     redirect: config.storage.redirect,
     prefix: urlBase,
+    authorize: auth?.authorize,
   });
+  const tokenEndpoint = auth?.tokenEndpoint;
   const health = new HealthCheck(storage, config.storage.driver, logger);
   const server = await createServer(config);
   const admit = guardConnections(server, config.http.timeouts, config.http.limits);
@@ -259,6 +296,9 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     if (!admit(req, res)) return;
     const url = req.url ?? "/";
     if (url === healthPath) return void health.respond(req.method, res);
+    if (tokenEndpoint !== undefined && url.split("?")[0] === tokenEndpoint.path) {
+      return tokenEndpoint.handle(req, res);
+    }
     if (prefix !== "") {
       if (!url.startsWith(`${prefix}/`)) return outsidePrefix(req, res, url.split("?")[0]!);
       req.url = url.slice(prefix.length);
@@ -296,6 +336,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       : undefined;
   const logger = options.logger ?? owned!.logger;
   for (const warning of config.warnings) logger.warn(warning);
+  warnPlainAuth(config, logger);
 
   let running: Serving;
   try {

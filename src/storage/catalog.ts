@@ -73,13 +73,19 @@ async function visit(
   return true;
 }
 
-/** Up to `n` repository names after `last`, sorted. */
-export async function catalog(driver: StorageDriver, n?: number, last?: string): Promise<string[]> {
+/** Up to `n` repository names after `last` for which `include` holds (all by default), sorted. */
+export async function catalog(
+  driver: StorageDriver,
+  n?: number,
+  last?: string,
+  include?: (name: string) => boolean,
+): Promise<string[]> {
   const names: string[] = [];
   if (n !== undefined && n <= 0) return names;
   await eachRepository(
     driver,
     (name) => {
+      if (include !== undefined && !include(name)) return true;
       names.push(name);
       return n === undefined || names.length < n;
     },

@@ -95,8 +95,8 @@ export class Registry implements RegistryStorage {
     return entries !== undefined && isRepositoryListing(entries.map(baseName));
   }
 
-  catalog(n?: number, last?: string): Promise<string[]> {
-    return catalog(this.driver, n, last);
+  catalog(n?: number, last?: string, include?: (name: string) => boolean): Promise<string[]> {
+    return catalog(this.driver, n, last, include);
   }
 
   async purgeUploads(olderThanMs: number, dryRun = false): Promise<string[]> {

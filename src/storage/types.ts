@@ -250,8 +250,11 @@ export interface RegistryStorage {
   repository(name: string): Repository;
   /** True when the repository exists in storage. */
   repositoryExists(name: string): Promise<boolean>;
-  /** Repository names, sorted, after `last` (exclusive), at most `n` of them. */
-  catalog(n?: number, last?: string): Promise<string[]>;
+  /**
+   * Repository names, sorted, after `last` (exclusive), at most `n` of them; only those for which
+   * `include` holds when given (the API passes what the caller may pull), so pages stay full.
+   */
+  catalog(n?: number, last?: string, include?: (name: string) => boolean): Promise<string[]>;
   /** Removes uploads started longer ago than `olderThanMs`; returns their ids. */
   purgeUploads(olderThanMs: number, dryRun?: boolean): Promise<string[]>;
   /** Mark and sweep. Take the lease first when other collectors may run (acquireGcLease). */

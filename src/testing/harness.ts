@@ -28,6 +28,10 @@ export interface TestRegistryOptions {
   driver?: string;
   /** The driver's parameters. */
   parameters?: Record<string, unknown>;
+  /** config.yml's `auth` section. */
+  auth?: Record<string, unknown>;
+  /** An Authorization header `fetch` sends unless the request has its own. */
+  authorization?: string;
 }
 
 /** Starts Berth as an embedding project would (startRegistry), quiet, on a free loopback port. */
@@ -39,14 +43,27 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
     readOnly: options.readOnly ?? false,
     redirect: options.redirect ?? true,
     headers: options.headers,
+    auth: options.auth,
     logLevel: "silent",
   });
+  const withAuthorization = (init: RequestInit | undefined): RequestInit | undefined => {
+    if (options.authorization === undefined) return init;
+    const headers = new Headers(init?.headers);
+    if (!headers.has("authorization")) headers.set("authorization", options.authorization);
+    return { ...init, headers };
+  };
   return {
     url: running.url,
     storage: running.storage,
-    fetch: (path, init) => fetch(running.url + path, { redirect: "manual", ...init }),
+    fetch: (path, init) =>
+      fetch(running.url + path, { redirect: "manual", ...withAuthorization(init) }),
     close: () => running.close(),
   };
+}
+
+/** The value of a Basic Authorization header. */
+export function basicAuthorization(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 }
 
 /** The first error code of an error response's envelope. */
