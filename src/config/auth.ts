@@ -114,17 +114,22 @@ function readIssue(reader: ConfigReader, value: unknown): IssueOptions {
 function readToken(reader: ConfigReader, value: unknown): TokenOptions {
   const key = "auth.token";
   const section = reader.mapping(value, key);
-  reader.unknownKeys(section, key, [
-    "realm",
-    "service",
-    "issuer",
-    "rootcertbundle",
-    "jwks",
-    "autoredirect",
-    "autoredirectpath",
-    "signingalgorithms",
-    "issue",
-  ]);
+  reader.unknownKeys(
+    section,
+    key,
+    [
+      "realm",
+      "service",
+      "issuer",
+      "rootcertbundle",
+      "jwks",
+      "autoredirect",
+      "autoredirectpath",
+      "signingalgorithms",
+      "issue",
+    ],
+    ["rootcertbundle", "jwks", "issuer", "service", "signingalgorithms", "issue", "realm"],
+  );
   const algorithms = reader.stringList(section.signingalgorithms, `${key}.signingalgorithms`);
   for (const algorithm of algorithms) {
     if (!DEFAULT_ALGORITHMS.includes(algorithm)) {
@@ -161,14 +166,12 @@ function readToken(reader: ConfigReader, value: unknown): TokenOptions {
 export function readAuth(reader: ConfigReader, tree: Mapping): AuthOptions | undefined {
   if (tree.auth === undefined || tree.auth === null) return undefined;
   const auth = reader.mapping(tree.auth, "auth");
-  reader.unknownKeys(auth, "auth", [
-    "htpasswd",
-    "token",
-    "accesscontrol",
-    "throttle",
-    "silly",
-    "none",
-  ]);
+  reader.unknownKeys(
+    auth,
+    "auth",
+    ["htpasswd", "token", "accesscontrol", "throttle", "silly", "none"],
+    ["htpasswd", "token", "accesscontrol"],
+  );
   for (const unsupported of ["silly", "none"]) {
     if (auth[unsupported] !== undefined) {
       reader.fail(`auth.${unsupported}`, "not supported by Berth: use htpasswd or token");

@@ -119,13 +119,28 @@ storage:
       );
       assert.match(error.message, /security/);
     }
-    // The exact `auth` key stays refused until Berth implements authentication.
-    const auth = configError(() =>
-      parseConfig(`version: 0.1\n${filesystem}auth:\n  htpasswd:\n    path: /tmp/x\n`, {}),
+    // The exact `auth` key configures authentication; look-alikes inside it are refused too.
+    const auth = parseConfig(
+      `version: 0.1\n${filesystem}auth:\n  htpasswd:\n    realm: r\n    path: /tmp/x\n`,
+      {},
     );
-    assert.deepEqual(
-      auth.problems.map((problem) => problem.key),
-      ["auth"],
-    );
+    assert.deepEqual(auth.auth?.htpasswd, { realm: "r", path: "/tmp/x" });
+    for (const [yaml, key] of [
+      ["auth:\n  Htpasswd:\n    realm: r\n    path: /tmp/x\n", "auth.Htpasswd"],
+      [
+        "auth:\n  htpasswd:\n    realm: r\n    path: /tmp/x\n  accessControls: {}\n",
+        "auth.accessControls",
+      ],
+      [
+        "auth:\n  token:\n    realm: https://a/t\n    service: s\n    issuer: i\n    jwks: /j\n    RootCertBundle: /b\n",
+        "auth.token.RootCertBundle",
+      ],
+    ] as const) {
+      const error = configError(() => parseConfig(`version: 0.1\n${filesystem}${yaml}`, {}));
+      assert.ok(
+        error.problems.some((problem) => problem.key === key),
+        `${key}: ${error.message}`,
+      );
+    }
   });
 });
