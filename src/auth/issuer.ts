@@ -95,10 +95,10 @@ export class TokenService {
 
   /** Answers one request to the token endpoint. */
   handle(req: IncomingMessage, res: ServerResponse): void {
-    this.answer(req)
-      .catch((error: unknown) => {
+    void this.answer(req)
+      .catch((error: unknown): Answer => {
         this.logger.error({ err: error }, "token request failed");
-        return { status: 500, body: { error: "server_error" } } as Answer;
+        return { status: 500, body: { error: "server_error" } };
       })
       .then(({ status, body, headers }) => {
         const text = JSON.stringify(body);

@@ -86,7 +86,7 @@ export class TokenVerifier {
     if (raw.length > MAX_TOKEN) throw new InvalidTokenError("token too large");
     let header: Record<string, unknown>;
     try {
-      header = decodeProtectedHeader(raw) as Record<string, unknown>;
+      header = decodeProtectedHeader(raw);
     } catch {
       throw new InvalidTokenError("malformed token");
     }
