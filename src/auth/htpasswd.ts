@@ -9,6 +9,7 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import bcrypt from "bcryptjs";
 import { LRUCache } from "lru-cache";
+import { KeyFileError } from "./keys.js";
 import type { AuthLogger } from "./options.js";
 
 /** The user distribution provisions a missing htpasswd file with. */
@@ -28,9 +29,15 @@ const DUMMY_HASH = bcrypt.hashSync("berth-no-such-user", 5);
  * Creates `path` with one user and a random password when it does not exist, and logs the
  * password (once: this is how the operator learns it, as with distribution).
  */
-export async function provisionHtpasswd(path: string, logger: AuthLogger): Promise<void> {
+export async function provisionHtpasswd(
+  path: string,
+  key: string,
+  logger: AuthLogger,
+): Promise<void> {
   try {
-    await stat(path);
+    if ((await stat(path)).isDirectory()) {
+      throw new KeyFileError(key, `${path} is a directory, not an htpasswd file`);
+    }
     return;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;

@@ -64,14 +64,14 @@ function realmPath(realm: string): string {
 export async function createAuth(options: AuthOptions, logger: AuthLogger): Promise<Auth> {
   const rules = new AccessRules(options.accessControl);
   const throttle = new LoginThrottle(options.throttle);
-  const loginFor = async (path: string): Promise<Login> => {
-    await provisionHtpasswd(path, logger);
+  const loginFor = async (path: string, key: string): Promise<Login> => {
+    await provisionHtpasswd(path, key, logger);
     return { users: new HtpasswdFile(path, logger), throttle, logger };
   };
 
   if (options.htpasswd !== undefined) {
     const { realm, path } = options.htpasswd;
-    const login = await loginFor(path);
+    const login = await loginFor(path, "auth.htpasswd.path");
     return {
       mode: "htpasswd",
       authorize: basicAuthorizer(realm, login, rules),
@@ -96,7 +96,7 @@ export async function createAuth(options: AuthOptions, logger: AuthLogger): Prom
     const service = new TokenService(
       { ...token, issue },
       signingKey,
-      await loginFor(issue.users),
+      await loginFor(issue.users, "auth.token.issue.users"),
       rules,
       logger,
     );

@@ -87,6 +87,7 @@ describe("real config files", () => {
     assert.ok(asDocumented instanceof ConfigError, String(asDocumented));
     assert.deepEqual(asDocumented.problems.map((problem) => problem.key).sort(), [
       "auth",
+      "auth.silly",
       "storage",
     ]);
 
@@ -149,13 +150,32 @@ describe("real config files", () => {
         [["storage", "filesystem", "rootdirectory"], root],
         [["http", "addr"], "127.0.0.1:0"],
       ] satisfies [string[], unknown][];
-      // It asks for htpasswd authentication, which Berth does not implement yet: refused, never
-      // served open (issue 12 brings `auth`).
-      const withAuth = rewrite(text, moved);
-      assert.throws(
-        () => parseConfig(withAuth, {}),
-        (error) => error instanceof ConfigError && error.problems.some((p) => p.key === "auth"),
+      // It asks for htpasswd authentication at a path that is a directory (as shipped): refused at
+      // start, naming the key; with a file there it is served with Basic authentication.
+      const asShipped = parseConfig(
+        rewrite(text, [...moved, [["auth", "htpasswd", "path"], directory]]),
+        {},
       );
+      await assert.rejects(
+        startRegistry({ config: asShipped, logLevel: "silent" }),
+        (error) =>
+          error instanceof ConfigError &&
+          error.problems.some((p) => p.key === "auth.htpasswd.path"),
+      );
+      const htpasswd = join(directory, "htpasswd");
+      const withAuth = parseConfig(
+        rewrite(text, [...moved, [["auth", "htpasswd", "path"], htpasswd]]),
+        {},
+      );
+      const protectedRegistry = await startRegistry({ config: withAuth, logLevel: "silent" });
+      try {
+        const anonymous = await fetch(`${protectedRegistry.url}/v2/`);
+        assert.equal(anonymous.status, 401);
+        assert.equal(anonymous.headers.get("www-authenticate"), 'Basic realm="basic-realm"');
+        assert.match(await readFile(htpasswd, "utf8"), /^docker:\$2[ab]\$10\$/);
+      } finally {
+        await protectedRegistry.close();
+      }
       const config = parseConfig(rewrite(text, [...moved, [["auth"], undefined]]), {});
       assert.deepEqual(warnedKeys(config), ["storage.cache"]);
       assert.equal(config.storage.deleteEnabled, true);
