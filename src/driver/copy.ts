@@ -46,12 +46,21 @@ async function copyByReader(
   // The copy is done when the destination has taken every byte (its write callbacks ran), as
   // with a driver's own copyTo, not merely when the last write was queued in its buffer.
   let lastWrite: Promise<void> = Promise.resolve();
+  // The destination is watched for the whole copy, not only while a write or a drain is awaited:
+  // it may fail while the copy waits for the source (a network stream), and an "error" it emits
+  // with no listener would be an uncaught exception instead of this copy's rejection.
+  let failure: DestinationClosedError | undefined;
+  const onError = (error: Error) => void (failure ??= closed(error));
+  const onClose = () => void (failure ??= closed());
+  destination.on("error", onError);
+  destination.on("close", onClose);
   try {
     if (remaining === 0) return;
     for await (const chunk of source as AsyncIterable<Buffer>) {
       const part = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
       remaining -= part.length;
       if (signal?.aborted) throw new AbortedError(driver.name, "copyTo", path, signal.reason);
+      if (failure !== undefined) throw failure;
       if (destination.destroyed) throw closed();
       lastWrite = written(destination, part, closed);
       // Only the last write is awaited; an earlier one that fails also errors the destination.
@@ -65,6 +74,14 @@ async function copyByReader(
   } finally {
     // Also stops a source read only in part (a range), which frees its file or connection.
     source.destroy();
+    // A destination destroyed but not yet closed has its "error" and "close" still to emit (on the
+    // next tick): the listeners stay until then.
+    const detach = () => {
+      destination.off("error", onError);
+      destination.off("close", onClose);
+    };
+    if (destination.destroyed && !destination.closed) destination.once("close", detach);
+    else detach();
   }
 }
 
