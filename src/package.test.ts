@@ -49,6 +49,8 @@ describe("npm package", () => {
     for (const hook of ["preinstall", "install", "postinstall", "prepare"]) {
       assert.equal(manifest.scripts[hook], undefined, `an install script: ${hook}`);
     }
+    // The out-of-process driver protocol's service definition, loaded at run time.
+    assert.ok(files.includes("proto/berth-driver.proto"), "proto/berth-driver.proto is not packed");
 
     const unwanted = files.filter(
       (path) =>
@@ -62,7 +64,11 @@ describe("npm package", () => {
     assert.deepEqual(unwanted, []);
     assert.ok(
       files.every(
-        (path) => path === "README.md" || path === "package.json" || path.startsWith("dist/src/"),
+        (path) =>
+          path === "README.md" ||
+          path === "package.json" ||
+          path === "proto/berth-driver.proto" ||
+          path.startsWith("dist/src/"),
       ),
       files.join("\n"),
     );

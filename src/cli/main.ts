@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The `berth` command: `serve` runs a registry, `garbage-collect` removes blobs nothing references.
+// The `berth` command: `serve` runs a registry, `garbage-collect` removes blobs nothing references,
+// `driver-server` serves a built-in storage driver to another Berth as an out-of-process driver.
 // Both read a config.yml in distribution's shape (with REGISTRY_* environment overrides); `serve`
 // without one stores in ./data and listens on 127.0.0.1:5000. A bad config exits non-zero with the
 // offending key named on stderr.
@@ -11,6 +12,7 @@ import { Command } from "commander";
 import { ConfigError, loadConfig, parseDuration } from "../config/index.js";
 import { collectOnce, openStorage, startRegistry, type RunningRegistry } from "../server/index.js";
 import { ProgressLine } from "./progress.js";
+import { createBuiltinDriver } from "../driver/index.js";
 
 /** The version in package.json, found by walking up from this file (src/ or dist/src/). */
 function packageVersion(): string {
@@ -134,5 +136,18 @@ program
     "keep what is younger than this (default storage.maintenance.gc.delay, 1h); 0s only while nothing pushes",
   )
   .action(garbageCollect);
+
+program
+  .command("driver-server")
+  .description(
+    "serve a built-in storage driver over the out-of-process driver protocol: what a " +
+      "registry-storage-<name> executable runs (started by Berth, which sets BERTH_DRIVER_SOCKET)",
+  )
+  .argument("<driver>", "the built-in driver to serve, such as filesystem")
+  .argument("[parameters]", "the driver's parameters as a JSON object", "{}")
+  .action(async (driver: string, parameters: string) => {
+    const { serveDriverProcess } = await import("../driver/remote/index.js");
+    await serveDriverProcess((values) => createBuiltinDriver(driver, values), parameters);
+  });
 
 program.parseAsync().catch(reportFailure);

@@ -226,6 +226,11 @@ export class DriverBase implements StorageDriver {
     );
   }
 
+  /** Closes the wrapped driver (see StorageDriver.close); nothing to do for one without close. */
+  async close(): Promise<void> {
+    await this.inner.close?.();
+  }
+
   private checkPath(path: StoragePath, rootAllowed: boolean): void {
     const valid = rootAllowed ? isValidPathOrRoot(path) : isValidPath(path);
     if (!valid) throw new InvalidPathError(this.name, path);

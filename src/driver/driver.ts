@@ -194,6 +194,12 @@ export interface StorageDriver {
    * Aborting `options.signal` rejects with AbortedError; `fn` is not called again.
    */
   walk(path: StoragePath, fn: WalkFn, options?: CallOptions): Promise<void>;
+
+  /**
+   * Optional: releases what the driver holds (an out-of-process driver stops its process). The
+   * owner of a driver calls it once when done; every call after it rejects. Content is kept.
+   */
+  close?(): Promise<void>;
 }
 
 /** The parameters a driver is created from: a driver's section of config.yml, as a plain object. */

@@ -50,9 +50,12 @@ export function registeredDrivers(): string[] {
 
 /**
  * Creates the driver registered as `name` from `parameters`, wrapped in the base wrapper (path
- * checks and metrics). An unknown name throws InvalidStorageDriverError naming the known drivers;
- * bad parameters reject with the driver's own error naming the parameter. `use` says how the
- * registry will use it (read-only, or storage that must exist).
+ * checks and metrics). A name no driver is registered under is looked up as an out-of-process
+ * driver, `registry-storage-<name>` on PATH (seed 000; see ./remote): started with the parameters,
+ * it is proxied. Neither gives an InvalidStorageDriverError naming the known drivers and the
+ * executable looked for; bad parameters reject with the driver's own error naming the parameter.
+ * `use` says how the registry will use it (read-only, or storage that must exist); an
+ * out-of-process driver is not told (the protocol has no field for it yet).
  */
 export async function createDriver(
   name: string,
@@ -60,13 +63,34 @@ export async function createDriver(
   use: DriverUse = {},
 ): Promise<DriverBase> {
   const factory = factories.get(name);
-  if (factory === undefined) {
-    const known = registeredDrivers().join(", ") || "none";
-    throw new InvalidStorageDriverError(
-      name,
-      `no storage driver named ${JSON.stringify(name)} (registered: ${known})`,
-    );
-  }
+  if (factory === undefined) return createOutOfProcess(name, parameters ?? {});
   const driver = await factory(parameters ?? {}, use);
   return driver instanceof DriverBase ? driver : new DriverBase(driver);
+}
+
+/** Creates only a driver registered in this process (never starts a process). */
+export async function createBuiltinDriver(
+  name: string,
+  parameters: DriverParameters = {},
+  use: DriverUse = {},
+): Promise<DriverBase> {
+  if (!factories.has(name)) throw unknownDriver(name);
+  return createDriver(name, parameters, use);
+}
+
+function unknownDriver(name: string, executable?: string): InvalidStorageDriverError {
+  const known = registeredDrivers().join(", ") || "none";
+  const lookedFor = executable === undefined ? "" : ` and no executable ${executable} on PATH`;
+  return new InvalidStorageDriverError(
+    name,
+    `no storage driver named ${JSON.stringify(name)} (registered: ${known})${lookedFor}`,
+  );
+}
+
+async function createOutOfProcess(name: string, parameters: DriverParameters): Promise<DriverBase> {
+  // Loaded on demand: gRPC costs nothing to a registry with a built-in driver.
+  const remote = await import("./remote/index.js");
+  const executable = await remote.findDriverExecutable(name);
+  if (executable === undefined) throw unknownDriver(name, remote.driverExecutableName(name));
+  return new DriverBase(await remote.createRemoteDriver(name, executable, parameters));
 }

@@ -7,6 +7,7 @@ export { copyContent } from "./copy.js";
 export {
   registerDriver,
   createDriver,
+  createBuiltinDriver,
   registeredDrivers,
   driverParameterNames,
 } from "./factory.js";

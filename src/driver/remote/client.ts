@@ -1,0 +1,440 @@
+// The client side of the protocol: a StorageDriver whose every call goes to a driver served
+// elsewhere (a child process, see process.ts). Calls have a deadline, aborts cancel the call, and
+// a transport failure (the process died) becomes a BackendError that says so.
+
+import { Readable } from "node:stream";
+import * as grpc from "@grpc/grpc-js";
+import {
+  BackendError,
+  type CallOptions,
+  type FileInfo,
+  type FileWriter,
+  type RedirectOptions,
+  type StorageDriver,
+  type StorageDriverError,
+  type StoragePath,
+  type WalkFn,
+} from "../driver.js";
+import { WriterState } from "../writer-state.js";
+import { MAX_CHUNK, fromStatus, fromWireInfo, type WireFileInfo } from "./protocol.js";
+
+/** A gRPC client of the StorageDriver service (methods as generated from the .proto). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ServiceClient = grpc.Client & Record<string, any>;
+
+/** Where a RemoteDriver's calls go: the current client, and why it may have been lost. */
+export interface DriverConnection {
+  /** The client to call now; waits (bounded) while the driver process (re)starts. */
+  client(): Promise<ServiceClient>;
+  /**
+   * Says why a call failed at the transport level (the process died, is restarting), waiting
+   * briefly for the process's exit to be known.
+   */
+  explain(failure: grpc.ServiceError): Promise<string>;
+  /** Stops the driver process; later calls fail. */
+  close(): Promise<void>;
+  /** The pid of the running process, if one runs. */
+  readonly pid: number | undefined;
+  /** How many times the process was started again after dying. */
+  readonly restartCount: number;
+}
+
+/** Statuses that come from the transport, not from the driver (when the driver sent no code). */
+const TRANSPORT = new Set<grpc.status>([
+  grpc.status.UNAVAILABLE,
+  grpc.status.INTERNAL,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.CANCELLED,
+  grpc.status.UNKNOWN,
+  grpc.status.RESOURCE_EXHAUSTED,
+]);
+
+function isServiceError(error: unknown): error is grpc.ServiceError {
+  return error instanceof Error && typeof (error as { code?: unknown }).code === "number";
+}
+
+/** Rejects with `make()` after `ms`, unless cleared. */
+function timer(ms: number, make: () => Error): { promise: Promise<never>; clear(): void } {
+  let handle: NodeJS.Timeout | undefined;
+  const promise = new Promise<never>((_, reject) => {
+    handle = setTimeout(() => reject(make()), ms);
+  });
+  promise.catch(() => {});
+  return { promise, clear: () => clearTimeout(handle) };
+}
+
+/** A driver proxied over the protocol. `name` is the name Berth knows it by. */
+export class RemoteDriver implements StorageDriver {
+  constructor(
+    readonly name: string,
+    private readonly connection: DriverConnection,
+    /** Deadline of a unary call, and of each step of a stream (open, a write, an end). */
+    readonly callTimeoutMs: number,
+  ) {}
+
+  /** The contract error for a failed call. */
+  async failure(method: string, path: string | undefined, error: unknown): Promise<Error> {
+    if (!isServiceError(error)) {
+      if ((error as { code?: unknown })?.code !== undefined) return error as Error;
+      return new BackendError(this.name, method, path, { cause: error });
+    }
+    const coded = error.metadata?.get("berth-error-code").length > 0;
+    if (!coded && error.code === grpc.status.DEADLINE_EXCEEDED) {
+      return this.timedOut(method, path);
+    }
+    if (!coded && TRANSPORT.has(error.code)) {
+      const cause = new Error(await this.connection.explain(error));
+      return new BackendError(this.name, method, path, { cause });
+    }
+    return fromStatus(this.name, method, path, {
+      status: error.code,
+      details: error.details,
+      metadata: error.metadata,
+    });
+  }
+
+  timedOut(method: string, path: string | undefined): StorageDriverError {
+    const cause = new Error(`the driver process did not answer within ${this.callTimeoutMs} ms`);
+    return new BackendError(this.name, method, path, { cause });
+  }
+
+  /** A unary call of `rpc`, cancelled by `signal`, with the call deadline. */
+  private async unary<Reply>(
+    rpc: string,
+    request: object,
+    path: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<Reply> {
+    const client = await this.connection.client();
+    try {
+      return await new Promise<Reply>((resolve, reject) => {
+        const deadline = Date.now() + this.callTimeoutMs;
+        const call = client[rpc](request, { deadline }, (error: Error | null, reply: Reply) =>
+          error ? reject(error) : resolve(reply),
+        ) as grpc.ClientUnaryCall;
+        if (signal !== undefined) {
+          const cancel = () => call.cancel();
+          signal.addEventListener("abort", cancel, { once: true });
+          call.on("status", () => signal.removeEventListener("abort", cancel));
+        }
+      });
+    } catch (error) {
+      throw await this.failure(methodOf(rpc), path, error);
+    }
+  }
+
+  async getContent(path: StoragePath): Promise<Uint8Array> {
+    const reply = await this.unary<{ content: Buffer }>("GetContent", { path }, path);
+    return reply.content;
+  }
+
+  async putContent(path: StoragePath, content: Uint8Array): Promise<void> {
+    await this.unary("PutContent", { path, content }, path);
+  }
+
+  async stat(path: StoragePath): Promise<FileInfo> {
+    return fromWireInfo(await this.unary<WireFileInfo>("Stat", { path }, path));
+  }
+
+  async list(path: StoragePath, options?: CallOptions): Promise<StoragePath[]> {
+    const reply = await this.unary<{ paths: string[] }>("List", { path }, path, options?.signal);
+    return reply.paths;
+  }
+
+  async move(sourcePath: StoragePath, destPath: StoragePath, options?: CallOptions): Promise<void> {
+    await this.unary("Move", { sourcePath, destPath }, sourcePath, options?.signal);
+  }
+
+  async delete(path: StoragePath, options?: CallOptions): Promise<void> {
+    await this.unary("Delete", { path }, path, options?.signal);
+  }
+
+  async redirectURL(path: StoragePath, options?: RedirectOptions): Promise<string | null> {
+    const reply = await this.unary<{ url: string }>(
+      "RedirectURL",
+      { path, method: options?.method ?? "GET", expiresIn: options?.expiresIn ?? 0 },
+      path,
+    );
+    return reply.url === "" ? null : reply.url;
+  }
+
+  async reader(path: StoragePath, offset = 0, options?: CallOptions): Promise<Readable> {
+    const client = await this.connection.client();
+    const call = client.Reader({ path, offset }) as grpc.ClientReadableStream<{ data: Buffer }>;
+    const signal = options?.signal;
+    const cancel = () => call.cancel();
+    signal?.addEventListener("abort", cancel, { once: true });
+    call.on("status", () => signal?.removeEventListener("abort", cancel));
+    let opened: (error?: Error) => void = () => {};
+    const open = new Promise<void>((resolve, reject) => {
+      opened = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    const stream = this.byteStream(call, path, opened);
+    // Wait for the first message: the content is open (or the call failed).
+    const limit = timer(this.callTimeoutMs, () => this.timedOut("reader", path));
+    try {
+      await Promise.race([limit.promise, open]);
+    } catch (error) {
+      call.cancel();
+      stream.destroy();
+      throw await this.failure("reader", path, error);
+    } finally {
+      limit.clear();
+    }
+    return stream;
+  }
+
+  /**
+   * The bytes of a Reader call as a Readable: pauses the call when the reader falls behind.
+   * `opened` is called at the first message, or with the error the call fails with first.
+   */
+  private byteStream(
+    call: grpc.ClientReadableStream<{ data: Buffer }>,
+    path: string,
+    opened: (error?: Error) => void,
+  ): Readable {
+    let done = false;
+    let first = true;
+    const stream = new Readable({
+      highWaterMark: MAX_CHUNK,
+      read: () => call.resume(),
+      destroy: (error, callback) => {
+        if (!done) call.cancel();
+        callback(error);
+      },
+    });
+    call.on("data", (message: { data: Buffer }) => {
+      if (first) {
+        first = false;
+        opened();
+      }
+      if (message.data.length > 0 && !stream.push(message.data)) call.pause();
+    });
+    // The content is whole only when the call ends with OK: gRPC also ends the message stream
+    // of a call that failed (before its "error"), which must not look like the end of content.
+    call.on("status", (status: grpc.StatusObject) => {
+      if (status.code !== grpc.status.OK) return;
+      done = true;
+      opened();
+      stream.push(null);
+    });
+    call.on("error", (error: Error) => {
+      done = true;
+      if (first) {
+        first = false;
+        opened(error);
+        return;
+      }
+      if (stream.destroyed) return;
+      this.failure("reader", path, error).then((failure) => stream.destroy(failure));
+    });
+    return stream;
+  }
+
+  async writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
+    const client = await this.connection.client();
+    const call = client.Writer() as grpc.ClientDuplexStream<unknown, WriterReply>;
+    const writer = new RemoteWriter(this, call, path);
+    try {
+      await writer.open(append);
+    } catch (error) {
+      call.cancel();
+      throw error;
+    }
+    const signal = options?.signal;
+    if (signal !== undefined) {
+      const abort = () => writer.abort();
+      signal.addEventListener("abort", abort, { once: true });
+      call.on("status", () => signal.removeEventListener("abort", abort));
+    }
+    return writer;
+  }
+
+  async walk(path: StoragePath, fn: WalkFn, options?: CallOptions): Promise<void> {
+    const client = await this.connection.client();
+    const call = client.Walk({ path }) as grpc.ClientReadableStream<WireFileInfo>;
+    const signal = options?.signal;
+    const cancel = () => call.cancel();
+    signal?.addEventListener("abort", cancel, { once: true });
+    // The walk streams everything; "skip" is applied here, "stop" cancels the call.
+    let skipPrefix: string | undefined;
+    let stopped = false;
+    // gRPC ends the message stream of a failed call too: the walk is whole only with an OK status.
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+    try {
+      for await (const wire of call as AsyncIterable<WireFileInfo>) {
+        const info = fromWireInfo(wire);
+        if (skipPrefix !== undefined && info.path.startsWith(skipPrefix)) continue;
+        skipPrefix = undefined;
+        const action = await fn(info);
+        if (action === "stop") {
+          stopped = true;
+          call.cancel();
+          return;
+        }
+        if (action === "skip") {
+          skipPrefix = info.isDir
+            ? `${info.path}/`
+            : `${info.path.slice(0, info.path.lastIndexOf("/"))}/`;
+        }
+      }
+      const { code, details, metadata } = await status;
+      if (code !== grpc.status.OK) {
+        throw Object.assign(new Error(details), { code, details, metadata });
+      }
+    } catch (error) {
+      if (stopped) return;
+      throw await this.failure("walk", path, error);
+    } finally {
+      signal?.removeEventListener("abort", cancel);
+    }
+  }
+
+  /** The pid of the driver process while one runs (for tests and logs). */
+  get pid(): number | undefined {
+    return this.connection.pid;
+  }
+
+  /** How many times the driver process was restarted after dying. */
+  get restartCount(): number {
+    return this.connection.restartCount;
+  }
+
+  /** Stops the driver process (see DriverConnection.close). */
+  close(): Promise<void> {
+    return this.connection.close();
+  }
+}
+
+function methodOf(rpc: string): string {
+  return rpc === "RedirectURL" ? "redirectURL" : rpc[0]!.toLowerCase() + rpc.slice(1);
+}
+
+interface WriterReply {
+  reply?: "opened" | "ended";
+  opened?: { size: number };
+  ended?: { size: number };
+}
+
+/** A FileWriter whose writes go to a Writer call; see the .proto for the exchange. */
+class RemoteWriter implements FileWriter {
+  private readonly state: WriterState;
+  private written = 0;
+  /** The call's failure, once it failed: every later call rejects with it. */
+  private failed: Promise<never> | undefined;
+  private readonly replies: WriterReply[] = [];
+  private waiting: ((reply: WriterReply | Error) => void) | undefined;
+  /** Rejects when the call fails: a write in flight then never calls back. */
+  private readonly broken: Promise<never>;
+
+  constructor(
+    private readonly driver: RemoteDriver,
+    private readonly call: grpc.ClientDuplexStream<unknown, WriterReply>,
+    private readonly path: string,
+  ) {
+    this.state = new WriterState(driver.name, path);
+    call.on("data", (reply: WriterReply) => {
+      if (this.waiting !== undefined) this.waiting(reply);
+      else this.replies.push(reply);
+    });
+    let broke: (error: unknown) => void = () => {};
+    this.broken = new Promise<never>((_, reject) => (broke = reject));
+    this.broken.catch(() => {});
+    call.on("error", (error: Error) => {
+      this.failed ??= driver.failure("writer", path, error).then((failure) => {
+        throw failure;
+      });
+      this.failed.catch(() => {});
+      broke(error);
+      this.waiting?.(error);
+    });
+  }
+
+  get size(): number {
+    return this.written;
+  }
+
+  /** The next reply, or the call's failure, within the call timeout. */
+  private async reply(what: string): Promise<WriterReply> {
+    const queued = this.replies.shift();
+    if (queued !== undefined) return queued;
+    if (this.failed !== undefined) return this.failed;
+    const limit = timer(this.driver.callTimeoutMs, () => this.driver.timedOut(what, this.path));
+    try {
+      const reply = await Promise.race([
+        limit.promise,
+        new Promise<WriterReply | Error>((resolve) => (this.waiting = resolve)),
+      ]);
+      if (reply instanceof Error) return await this.failed!;
+      return reply;
+    } finally {
+      this.waiting = undefined;
+      limit.clear();
+    }
+  }
+
+  /** Sends `message`; resolves once the transport took it (HTTP/2 flow control: backpressure). */
+  private async send(message: object, what: string): Promise<void> {
+    if (this.failed !== undefined) return this.failed;
+    const limit = timer(this.driver.callTimeoutMs, () => this.driver.timedOut(what, this.path));
+    try {
+      await Promise.race([
+        limit.promise,
+        new Promise<void>((resolve, reject) => {
+          this.call.write(message, (error: Error | null | undefined) =>
+            error ? reject(error) : resolve(),
+          );
+        }),
+        this.broken,
+      ]);
+    } catch (error) {
+      if (this.failed !== undefined) return this.failed;
+      this.call.cancel();
+      throw await this.driver.failure(what, this.path, error);
+    } finally {
+      limit.clear();
+    }
+  }
+
+  async open(append: boolean): Promise<void> {
+    await this.send({ open: { path: this.path, append } }, "writer");
+    const reply = await this.reply("writer");
+    this.written = Number(reply.opened?.size ?? 0);
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    return this.state.run(async () => {
+      for (let at = 0; at < chunk.length; at += MAX_CHUNK) {
+        await this.send({ data: chunk.subarray(at, at + MAX_CHUNK) }, "writer.write");
+      }
+      this.written += chunk.length;
+    });
+  }
+
+  /** Aborts the writer's signal on the server (write and commit fail there too). */
+  abort(): void {
+    if (this.failed === undefined) this.call.write({ abort: {} });
+  }
+
+  private end(action: "CLOSE" | "CANCEL" | "COMMIT", method: string): Promise<void> {
+    const ending = action === "CLOSE" ? "closed" : action === "CANCEL" ? "cancelled" : "committed";
+    return this.state.run(async () => {
+      await this.send({ end: { action } }, method);
+      const reply = await this.reply(method);
+      this.written = Number(reply.ended?.size ?? this.written);
+      this.call.end();
+    }, ending);
+  }
+
+  close(): Promise<void> {
+    return this.end("CLOSE", "writer.close");
+  }
+
+  cancel(): Promise<void> {
+    return this.end("CANCEL", "writer.cancel");
+  }
+
+  commit(): Promise<void> {
+    return this.end("COMMIT", "writer.commit");
+  }
+}

@@ -1,0 +1,233 @@
+// The wire side of the out-of-process driver protocol: the service loaded from the .proto shipped
+// in the package, its version and the rule for accepting a driver's, and how the contract's errors
+// cross as gRPC statuses (a status code for any client, trailing metadata for the details).
+
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import {
+  AbortedError,
+  BackendError,
+  DriverErrorCode,
+  InvalidOffsetError,
+  InvalidParameterError,
+  InvalidPathError,
+  InvalidStorageDriverError,
+  PathNotFoundError,
+  StorageDriverError,
+  UnsupportedMethodError,
+  WriterClosedError,
+  type FileInfo,
+} from "../driver.js";
+
+/**
+ * The protocol version Berth speaks, "major.minor". A driver is accepted when its major is equal
+ * and its minor at least this one (seed 000's rule); a new minor only adds.
+ */
+export const PROTOCOL_VERSION = "1.0";
+
+/** The .proto file of the service, shipped in the package (proto/ at its root). */
+export const PROTO_FILE = fileURLToPath(
+  new URL("../../../../proto/berth-driver.proto", import.meta.url),
+);
+
+/** Environment variable naming the Unix socket a driver process must listen on. */
+export const SOCKET_ENV = "BERTH_DRIVER_SOCKET";
+
+/** Channel and server options of both sides: large messages and a flow-control window of 8 MiB. */
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.max_receive_message_length": -1,
+  "grpc.max_send_message_length": -1,
+  "grpc-node.flow_control_window": 8 * 1024 * 1024,
+};
+
+/** The largest `data` message a writer or reader sends; bigger chunks are split. */
+export const MAX_CHUNK = 1024 * 1024;
+
+let loaded: grpc.ServiceClientConstructor | undefined;
+
+/** The StorageDriver service: a client constructor whose `service` the server adds. */
+export function driverService(): grpc.ServiceClientConstructor {
+  if (loaded !== undefined) return loaded;
+  const definition = protoLoader.loadSync(PROTO_FILE, {
+    keepCase: false,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const root = grpc.loadPackageDefinition(definition) as unknown as {
+    berth: { driver: { v1: { StorageDriver: grpc.ServiceClientConstructor } } };
+  };
+  loaded = root.berth.driver.v1.StorageDriver;
+  return loaded;
+}
+
+/** A FileInfo as it travels. */
+export interface WireFileInfo {
+  path: string;
+  size: number;
+  modTimeMs: number;
+  isDir: boolean;
+}
+
+export function toWireInfo(info: FileInfo): WireFileInfo {
+  return {
+    path: info.path,
+    size: info.size,
+    modTimeMs: info.modTime.getTime(),
+    isDir: info.isDir,
+  };
+}
+
+export function fromWireInfo(info: WireFileInfo): FileInfo {
+  return {
+    path: info.path,
+    size: Number(info.size),
+    modTime: new Date(Number(info.modTimeMs)),
+    isDir: info.isDir,
+  };
+}
+
+/** Parses "major.minor"; undefined when it is not that. */
+export function parseVersion(version: string): { major: number; minor: number } | undefined {
+  const match = /^(\d+)\.(\d+)$/.exec(version);
+  if (match === null) return undefined;
+  return { major: Number(match[1]), minor: Number(match[2]) };
+}
+
+/** Why a driver speaking `version` cannot be used, or undefined when it can. */
+export function incompatibility(version: string): string | undefined {
+  const theirs = parseVersion(version);
+  const ours = parseVersion(PROTOCOL_VERSION)!;
+  if (theirs === undefined) return `its version ${JSON.stringify(version)} is not major.minor`;
+  if (theirs.major !== ours.major || theirs.minor < ours.minor) {
+    return `it speaks protocol version ${version}, Berth speaks ${PROTOCOL_VERSION} (the major must be equal and the minor at least ${ours.minor})`;
+  }
+  return undefined;
+}
+
+const STATUS_OF_CODE: Record<string, grpc.status> = {
+  [DriverErrorCode.PathNotFound]: grpc.status.NOT_FOUND,
+  [DriverErrorCode.InvalidPath]: grpc.status.INVALID_ARGUMENT,
+  [DriverErrorCode.InvalidParameter]: grpc.status.INVALID_ARGUMENT,
+  [DriverErrorCode.InvalidOffset]: grpc.status.OUT_OF_RANGE,
+  [DriverErrorCode.UnsupportedMethod]: grpc.status.UNIMPLEMENTED,
+  [DriverErrorCode.WriterClosed]: grpc.status.FAILED_PRECONDITION,
+  [DriverErrorCode.InvalidStorageDriver]: grpc.status.FAILED_PRECONDITION,
+  [DriverErrorCode.Aborted]: grpc.status.CANCELLED,
+};
+
+const CODE_OF_STATUS: Partial<Record<grpc.status, string>> = {
+  [grpc.status.NOT_FOUND]: DriverErrorCode.PathNotFound,
+  [grpc.status.INVALID_ARGUMENT]: DriverErrorCode.InvalidPath,
+  [grpc.status.OUT_OF_RANGE]: DriverErrorCode.InvalidOffset,
+  [grpc.status.UNIMPLEMENTED]: DriverErrorCode.UnsupportedMethod,
+  [grpc.status.FAILED_PRECONDITION]: DriverErrorCode.WriterClosed,
+  [grpc.status.CANCELLED]: DriverErrorCode.Aborted,
+};
+
+/** The message of a driver error without the "<driver>: " its constructor put in front. */
+function bareMessage(error: Error): string {
+  const driverName = (error as { driverName?: unknown }).driverName;
+  const prefix = typeof driverName === "string" ? `${driverName}: ` : "";
+  return prefix !== "" && error.message.startsWith(prefix)
+    ? error.message.slice(prefix.length)
+    : error.message;
+}
+
+/** A driver error (or any error) as the status a server fails a call with. */
+export function toStatus(error: unknown): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  if (!(error instanceof Error)) {
+    metadata.set("berth-error-code", DriverErrorCode.Backend);
+    return { code: grpc.status.UNKNOWN, details: String(error), metadata };
+  }
+  const fields = error as Partial<{
+    code: string;
+    driverName: string;
+    path: string;
+    offset: number;
+    method: string;
+    operation: string;
+    parameter: string;
+  }>;
+  const code = error instanceof StorageDriverError ? error.code : DriverErrorCode.Backend;
+  metadata.set("berth-error-code", code);
+  if (typeof fields.driverName === "string") metadata.set("berth-error-driver", fields.driverName);
+  if (typeof fields.path === "string") metadata.set("berth-error-path", fields.path);
+  if (typeof fields.offset === "number") metadata.set("berth-error-offset", String(fields.offset));
+  const method = fields.method ?? fields.operation;
+  if (typeof method === "string") metadata.set("berth-error-method", method);
+  if (typeof fields.parameter === "string") metadata.set("berth-error-parameter", fields.parameter);
+  // A backend error's own message names the operation; its cause says what went wrong.
+  return {
+    code: STATUS_OF_CODE[code] ?? grpc.status.UNKNOWN,
+    details: bareMessage(error),
+    metadata,
+  };
+}
+
+/** What a failed call says about itself, from its status and trailing metadata. */
+export interface RemoteFailure {
+  status: grpc.status;
+  details: string;
+  metadata?: grpc.Metadata;
+}
+
+function field(metadata: grpc.Metadata | undefined, key: string): string | undefined {
+  const value = metadata?.get(key)[0];
+  return typeof value === "string" ? value : undefined;
+}
+
+/**
+ * The contract error for a call to `method` on `path` that failed remotely, attributed to
+ * `driverName` (the name Berth knows the driver by); the remote driver's own name and message are
+ * kept in the message or the cause.
+ */
+export function fromStatus(
+  driverName: string,
+  method: string,
+  path: string | undefined,
+  failure: RemoteFailure,
+): StorageDriverError {
+  const { metadata, details } = failure;
+  const code = field(metadata, "berth-error-code") ?? CODE_OF_STATUS[failure.status];
+  const errorPath = field(metadata, "berth-error-path") ?? path ?? "";
+  switch (code) {
+    case DriverErrorCode.PathNotFound:
+      return new PathNotFoundError(driverName, errorPath);
+    case DriverErrorCode.InvalidPath:
+      return new InvalidPathError(driverName, errorPath);
+    case DriverErrorCode.InvalidOffset:
+      return new InvalidOffsetError(
+        driverName,
+        errorPath,
+        Number(field(metadata, "berth-error-offset") ?? Number.NaN),
+      );
+    case DriverErrorCode.UnsupportedMethod:
+      return new UnsupportedMethodError(
+        driverName,
+        field(metadata, "berth-error-method") ?? method,
+        errorPath,
+      );
+    case DriverErrorCode.WriterClosed:
+      return new WriterClosedError(driverName, errorPath, "ended");
+    case DriverErrorCode.Aborted:
+      return new AbortedError(driverName, method, errorPath);
+    case DriverErrorCode.InvalidParameter: {
+      const parameter = field(metadata, "berth-error-parameter") ?? "(unknown)";
+      const message = details.startsWith(`parameter ${parameter}: `)
+        ? details.slice(`parameter ${parameter}: `.length)
+        : details;
+      return new InvalidParameterError(driverName, parameter, message);
+    }
+    case DriverErrorCode.InvalidStorageDriver:
+      return new InvalidStorageDriverError(driverName, details);
+    default: {
+      const remote = field(metadata, "berth-error-driver");
+      const cause = new Error(remote === undefined ? details : `${remote}: ${details}`);
+      return new BackendError(driverName, method, path, { cause });
+    }
+  }
+}

@@ -1,0 +1,229 @@
+// The server side of the protocol: any StorageDriver served on a Unix socket. Each call gets an
+// AbortSignal that aborts when the client cancels it, so a caller's abort reaches the backend.
+
+import { unlink } from "node:fs/promises";
+import type { Readable } from "node:stream";
+import * as grpc from "@grpc/grpc-js";
+import { DriverBase } from "../base.js";
+import { WriterClosedError, type FileWriter, type StorageDriver } from "../driver.js";
+import {
+  CHANNEL_OPTIONS,
+  MAX_CHUNK,
+  PROTOCOL_VERSION,
+  driverService,
+  toStatus,
+  toWireInfo,
+} from "./protocol.js";
+
+/** Options of `serveDriver`. */
+export interface ServeDriverOptions {
+  /** The Unix socket to listen on (a stale file there is replaced). */
+  socket: string;
+  /** The protocol version to report; default PROTOCOL_VERSION (other values are for tests). */
+  version?: string;
+}
+
+/** A driver being served; `close` stops the server (calls in flight are cancelled). */
+export interface DriverServer {
+  /** The socket it listens on. */
+  readonly socket: string;
+  close(): Promise<void>;
+}
+
+type Call = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+
+/** An AbortSignal aborted when the client cancels `call`. */
+function cancelledSignal(call: { on(event: "cancelled", fn: () => void): unknown }): AbortSignal {
+  const controller = new AbortController();
+  call.on("cancelled", () => controller.abort(new Error("the client cancelled the call")));
+  return controller.signal;
+}
+
+/** A unary handler running `run` with the request and the call's signal. */
+function unary<Request, Reply>(
+  run: (request: Request, signal: AbortSignal) => Promise<Reply>,
+): grpc.handleUnaryCall<Request, Reply> {
+  return (call, callback) => {
+    run(call.request, cancelledSignal(call)).then(
+      (reply) => callback(null, reply),
+      (error: unknown) => callback(toStatus(error) as grpc.ServiceError),
+    );
+  };
+}
+
+/** Fails a streaming call with `error`'s status (once; after a cancel nobody listens). */
+function fail(call: Call | grpc.ServerDuplexStream<unknown, unknown>, error: unknown): void {
+  if ((call as { cancelled?: boolean }).cancelled) return;
+  call.emit("error", toStatus(error));
+}
+
+/** Writes `message`, waiting for "drain" when the call's buffer is full (the client's backpressure). */
+async function send(
+  call: grpc.ServerWritableStream<unknown, unknown>,
+  message: unknown,
+): Promise<void> {
+  if (call.write(message)) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      call.off("cancelled", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("cancelled", done);
+  });
+}
+
+/** Sends `stream`'s bytes as Chunks in messages of at most MAX_CHUNK. */
+async function streamOut(
+  call: grpc.ServerWritableStream<unknown, unknown>,
+  stream: Readable,
+): Promise<void> {
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for (let at = 0; at < chunk.length; at += MAX_CHUNK) {
+      if ((call as { cancelled?: boolean }).cancelled) return;
+      await send(call, { data: chunk.subarray(at, at + MAX_CHUNK) });
+    }
+  }
+}
+
+interface WriterRequest {
+  request?: "open" | "data" | "end" | "abort";
+  open?: { path: string; append: boolean };
+  data?: Buffer;
+  end?: { action: "CLOSE" | "CANCEL" | "COMMIT" | "ACTION_UNSPECIFIED" };
+}
+
+/** One Writer call: open, data..., end, in that order, each processed before the next is read. */
+async function serveWriter(
+  driver: DriverBase,
+  call: grpc.ServerDuplexStream<WriterRequest, unknown>,
+): Promise<void> {
+  const controller = new AbortController();
+  call.on("cancelled", () => controller.abort(new Error("the client cancelled the call")));
+  let writer: FileWriter | undefined;
+  let path = "";
+  let ended = false;
+  try {
+    // Not destroyed when the loop ends early: the status must still be sent on it.
+    const requests = (call as unknown as Readable).iterator({ destroyOnReturn: false });
+    for await (const request of requests as AsyncIterable<WriterRequest>) {
+      if (request.request === "open" && writer === undefined) {
+        path = request.open!.path;
+        writer = await driver.writer(path, request.open!.append, { signal: controller.signal });
+        call.write({ opened: { size: writer.size } });
+        continue;
+      }
+      if (writer === undefined) throw new WriterClosedError(driver.name, path, "not opened");
+      if (request.request === "data") {
+        await writer.write(request.data!);
+      } else if (request.request === "abort") {
+        controller.abort(new Error("the client aborted the writer"));
+      } else if (request.request === "end") {
+        const action = request.end!.action;
+        if (action === "CLOSE") await writer.close();
+        else if (action === "CANCEL") await writer.cancel();
+        else if (action === "COMMIT") await writer.commit();
+        else throw new WriterClosedError(driver.name, path, `given no end action`);
+        ended = true;
+        call.write({ ended: { size: writer.size } });
+        call.end();
+        return;
+      }
+    }
+  } catch (error) {
+    fail(call, error);
+  } finally {
+    // The client went away (or failed) without ending the writer: keep what was written.
+    if (!ended && writer !== undefined) await writer.close().catch(() => {});
+  }
+}
+
+/**
+ * Serves `driver` over the protocol on `options.socket` until `close`. The driver is wrapped in
+ * DriverBase (unless it is one) so that paths are checked and errors are the contract's.
+ */
+export async function serveDriver(
+  driver: StorageDriver,
+  options: ServeDriverOptions,
+): Promise<DriverServer> {
+  const served = driver instanceof DriverBase ? driver : new DriverBase(driver);
+  const server = new grpc.Server(CHANNEL_OPTIONS);
+  type PathRequest = { path: string };
+  server.addService(driverService().service, {
+    Version: unary(async () => ({
+      version: options.version ?? PROTOCOL_VERSION,
+      driver: served.name,
+    })),
+    GetContent: unary(async ({ path }: PathRequest) => ({
+      content: await served.getContent(path),
+    })),
+    PutContent: unary(async ({ path, content }: { path: string; content: Buffer }) => {
+      await served.putContent(path, content);
+      return {};
+    }),
+    Stat: unary(async ({ path }: PathRequest) => toWireInfo(await served.stat(path))),
+    List: unary(async ({ path }: PathRequest, signal) => ({
+      paths: await served.list(path, { signal }),
+    })),
+    Move: unary(async (request: { sourcePath: string; destPath: string }, signal) => {
+      await served.move(request.sourcePath, request.destPath, { signal });
+      return {};
+    }),
+    Delete: unary(async ({ path }: PathRequest, signal) => {
+      await served.delete(path, { signal });
+      return {};
+    }),
+    RedirectURL: unary(async (request: { path: string; method: string; expiresIn: number }) => ({
+      url:
+        (await served.redirectURL(request.path, {
+          method: request.method === "HEAD" ? "HEAD" : "GET",
+          ...(request.expiresIn > 0 ? { expiresIn: Number(request.expiresIn) } : {}),
+        })) ?? "",
+    })),
+    Reader: (call: grpc.ServerWritableStream<{ path: string; offset: number }, unknown>) => {
+      const signal = cancelledSignal(call);
+      void (async () => {
+        let stream: Readable | undefined;
+        try {
+          stream = await served.reader(call.request.path, Number(call.request.offset), { signal });
+          // The first message says the content is open.
+          await send(call, { data: Buffer.alloc(0) });
+          await streamOut(call, stream);
+          call.end();
+        } catch (error) {
+          fail(call, error);
+        } finally {
+          stream?.destroy();
+        }
+      })();
+    },
+    Writer: (call: grpc.ServerDuplexStream<WriterRequest, unknown>) => {
+      void serveWriter(served, call);
+    },
+    Walk: (call: grpc.ServerWritableStream<PathRequest, unknown>) => {
+      const signal = cancelledSignal(call);
+      served
+        .walk(call.request.path, (info) => send(call, toWireInfo(info)), { signal })
+        .then(
+          () => call.end(),
+          (error: unknown) => fail(call, error),
+        );
+    },
+  });
+  await unlink(options.socket).catch(() => {});
+  await new Promise<void>((resolve, reject) => {
+    server.bindAsync(`unix:${options.socket}`, grpc.ServerCredentials.createInsecure(), (error) =>
+      error ? reject(error) : resolve(),
+    );
+  });
+  return {
+    socket: options.socket,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.tryShutdown(() => resolve());
+        // Streams a client keeps open would hold tryShutdown forever.
+        setTimeout(() => server.forceShutdown(), 1000).unref();
+      }),
+  };
+}
