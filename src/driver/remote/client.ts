@@ -19,8 +19,21 @@ import { WriterState } from "../writer-state.js";
 import { MAX_CHUNK, fromStatus, fromWireInfo, type WireFileInfo } from "./protocol.js";
 
 /** A gRPC client of the StorageDriver service (methods as generated from the .proto). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type ServiceClient = grpc.Client & Record<string, any>;
+export type ServiceClient = grpc.Client & Record<RpcName, (...args: unknown[]) => unknown>;
+
+/** The rpcs of the service (proto/berth-driver.proto). */
+export type RpcName =
+  | "Version"
+  | "GetContent"
+  | "PutContent"
+  | "Reader"
+  | "Writer"
+  | "Stat"
+  | "List"
+  | "Move"
+  | "Delete"
+  | "RedirectURL"
+  | "Walk";
 
 /** Where a RemoteDriver's calls go: the current client, and why it may have been lost. */
 export interface DriverConnection {
@@ -100,7 +113,7 @@ export class RemoteDriver implements StorageDriver {
 
   /** A unary call of `rpc`, cancelled by `signal`, with the call deadline. */
   private async unary<Reply>(
-    rpc: string,
+    rpc: RpcName,
     request: object,
     path: string | undefined,
     signal?: AbortSignal,
@@ -226,7 +239,7 @@ export class RemoteDriver implements StorageDriver {
         return;
       }
       if (stream.destroyed) return;
-      this.failure("reader", path, error).then((failure) => stream.destroy(failure));
+      void this.failure("reader", path, error).then((failure) => stream.destroy(failure));
     });
     return stream;
   }
@@ -306,7 +319,7 @@ export class RemoteDriver implements StorageDriver {
   }
 }
 
-function methodOf(rpc: string): string {
+function methodOf(rpc: RpcName): string {
   return rpc === "RedirectURL" ? "redirectURL" : rpc[0]!.toLowerCase() + rpc.slice(1);
 }
 

@@ -47,7 +47,7 @@ writeFileSync(SILENT_SCRIPT, "#!/bin/sh\nexec sleep 60\n", { mode: 0o755 });
 
 const opened: StorageDriver[] = [];
 after(async () => {
-  await Promise.all(opened.map((driver) => driver.close?.()));
+  await Promise.all(opened.map((driver) => driver.close?.() ?? Promise.resolve()));
   rmSync(scratch, { recursive: true, force: true });
 });
 

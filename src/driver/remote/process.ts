@@ -205,7 +205,7 @@ export class DriverProcess implements DriverConnection {
     running.add(child);
     installExitHook();
     const stderrTail: string[] = [];
-    createInterface({ input: child.stderr! }).on("line", (line) => {
+    createInterface({ input: child.stderr }).on("line", (line) => {
       stderrTail.push(line);
       if (stderrTail.length > 20) stderrTail.shift();
       this.log("info", line);
@@ -223,7 +223,7 @@ export class DriverProcess implements DriverConnection {
         resolve();
       });
     });
-    child.stdin!.on("error", () => {});
+    child.stdin.on("error", () => {});
     for (const stream of [child.stdin, child.stdout, child.stderr]) {
       (stream as unknown as { unref?: () => void }).unref?.();
     }
@@ -255,7 +255,7 @@ export class DriverProcess implements DriverConnection {
       `unix:${socket}`,
       grpc.credentials.createInsecure(),
       CHANNEL_OPTIONS,
-    ) as ServiceClient;
+    ) as unknown as ServiceClient;
     let version: { version: string; driver: string };
     try {
       version = await new Promise((resolve, reject) => {

@@ -25,7 +25,7 @@ async function open(name: string, parameters: Record<string, unknown>): Promise<
 }
 
 after(async () => {
-  await Promise.all(opened.map((driver) => driver.close?.()));
+  await Promise.all(opened.map((driver) => driver.close?.() ?? Promise.resolve()));
   rmSync(scratch, { recursive: true, force: true });
 });
 
