@@ -192,6 +192,22 @@ def main():
             return pb.Empty()
 
         @handled
+        def PutContentIfAbsent(self, request, context):
+            name = full(request.path)
+            temporary = sidecar(request.path, uuid.uuid4().hex)
+            with open(temporary, "wb") as file:
+                file.write(request.content)
+            os.makedirs(os.path.dirname(name), exist_ok=True)
+            try:
+                os.link(temporary, name)  # fails if anything is there: one caller wins
+                stored = True
+            except FileExistsError:
+                stored = False
+            finally:
+                os.remove(temporary)
+            return pb.PutContentIfAbsentReply(stored=stored)
+
+        @handled
         def Reader(self, request, context):
             name = full(request.path)
             if request.offset < 0:

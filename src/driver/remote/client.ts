@@ -26,6 +26,7 @@ export type RpcName =
   | "Version"
   | "GetContent"
   | "PutContent"
+  | "PutContentIfAbsent"
   | "Reader"
   | "Writer"
   | "Stat"
@@ -143,6 +144,15 @@ export class RemoteDriver implements StorageDriver {
 
   async putContent(path: StoragePath, content: Uint8Array): Promise<void> {
     await this.unary("PutContent", { path, content }, path);
+  }
+
+  async putContentIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean> {
+    const reply = await this.unary<{ stored: boolean }>(
+      "PutContentIfAbsent",
+      { path, content },
+      path,
+    );
+    return reply.stored;
   }
 
   async stat(path: StoragePath): Promise<FileInfo> {
@@ -320,7 +330,8 @@ export class RemoteDriver implements StorageDriver {
 }
 
 function methodOf(rpc: RpcName): string {
-  return rpc === "RedirectURL" ? "redirectURL" : rpc[0]!.toLowerCase() + rpc.slice(1);
+  if (rpc === "RedirectURL") return "redirectURL";
+  return rpc[0]!.toLowerCase() + rpc.slice(1);
 }
 
 interface WriterReply {

@@ -162,6 +162,9 @@ export async function serveDriver(
       await served.putContent(path, content);
       return {};
     }),
+    PutContentIfAbsent: unary(async ({ path, content }: { path: string; content: Buffer }) => ({
+      stored: await served.putContentIfAbsent(path, content),
+    })),
     Stat: unary(async ({ path }: PathRequest) => toWireInfo(await served.stat(path))),
     List: unary(async ({ path }: PathRequest, signal) => ({
       paths: await served.list(path, { signal }),
