@@ -65,7 +65,7 @@ export async function getBlob(context: ApiContext, request: ApiRequest): Promise
     // sees as a body shorter than Content-Length. A client that left is not an error.
     const clientGone = isClientGone(error, res);
     if (!res.destroyed) res.destroy();
-    if (!clientGone) context.logger?.error({ err: error, digest }, "blob read failed");
+    if (!clientGone) request.info.log?.error({ err: error, digest }, "blob read failed");
   }
 }
 

@@ -21,10 +21,29 @@ export interface ApiContext {
   readonly logger: ApiLogger | undefined;
 }
 
+/**
+ * What is known about one request beyond node's objects, shared by the server, which creates it
+ * (id, logger), the API, which routes the request (handler, repository), and authentication (user).
+ * The access line, the metrics and the events of the request are made from it.
+ */
+export interface RequestInfo {
+  /** The request id: the client's `X-Request-Id` when it sent a sane one, else a new UUID. */
+  readonly id: string;
+  /** This request's logger: every line carries the request id. Undefined: nothing is logged. */
+  readonly log: ApiLogger | undefined;
+  /** The route's name once routed (distribution's handler names: manifest, blob, blob_upload...). */
+  handler?: string;
+  /** The repository the request is about, once routed. */
+  repository?: string;
+  /** The authenticated user, once authentication knows who the caller is. */
+  user?: string;
+}
+
 /** One routed request. */
 export interface ApiRequest {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  readonly info: RequestInfo;
   readonly route: Route;
   /** The query parameters; null when the URL has none (the common case, parsed lazily). */
   readonly query: URLSearchParams | null;

@@ -2,15 +2,16 @@
 // owns the process side — listening, TLS, the `http.prefix` it strips before calling this, access
 // logs, health — and hands every request under `/v2/` here.
 
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { RegistryStorage } from "../storage/index.js";
 import { accessNeeds, OPEN_CALLER, requestContext, type AuthorizeHook } from "./access.js";
 import { deleteBlob, getBlob } from "./blobs.js";
-import type { ApiContext, ApiRequest, EndpointHandler } from "./context.js";
+import type { ApiContext, ApiRequest, EndpointHandler, RequestInfo } from "./context.js";
 import { listCatalog, listReferrers, listTags } from "./discovery.js";
 import { ApiError, writeError, type ApiLogger } from "./errors.js";
 import { deleteManifest, getManifest, putManifest } from "./manifests.js";
-import { ALLOWED_METHODS, route, type RouteKind } from "./routes.js";
+import { ALLOWED_METHODS, HANDLER_NAMES, route, type RouteKind } from "./routes.js";
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from "./uploads.js";
 
 export {
@@ -21,7 +22,8 @@ export {
   type ApiLogger,
   type ErrorCode,
 } from "./errors.js";
-export { route, type Route, type RouteKind } from "./routes.js";
+export { HANDLER_NAMES, route, type Route, type RouteKind } from "./routes.js";
+export type { RequestInfo } from "./context.js";
 export {
   accessNeeds,
   OPEN_CALLER,
@@ -80,14 +82,16 @@ const ENDPOINTS: Readonly<Record<RouteKind, Readonly<Record<string, EndpointHand
   referrers: { GET: listReferrers, HEAD: listReferrers },
 };
 
+/** The API's request handler; `info` comes from the server (request id, logger). */
+export type ApiHandler = (req: IncomingMessage, res: ServerResponse, info?: RequestInfo) => void;
+
 /**
  * Creates the request handler of the OCI Distribution API. It answers every path under `/v2/`
  * (an unknown one with 404 and the error envelope, an unsupported method with 405) and sends
- * `Docker-Distribution-API-Version: registry/2.0` on every response.
+ * `Docker-Distribution-API-Version: registry/2.0` on every response. It fills in `info`'s handler
+ * and repository as it routes.
  */
-export function createApiHandler(
-  options: ApiHandlerOptions,
-): (req: IncomingMessage, res: ServerResponse) => void {
+export function createApiHandler(options: ApiHandlerOptions): ApiHandler {
   const context: ApiContext = {
     storage: options.storage,
     redirect: options.redirect ?? true,
@@ -97,7 +101,7 @@ export function createApiHandler(
   const extraHeaders = Object.entries(options.headers ?? {});
   const authorize = options.authorize;
 
-  return (req, res) => {
+  return (req, res, info = { id: randomUUID(), log: options.logger }) => {
     res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
     for (const [name, values] of extraHeaders) res.setHeader(name, values);
 
@@ -107,6 +111,10 @@ export function createApiHandler(
     const method = req.method ?? "GET";
     const isHead = method === "HEAD";
     const routed = route(path);
+    if (routed !== null) {
+      info.handler = HANDLER_NAMES[routed.kind];
+      if (routed.name !== "") info.repository = routed.name;
+    }
     if (routed === null) {
       writeError(
         res,
@@ -128,28 +136,32 @@ export function createApiHandler(
     const request: ApiRequest = {
       req,
       res,
+      info,
       route: routed,
       query: queryStart === -1 ? null : new URLSearchParams(url.slice(queryStart + 1)),
       isHead,
       caller: OPEN_CALLER,
     };
     if (authorize === undefined) {
-      handler(context, request).catch((error: unknown) => fail(context, request, error));
+      handler(context, request).catch((error: unknown) => fail(request, error));
       return;
     }
     const needs = accessNeeds(routed.kind, method, routed.name);
     authorize({ req, kind: routed.kind, needs })
       .then((caller) => {
         request.caller = caller;
-        if (caller.user !== undefined) requestContext(req).user = caller.user;
+        if (caller.user !== undefined) {
+          requestContext(req).user = caller.user;
+          info.user = caller.user;
+        }
         return handler(context, request);
       })
-      .catch((error: unknown) => fail(context, request, error));
+      .catch((error: unknown) => fail(request, error));
   };
 }
 
 /** Answers a failed request with its error, unless the response is already under way or unwanted. */
-function fail(context: ApiContext, request: ApiRequest, error: unknown): void {
+function fail(request: ApiRequest, error: unknown): void {
   const { req, res } = request;
   if (req.socket.destroyed) {
     // The client left (mid-upload, typically); the storage layer kept what arrived.
@@ -157,9 +169,9 @@ function fail(context: ApiContext, request: ApiRequest, error: unknown): void {
     return;
   }
   if (res.headersSent) {
-    context.logger?.error({ err: error }, "request failed after the response started");
+    request.info.log?.error({ err: error }, "request failed after the response started");
     res.destroy();
     return;
   }
-  writeError(res, error, request.isHead, context.logger);
+  writeError(res, error, request.isHead, request.info.log);
 }

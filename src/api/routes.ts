@@ -28,6 +28,18 @@ export const ALLOWED_METHODS: Readonly<Record<RouteKind, string>> = {
   referrers: "GET, HEAD",
 };
 
+/** Each endpoint's name in metrics (distribution's route names, `-` as `_`). */
+export const HANDLER_NAMES: Readonly<Record<RouteKind, string>> = {
+  base: "base",
+  catalog: "catalog",
+  tags: "tags",
+  manifest: "manifest",
+  blob: "blob",
+  uploadStart: "blob_upload",
+  upload: "blob_upload_chunk",
+  referrers: "referrers",
+};
+
 const PREFIX = "/v2/";
 
 /**

@@ -28,8 +28,8 @@ storage:
 http:
   addr: 127.0.0.1:5000
   secret: s3cr3t
-  debug:
-    addr: :5001
+  http2:
+    disabled: false
 notifications:
   endpoints: []
 health:
@@ -44,8 +44,7 @@ health:
     const keys = config.warnings.map((warning) => warning.split(":")[0]);
     assert.deepEqual(keys.sort(), [
       "colour",
-      "health.tcp",
-      "http.debug",
+      "http.http2",
       "http.secret",
       "loglevel",
       "notifications",

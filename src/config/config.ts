@@ -7,6 +7,7 @@
 
 import type { AuthOptions } from "../auth/index.js";
 import { readAuth } from "./auth.js";
+import { readHealth, type HealthConfig } from "./health.js";
 import { readHttp, type HttpConfig } from "./http.js";
 import { readLog, type LogConfig } from "./log.js";
 import { ConfigError, ConfigReader, type Mapping } from "./reader.js";
@@ -20,6 +21,7 @@ export interface BerthConfig {
   http: HttpConfig;
   /** The auth section; undefined when the registry is open (no `auth`). */
   auth: AuthOptions | undefined;
+  health: HealthConfig;
   /** What the config had that Berth ignores, one message each, for the caller to log at start. */
   warnings: string[];
 }
@@ -53,10 +55,6 @@ function readIgnored(reader: ConfigReader, tree: Mapping): void {
   for (const [key, reason] of Object.entries(ignoredTopLevel)) {
     if (tree[key] !== undefined) reader.warn(key, `${reason}; ignored`);
   }
-  const health = reader.mapping(tree.health, "health");
-  for (const checker of ["file", "http", "tcp"]) {
-    if (health[checker] !== undefined) reader.warn(`health.${checker}`, "not supported, ignored");
-  }
 }
 
 /**
@@ -87,6 +85,7 @@ export function readConfigTree(
     storage: readStorage(reader, tree),
     http: readHttp(reader, tree),
     auth: readAuth(reader, tree),
+    health: readHealth(reader, tree),
     warnings: reader.warnings,
   };
   readIgnored(reader, tree);

@@ -71,7 +71,38 @@ describe("config http section", () => {
       ],
       ["http.headers.X-Bad", "http:\n  headers:\n    X-Bad: {a: b}\n", /must be a list of strings/],
       ["http.net", "http:\n  net: unix\n", /must be one of tcp/],
+      ["http.debug.addr", "http:\n  debug:\n    addr: nowhere\n", /is not host:port/],
+      [
+        "http.debug.prometheus.enabled",
+        "http:\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: sometimes\n",
+        /must be true or false/,
+      ],
     ]);
+  });
+
+  it("reads http.debug with its Prometheus path, /metrics by default", () => {
+    assert.equal(parseConfig(minimalConfig, {}).http.debug, undefined);
+    const on = parseConfig(
+      `${minimalConfig}http:\n  debug:\n    addr: 127.0.0.1:5001\n    prometheus:\n      enabled: true\n`,
+      {},
+    );
+    assert.deepEqual(on.http.debug, {
+      addr: "127.0.0.1:5001",
+      hostname: "127.0.0.1",
+      port: 5001,
+      prometheus: { enabled: true, path: "/metrics" },
+    });
+    const custom = parseConfig(
+      `${minimalConfig}http:\n  debug:\n    addr: :5001\n    prometheus: {enabled: true, path: /prom}\n`,
+      {},
+    );
+    assert.equal(custom.http.debug?.prometheus.path, "/prom");
+    const nowhere = parseConfig(
+      `${minimalConfig}http:\n  debug:\n    prometheus:\n      enabled: true\n`,
+      {},
+    );
+    assert.equal(nowhere.http.debug, undefined);
+    assert.match(nowhere.warnings.join("\n"), /http.debug.prometheus: .*set http.debug.addr/);
   });
 
   it("splits host:port", () => {

@@ -62,6 +62,18 @@ export interface HttpConfig {
   drainTimeoutMs: number;
   timeouts: HttpTimeouts;
   limits: HttpLimits;
+  /** `http.debug`: the debug server (health and metrics); undefined without `http.debug.addr`. */
+  debug: DebugConfig | undefined;
+}
+
+/** `http.debug`: a second listener, as distribution's, for operators rather than clients. */
+export interface DebugConfig {
+  /** `http.debug.addr` as written. */
+  addr: string;
+  hostname: string;
+  port: number;
+  /** `http.debug.prometheus`: Prometheus metrics on the debug server. */
+  prometheus: { enabled: boolean; path: string };
 }
 
 /** Splits `host:port` (`[::1]:5000`, `:5000`); undefined when `addr` is not that. */
@@ -232,8 +244,6 @@ export function readHttp(reader: ConfigReader, tree: Mapping): HttpConfig {
   prefix = prefix.replace(/\/+$/, "");
 
   if (http.secret !== undefined) reader.warn("http.secret", "not used by Berth, ignored");
-  if (http.debug !== undefined)
-    reader.warn("http.debug", "the debug server is not supported, ignored");
   if (http.http2 !== undefined) reader.warn("http.http2", "Berth serves HTTP/1.1 only, ignored");
   reader.boolean(http.relativeurls, "http.relativeurls", false);
 
@@ -248,5 +258,38 @@ export function readHttp(reader: ConfigReader, tree: Mapping): HttpConfig {
     drainTimeoutMs: reader.duration(http.draintimeout, "http.draintimeout", 10_000),
     timeouts: readTimeouts(reader, http),
     limits: readLimits(reader, http),
+    debug: readDebug(reader, http),
   };
+}
+
+function readDebug(reader: ConfigReader, http: Mapping): DebugConfig | undefined {
+  const debug = reader.mapping(http.debug, "http.debug");
+  reader.unknownKeys(debug, "http.debug", ["addr", "prometheus", "tls"]);
+  if (debug.tls !== undefined) reader.warn("http.debug.tls", "not supported, ignored");
+  const prometheus = reader.mapping(debug.prometheus, "http.debug.prometheus");
+  reader.unknownKeys(prometheus, "http.debug.prometheus", ["enabled", "path"]);
+  const enabled = reader.boolean(prometheus.enabled, "http.debug.prometheus.enabled", false);
+  const path = reader.string(prometheus.path, "http.debug.prometheus.path") || "/metrics";
+  if (!path.startsWith("/") || /[?#\s]/.test(path)) {
+    reader.fail(
+      "http.debug.prometheus.path",
+      `${JSON.stringify(path)} must be a path starting with "/"`,
+    );
+  }
+  const addr = reader.string(debug.addr, "http.debug.addr") ?? "";
+  if (addr === "") {
+    if (enabled) {
+      reader.warn(
+        "http.debug.prometheus",
+        "metrics are served on the debug server only; set http.debug.addr, ignored",
+      );
+    }
+    return undefined;
+  }
+  const address = parseAddress(addr);
+  if (address === undefined) {
+    reader.fail("http.debug.addr", `${JSON.stringify(addr)} is not host:port`);
+    return undefined;
+  }
+  return { addr, ...address, prometheus: { enabled, path } };
 }

@@ -11,12 +11,20 @@ export { type BerthConfig } from "./config.js";
 export { ConfigError, type ConfigProblem } from "./reader.js";
 export {
   parseAddress,
+  type DebugConfig,
   type HttpConfig,
   type HttpLimits,
   type HttpTimeouts,
   type TlsConfig,
 } from "./http.js";
 export { type LogConfig, type LogLevel } from "./log.js";
+export {
+  type FileCheckConfig,
+  type HealthConfig,
+  type HttpCheckConfig,
+  type StorageDriverCheckConfig,
+  type TcpCheckConfig,
+} from "./health.js";
 export { type StorageConfig, type GcConfig } from "./storage.js";
 export { parseDuration, formatDuration } from "./duration.js";
 

@@ -39,12 +39,23 @@ export interface MethodMetrics {
  */
 export type DriverMetrics = Record<string, MethodMetrics>;
 
+/** How a driver call ended: a missing path is an answer, not a failure of the backend. */
+export type CallOutcome = "ok" | "not_found" | "aborted" | "error";
+
+/**
+ * Told of every call DriverBase measures, as it ends: the method (as in DriverMetrics), how long
+ * it took in seconds and how it ended. It runs on every driver call, so it must be cheap.
+ */
+export type DriverCallObserver = (method: string, seconds: number, outcome: CallOutcome) => void;
+
 /**
  * Wraps a driver with path validation and metrics. The wrapper is itself a StorageDriver with the
  * same name; `inner` is the driver it wraps and `metrics` what it has recorded.
  */
 export class DriverBase implements StorageDriver {
   readonly metrics: DriverMetrics = {};
+  /** Told of each call as it ends (Prometheus metrics, tracing); none by default. */
+  observer: DriverCallObserver | undefined;
 
   constructor(readonly inner: StorageDriver) {}
 
@@ -268,18 +279,24 @@ export class DriverBase implements StorageDriver {
     const metrics = (this.metrics[method] ??= { calls: 0, errors: 0, totalMs: 0 });
     metrics.calls++;
     const started = performance.now();
+    let outcome: CallOutcome = "ok";
     try {
       if (signal?.aborted) throw new AbortedError(this.name, method, path, signal.reason);
       return await run();
     } catch (error) {
       metrics.errors++;
+      outcome = "error";
       if (error instanceof CallbackError) throw error.error;
+      if (error instanceof AbortedError || signal?.aborted) outcome = "aborted";
       if (error instanceof AbortedError) throw error;
       if (signal?.aborted) throw new AbortedError(this.name, method, path, signal.reason);
+      if (error instanceof PathNotFoundError) outcome = "not_found";
       if (error instanceof StorageDriverError) throw error;
       throw new BackendError(this.name, method, path, { cause: error });
     } finally {
-      metrics.totalMs += performance.now() - started;
+      const elapsed = performance.now() - started;
+      metrics.totalMs += elapsed;
+      this.observer?.(method, elapsed / 1000, outcome);
     }
   }
 }

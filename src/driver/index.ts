@@ -2,7 +2,13 @@
 // the built-in drivers, each of which registers itself when imported here.
 
 export * from "./driver.js";
-export { DriverBase, type DriverMetrics, type MethodMetrics } from "./base.js";
+export {
+  DriverBase,
+  type CallOutcome,
+  type DriverCallObserver,
+  type DriverMetrics,
+  type MethodMetrics,
+} from "./base.js";
 export { copyContent } from "./copy.js";
 export {
   registerDriver,

@@ -102,6 +102,7 @@ describe("real config files", () => {
         [["http", "tls"], undefined],
         [["http", "host"], undefined],
         [["http", "addr"], "127.0.0.1:0"],
+        [["http", "debug", "addr"], "127.0.0.1:0"],
       ]);
       const config = parseConfig(served, {}, "distribution-example.yml");
       const keys = warnedKeys(config);
@@ -119,11 +120,7 @@ describe("real config files", () => {
         "storage.cache",
         "storage.filesystem.maxthreads",
         "http.secret",
-        "http.debug",
         "http.http2",
-        "health.file",
-        "health.http",
-        "health.tcp",
       ]) {
         assert.ok(keys.includes(key), `no warning names ${key}:\n${config.warnings.join("\n")}`);
       }
@@ -136,6 +133,10 @@ describe("real config files", () => {
       try {
         assert.ok(registry.url.endsWith("/my/nested/registry"), registry.url);
         await pushAndPull(registry);
+        // http.debug and health are served: metrics and the health status on the debug server.
+        const metrics = await fetch(`${registry.debugUrl}/metrics`);
+        assert.match(await metrics.text(), /registry_http_requests_total\{/);
+        assert.equal((await fetch(`${registry.debugUrl}/debug/health`)).status, 200);
       } finally {
         await registry.close();
       }

@@ -7,6 +7,7 @@
 import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { RegistryStorage } from "../storage/index.js";
+import type { PeriodicChecks } from "./health-checks.js";
 
 /** The path distribution serves its health status on. */
 export const healthPath = "/debug/health";
@@ -21,6 +22,11 @@ export class HealthCheck {
     private readonly storage: RegistryStorage,
     private readonly driverName: string,
     private readonly logger?: Pick<Logger, "error">,
+    /**
+     * The checks of config.yml's `health` section; with `health.storagedriver.enabled` the driver
+     * is checked there, periodically, and not on each request.
+     */
+    private readonly periodic?: { checks: PeriodicChecks; storageDriver: boolean },
   ) {}
 
   /** Undefined when healthy, else what failed. */
@@ -61,11 +67,13 @@ export class HealthCheck {
       res.writeHead(405, { allow: "GET, HEAD", "content-length": 0 }).end();
       return;
     }
-    const failure = await this.check();
-    const body = JSON.stringify(
-      failure === undefined ? {} : { [`storagedriver_${this.driverName}`]: failure },
-    );
-    res.writeHead(failure === undefined ? 200 : 503, {
+    const failure = this.periodic?.storageDriver ? undefined : await this.check();
+    const failing: Record<string, string> = {};
+    if (failure !== undefined) failing[`storagedriver_${this.driverName}`] = failure;
+    for (const [name, phrase] of this.periodic?.checks.failing ?? []) failing[name] = phrase;
+    const healthy = Object.keys(failing).length === 0;
+    const body = JSON.stringify(failing);
+    res.writeHead(healthy ? 200 : 503, {
       "content-type": "application/json; charset=utf-8",
       "content-length": Buffer.byteLength(body),
       "cache-control": "no-cache",

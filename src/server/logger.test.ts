@@ -24,6 +24,7 @@ describe("createLogger", () => {
     assert.equal(entry.service, "registry");
     assert.equal(entry.key, "http.secret");
     assert.equal(entry.msg, "ignored");
+    assert.match(entry.time as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 
   it("writes key=value lines with the text formatter", () => {
@@ -32,7 +33,7 @@ describe("createLogger", () => {
     logger.debug({ path: "/v2/", status: 200, agent: "skopeo/1.9 (linux)" }, "request");
     assert.match(
       lines[0]!,
-      /^time=\d{4}-\d\d-\d\dT[\d:.]+Z level=debug msg=request path=\/v2\/ status=200 agent="skopeo\/1\.9 \(linux\)"\n$/,
+      /^time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=debug msg=request path=\/v2\/ status=200 agent="skopeo\/1\.9 \(linux\)"\n$/,
     );
   });
 });

@@ -33,7 +33,7 @@ function textDestination(target: DestinationStream): DestinationStream {
     write(line: string): void {
       const entry = JSON.parse(line) as Record<string, unknown>;
       const { time, level, msg, ...rest } = entry;
-      const parts = [`time=${new Date(time as number).toISOString()}`, `level=${quote(level)}`];
+      const parts = [`time=${time as string}`, `level=${quote(level)}`];
       if (msg !== undefined) parts.push(`msg=${quote(msg)}`);
       for (const [key, value] of Object.entries(rest)) parts.push(`${key}=${quote(value)}`);
       target.write(`${parts.join(" ")}\n`);
@@ -51,6 +51,8 @@ export function createLogger(options: LoggerOptions): OwnedLogger {
     {
       level: options.level,
       base: { ...options.fields },
+      // RFC 3339 with milliseconds ("2026-11-28T18:17:52.123Z"), as log shippers parse it.
+      timestamp: pino.stdTimeFunctions.isoTime,
       // Level names, not numbers, as distribution writes them.
       formatters: { level: (label) => ({ level: label }) },
     },

@@ -17,6 +17,7 @@ import {
   type FileInfo,
 } from "../driver/index.js";
 import { captureLogger } from "../testing/logger.js";
+import { eventually } from "../testing/eventually.js";
 import { skipUnlessCommands } from "../testing/tools.js";
 import { startRegistry } from "./index.js";
 
@@ -34,15 +35,6 @@ registerDriver("servertest-strict", (parameters) => {
   }
   return new InMemoryDriver();
 });
-
-/** Polls `condition` every 20 ms until it holds (at most 5 s). */
-async function eventually(condition: () => boolean | Promise<boolean>): Promise<void> {
-  for (let attempt = 0; attempt < 250; attempt++) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  assert.fail("condition not reached within 5 s");
-}
 
 describe("startRegistry", () => {
   it("serves the API on 127.0.0.1 and a free port from a driver name, and stops", async () => {
@@ -133,11 +125,45 @@ describe("startRegistry", () => {
       assert.equal(line.method, "GET");
       assert.equal(line.path, "/v2/_catalog");
       assert.equal(line.status, response.status);
-      assert.equal(line.bytes, Number(response.headers.get("content-length")));
+      assert.equal(line.bytesOut, Number(response.headers.get("content-length")));
+      assert.equal(line.bytesIn, 0);
+      assert.equal(line.requestId, response.headers.get("x-request-id"));
       assert.equal(typeof line.durationMs, "number");
       assert.equal(line.remoteAddr, "127.0.0.1");
       assert.equal(line.userAgent, "berth-test/1");
       assert.doesNotMatch(JSON.stringify(lines), /s3cr3t/);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  it("gives every request an id, honouring X-Request-Id, in its access line and error lines", async () => {
+    const { logger, lines } = captureLogger();
+    const registry = await startRegistry({ driver: "inmemory", logger });
+    try {
+      const chosen = await fetch(`${registry.url}/v2/app/manifests/v1`, {
+        headers: { "x-request-id": "trace-42" },
+      });
+      assert.equal(chosen.status, 404);
+      assert.equal(chosen.headers.get("x-request-id"), "trace-42");
+      const bad = await fetch(`${registry.url}/v2/`, { headers: { "x-request-id": "a b" } });
+      const generated = bad.headers.get("x-request-id")!;
+      assert.match(generated, /^[0-9a-f-]{36}$/);
+      const pushed = await fetch(
+        `${registry.url}/v2/app/blobs/uploads/?digest=sha256:${"0".repeat(64)}`,
+        {
+          method: "POST",
+          body: "hello",
+        },
+      );
+      assert.equal(pushed.status, 400);
+      await eventually(() => lines.filter((line) => line.msg === "request").length === 3);
+      const access = lines.filter((line) => line.msg === "request");
+      assert.equal(access[0]!.requestId, "trace-42");
+      assert.equal(access[0]!.repository, "app");
+      assert.equal(access[1]!.requestId, generated);
+      assert.equal(access[2]!.bytesIn, 5);
+      assert.equal(access[2]!.requestId, pushed.headers.get("x-request-id"));
     } finally {
       await registry.close();
     }

@@ -1,9 +1,11 @@
 // startRegistry: a running registry in this process. It builds the storage driver, the registry
 // storage layer and the API handler from a config, and serves them over HTTP(S) with what sits
-// around the API: http.prefix, http.headers, the health endpoint, access logs, the background jobs
-// (upload purging, garbage collection) and a graceful stop. `berth serve` is a thin layer over it;
-// so are Berth's own HTTP tests.
+// around the API: http.prefix, http.headers, the health endpoint and checks, request ids, access
+// logs, metrics and the debug server (http.debug), the background jobs (upload purging, garbage
+// collection) and a graceful stop. `berth serve` is a thin layer over it; so are Berth's own HTTP
+// tests.
 
+import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import {
   createServer as createHttpServer,
@@ -18,14 +20,19 @@ import { createAuth, KeyFileError, type Auth } from "../auth/index.js";
 import { ConfigError, resolveConfig, type BerthConfig, type LogLevel } from "../config/index.js";
 import {
   createDriver,
+  DriverBase,
   InvalidParameterError,
   type DriverParameters,
   type StorageDriver,
 } from "../driver/index.js";
-import { createRegistryStorage, type RegistryStorage } from "../storage/index.js";
-import { logAccess } from "./access-log.js";
+import { HttpMetrics, MetricsRegistry, observeDriver, observeStorage } from "../metrics/index.js";
+import { createRegistryStorage, HealthProbe, type RegistryStorage } from "../storage/index.js";
+import { startDebugServer, type DebugServer } from "./debug.js";
 import { guardConnections, serverTimeoutOptions } from "./connections.js";
 import { HealthCheck, healthPath } from "./health.js";
+import { healthChecks, PeriodicChecks } from "./health-checks.js";
+import { listen, localUrl } from "./listen.js";
+import { trackRequest, type RequestTracking } from "./requests.js";
 import { createLogger } from "./logger.js";
 import { startGarbageCollector, type GarbageCollector } from "./garbage-collector.js";
 import { startUploadPurger } from "./upload-purger.js";
@@ -94,6 +101,13 @@ export interface RunningRegistry {
   readonly server: Server;
   /** The background garbage collector, when `storage.maintenance.gc.enabled`. */
   readonly collector?: GarbageCollector;
+  /**
+   * The registry's metrics. Always there, for any part that counts something; served (and the
+   * HTTP and driver metrics recorded) only with `http.debug.prometheus.enabled`.
+   */
+  readonly metrics: MetricsRegistry;
+  /** The debug server's URL (`http.debug.addr`), such as `http://127.0.0.1:5001`; else undefined. */
+  readonly debugUrl: string | undefined;
   /**
    * Stops the registry: stops accepting connections, closes idle keep-alive connections, lets
    * requests in flight finish (for at most `http.draintimeout`, then their connections are cut),
@@ -178,33 +192,6 @@ function outsidePrefix(req: IncomingMessage, res: ServerResponse, path: string):
   writeError(res, error, req.method === "HEAD", undefined);
 }
 
-/** Listens on `port` and `hostname`; an address in use becomes a ConfigError on http.addr. */
-function listen(server: Server, config: BerthConfig): Promise<void> {
-  const { hostname, port, addr } = config.http;
-  return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException): void => {
-      const reason =
-        error.code === "EADDRINUSE"
-          ? "the address is in use"
-          : error.code === "EADDRNOTAVAIL"
-            ? "no such local address"
-            : error.code === "EACCES"
-              ? "permission denied"
-              : error.message;
-      reject(
-        new ConfigError([
-          { key: "http.addr", message: `http.addr: cannot listen on ${addr}: ${reason}` },
-        ]),
-      );
-    };
-    server.once("error", onError);
-    server.listen({ port, host: hostname === "" ? undefined : hostname }, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
-}
-
 async function createServer(config: BerthConfig): Promise<Server> {
   const options = { keepAlive: true, ...serverTimeoutOptions(config.http.timeouts) };
   const tls = config.http.tls;
@@ -235,6 +222,10 @@ interface Serving {
   driver: StorageDriver;
   storage: RegistryStorage;
   server: Server;
+  metrics: MetricsRegistry;
+  debug: DebugServer | undefined;
+  /** Stops the periodic health checks and removes the storage probe. */
+  stopHealth(): Promise<void>;
   /** From now on, responses close their connection instead of keeping it alive. */
   closing(): void;
 }
@@ -270,6 +261,24 @@ function warnPlainAuth(config: BerthConfig, logger: Logger): void {
 async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const auth = await openAuth(config, logger);
   const { driver, storage } = await openStorage(config);
+  const metrics = new MetricsRegistry();
+  const prometheus = config.http.debug?.prometheus.enabled === true;
+  const tracking: RequestTracking = {
+    logger,
+    accessLog: config.log.accessLog,
+    http: undefined,
+    uploads: undefined,
+  };
+  if (prometheus) {
+    metrics.collectDefaultMetrics();
+    if (driver instanceof DriverBase) observeDriver(metrics, driver);
+    observeStorage(metrics, storage);
+    tracking.http = new HttpMetrics(metrics);
+    tracking.uploads = metrics.gauge({
+      name: "registry_storage_uploads_in_progress",
+      help: "Upload requests (POST, PATCH, PUT) whose bytes are being received now.",
+    });
+  }
   const { prefix, host } = config.http;
   // The API prepends this to the URLs of Location and Link headers: with http.host they are absolute.
   const urlBase = (host ?? "") + prefix;
@@ -281,16 +290,25 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     authorize: auth?.authorize,
   });
   const tokenEndpoint = auth?.tokenEndpoint;
-  const health = new HealthCheck(storage, config.storage.driver, logger);
+  // This process's name in the storage health probe's path.
+  const instance = randomUUID();
+  const probe = new HealthProbe(driver, instance, config.storage.readOnly);
+  const periodic = new PeriodicChecks(
+    healthChecks(config.health, config.storage.driver, probe),
+    logger,
+  );
+  const health = new HealthCheck(storage, config.storage.driver, logger, {
+    checks: periodic,
+    storageDriver: config.health.storageDriver.enabled,
+  });
   const server = await createServer(config);
   const admit = guardConnections(server, config.http.timeouts, config.http.limits);
 
   const headers = Object.entries(config.http.headers);
-  const accessLog = config.log.accessLog;
   let closing = false;
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-    if (accessLog) logAccess(logger, req, res);
+    const tracked = trackRequest(req, res, tracking);
     if (closing) res.shouldKeepAlive = false;
     for (const [name, values] of headers) res.setHeader(name, values);
     if (!admit(req, res)) return;
@@ -304,14 +322,33 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
       req.url = url.slice(prefix.length);
       if (req.url === healthPath) return void health.respond(req.method, res);
     }
-    api(req, res);
+    api(req, res, tracked.info);
+    tracked.routed();
   });
 
-  await listen(server, config);
+  await listen(server, config.http, "http.addr");
+  let debug: DebugServer | undefined;
+  if (config.http.debug !== undefined) {
+    try {
+      debug = await startDebugServer(config.http.debug, {
+        health,
+        metrics: prometheus ? metrics : undefined,
+      });
+    } catch (error) {
+      server.close();
+      throw error;
+    }
+  }
   return {
     driver,
     storage,
     server,
+    metrics,
+    debug,
+    stopHealth: async () => {
+      await periodic.stop();
+      await probe.remove();
+    },
     closing: () => {
       closing = true;
     },
@@ -345,12 +382,12 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
     await owned?.flush();
     throw error;
   }
-  const { driver, storage, server } = running;
+  const { driver, storage, server, metrics, debug } = running;
   const { prefix } = config.http;
 
   const stopPurger =
     config.storage.uploadPurging.enabled && !config.storage.readOnly
-      ? startUploadPurger(storage, config.storage.uploadPurging, logger)
+      ? startUploadPurger(storage, config.storage.uploadPurging, logger, metrics)
       : async () => {};
   const collector =
     config.storage.gc.enabled && !config.storage.readOnly
@@ -359,15 +396,20 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
 
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.http.port;
-  const hostname = config.http.hostname;
-  const reachable =
-    hostname === "" || hostname === "0.0.0.0" || hostname === "::"
-      ? "127.0.0.1"
-      : hostname.includes(":")
-        ? `[${hostname}]`
-        : hostname;
-  const url = `${config.http.tls ? "https" : "http"}://${reachable}:${port}${prefix}`;
-  logger.info({ url, driver: config.storage.driver }, "registry listening");
+  const url = localUrl(server, config.http.hostname, config.http.tls ? "https" : "http") + prefix;
+  const prometheus = config.http.debug?.prometheus;
+  logger.info(
+    {
+      url,
+      driver: config.storage.driver,
+      readOnly: config.storage.readOnly,
+      deleteEnabled: config.storage.deleteEnabled,
+      metrics:
+        debug !== undefined && prometheus?.enabled ? `${debug.url}${prometheus.path}` : "off",
+      ...(debug === undefined ? {} : { debug: debug.url }),
+    },
+    "registry listening",
+  );
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -378,16 +420,29 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       const drain = setTimeout(() => server.closeAllConnections(), config.http.drainTimeoutMs);
       // A keep-alive connection whose last request finishes during the drain becomes idle: close it.
       const idle = setInterval(() => server.closeIdleConnections(), 100);
-      await stopped;
+      await Promise.all([stopped, debug?.close()]);
       clearTimeout(drain);
       clearInterval(idle);
       await stopPurger();
       await collector?.stop();
+      await running.stopHealth();
       logger.info("registry stopped");
       await owned?.flush();
     })();
     return closed;
   };
 
-  return { url, port, config, driver, storage, logger, server, collector, close };
+  return {
+    url,
+    port,
+    config,
+    driver,
+    storage,
+    logger,
+    server,
+    metrics,
+    debugUrl: debug?.url,
+    collector,
+    close,
+  };
 }

@@ -6,6 +6,7 @@
 import type { Logger } from "pino";
 import type { StorageConfig } from "../config/index.js";
 import { formatDuration } from "../config/index.js";
+import type { MetricsRegistry } from "../metrics/index.js";
 import type { RegistryStorage } from "../storage/index.js";
 
 const maxFirstDelayMs = 3_600_000;
@@ -15,7 +16,17 @@ export function startUploadPurger(
   storage: RegistryStorage,
   options: StorageConfig["uploadPurging"],
   logger: Logger,
+  metrics: MetricsRegistry,
 ): () => Promise<void> {
+  const runs = metrics.counter({
+    name: "registry_storage_purge_runs_total",
+    help: "Upload purges run, by outcome (ok, error).",
+    labelNames: ["outcome"],
+  });
+  const removedTotal = metrics.counter({
+    name: "registry_storage_purge_uploads_removed_total",
+    help: "Abandoned uploads the upload purger removed (none in a dry run).",
+  });
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
@@ -23,11 +34,14 @@ export function startUploadPurger(
   const purge = async (): Promise<void> => {
     try {
       const removed = await storage.purgeUploads(options.ageMs, options.dryRun);
+      runs.inc({ outcome: "ok" });
+      if (!options.dryRun) removedTotal.inc(removed.length);
       logger.info(
         { uploads: removed, dryRun: options.dryRun },
         `upload purge: ${options.dryRun ? "would remove" : "removed"} ${removed.length} upload(s) older than ${formatDuration(options.ageMs)}`,
       );
     } catch (error) {
+      runs.inc({ outcome: "error" });
       logger.error({ err: error }, "upload purge failed");
     }
   };

@@ -4,7 +4,7 @@
 
 import type { Readable, Writable } from "node:stream";
 import { DriverErrorCode, copyContent, type StorageDriver } from "../driver/index.js";
-import { boundedCache, type BoundedCache } from "./cache.js";
+import { boundedCache, type BoundedCache, type CacheStats } from "./cache.js";
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
 import { parseBlobPath, parseDigestPath, paths } from "./paths.js";
 import type { BlobInfo, Digest, StreamOptions } from "./types.js";
@@ -74,8 +74,9 @@ export class LinkStore {
   constructor(
     private readonly driver: StorageDriver,
     cacheSize: number,
+    stats?: CacheStats,
   ) {
-    this.known = boundedCache(cacheSize);
+    this.known = boundedCache(cacheSize, undefined, stats);
   }
 
   /** The digest a link at `path` holds; undefined when there is no link (or it is not a digest). */
@@ -122,8 +123,9 @@ export class BlobStore {
   constructor(
     private readonly driver: StorageDriver,
     cacheSize: number,
+    stats?: CacheStats,
   ) {
-    this.sizes = boundedCache(cacheSize);
+    this.sizes = boundedCache(cacheSize, undefined, stats);
   }
 
   /** The blob's size, or undefined when it is not stored. */

@@ -18,17 +18,43 @@ export type BoundedCache<K extends Present, V extends Present> = Pick<
   "get" | "set" | "delete"
 >;
 
+/** How often a cache was asked and how often it had the answer: plain counts, read by metrics. */
+export interface CacheStats {
+  requests: number;
+  hits: number;
+}
+
 /**
  * A bounded LRU map of at most `capacity` entries (at least one); with `ttlMs`, an entry is also
- * forgotten that long after it was set (measured with the monotonic clock).
+ * forgotten that long after it was set (measured with the monotonic clock). With `stats`, each
+ * `get` counts as a request, and as a hit when it finds the key (two increments: no measurable
+ * cost).
  */
 export function boundedCache<K extends Present, V extends Present>(
   capacity: number,
   ttlMs?: number,
+  stats?: CacheStats,
 ): BoundedCache<K, V> {
   const max = Math.max(1, Math.floor(capacity));
-  if (ttlMs === undefined) return new LRUCache<K, V>({ max });
-  return new LRUCache<K, V>({ max, ttl: Math.max(1, ttlMs), ttlAutopurge: false });
+  const cache =
+    ttlMs === undefined
+      ? new LRUCache<K, V>({ max })
+      : new LRUCache<K, V>({ max, ttl: Math.max(1, ttlMs), ttlAutopurge: false });
+  if (stats === undefined) return cache;
+  const counted = {
+    get(key: K): V | undefined {
+      stats.requests++;
+      const value = cache.get(key);
+      if (value !== undefined) stats.hits++;
+      return value;
+    },
+    set(key: K, value: V) {
+      cache.set(key, value);
+      return cache;
+    },
+    delete: (key: K) => cache.delete(key),
+  };
+  return counted;
 }
 
 /** Runs operations on the same key one after another (in this process), others concurrently. */

@@ -35,6 +35,9 @@
 // a hash's state, so the running hash lives in process memory and an upload resumed elsewhere is
 // re-hashed from its data at completion. Distribution treats a missing hash state the same way
 // (it re-hashes from the data), and uploads are never shared between implementations mid-flight.
+//
+// Outside distribution's tree, Berth's own: `/berth/health/<instance>`, the file the storage driver
+// health check (`health.storagedriver`) writes and reads back; one per running registry.
 
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
 
@@ -116,6 +119,8 @@ export const paths = {
   /** Where the sweep puts a blob's data until it knows no push raced with it. */
   gcTrash: (digest: ParsedDigest): string => `${GC}/trash/${digestComponents(digest)}`,
   gcTrashRoot: (): string => `${GC}/trash`,
+  /** The health probe of one running registry (`instance`: a UUID), outside distribution's tree. */
+  healthProbe: (instance: string): string => `/berth/health/${instance}`,
 } as const;
 
 /** The last component of a path. */

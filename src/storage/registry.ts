@@ -3,7 +3,7 @@
 
 import type { StorageDriver } from "../driver/index.js";
 import { BlobStore, LinkStore, unlessNotFound } from "./blobstore.js";
-import { boundedCache, KeyedQueue } from "./cache.js";
+import { boundedCache, KeyedQueue, type CacheStats } from "./cache.js";
 import { catalog } from "./catalog.js";
 import { mutationChecks, type StorageContext } from "./context.js";
 import { garbageCollect } from "./gc.js";
@@ -61,6 +61,11 @@ class RepositoryView implements Repository {
 /** The registry storage layer (see RegistryStorage). */
 export class Registry implements RegistryStorage {
   private readonly context: StorageContext;
+  readonly cacheStats = {
+    blob: { requests: 0, hits: 0 },
+    link: { requests: 0, hits: 0 },
+    manifest: { requests: 0, hits: 0 },
+  } satisfies Record<string, CacheStats>;
 
   constructor(
     readonly driver: StorageDriver,
@@ -73,12 +78,16 @@ export class Registry implements RegistryStorage {
     };
     this.context = {
       driver,
-      blobs: new BlobStore(driver, options.blobCacheSize ?? 10_000),
-      links: new LinkStore(driver, options.linkCacheSize ?? 100_000),
+      blobs: new BlobStore(driver, options.blobCacheSize ?? 10_000, this.cacheStats.blob),
+      links: new LinkStore(driver, options.linkCacheSize ?? 100_000, this.cacheStats.link),
       options: resolved,
       hashStates: boundedCache(options.uploadHashStates ?? 10_000),
       queue: new KeyedQueue(),
-      manifestCache: boundedCache(options.manifestCacheSize ?? 1_000),
+      manifestCache: boundedCache(
+        options.manifestCacheSize ?? 1_000,
+        undefined,
+        this.cacheStats.manifest,
+      ),
       protection: new Protection(driver, resolved.gcDelayMs, options.linkCacheSize ?? 100_000),
       ...mutationChecks(resolved),
     };

@@ -266,4 +266,9 @@ export interface RegistryStorage {
   acquireGcLease(owner: string, ttlMs: number): Promise<GcLease | undefined>;
   /** Checks that the storage driver answers (for the health endpoint). */
   checkHealth(): Promise<void>;
+  /**
+   * Lookups and hits of the in-memory caches since start, by cache: `blob` (sizes by digest),
+   * `link` (layer and revision links known to exist), `manifest` (manifests by digest).
+   */
+  readonly cacheStats: Readonly<Record<string, Readonly<{ requests: number; hits: number }>>>;
 }

@@ -1,0 +1,153 @@
+// What the server does around every request: give it an id (the client's `X-Request-Id` when it
+// sent a sane one, else a new UUID, returned in the `X-Request-Id` response header), a logger whose
+// lines carry that id, and, when the response closes, one access line and the HTTP metrics.
+//
+// The access line has method, path, status, bytes in and out, duration, remote address, user
+// agent, and the repository and user when known. The query string is left out (it can carry
+// tokens), and no header other than User-Agent is logged, so an Authorization header never
+// reaches the log.
+
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import type { ApiLogger, RequestInfo } from "../api/index.js";
+import type { Gauge, HttpMetrics } from "../metrics/index.js";
+
+/** What the server records of its requests. */
+export interface RequestTracking {
+  logger: Logger;
+  /** Write the access line (config `log.accesslog.disabled` turns it off). */
+  accessLog: boolean;
+  /** HTTP metrics, when Prometheus metrics are enabled. */
+  http: HttpMetrics | undefined;
+  /** The uploads-in-progress gauge, when Prometheus metrics are enabled. */
+  uploads: Gauge | undefined;
+}
+
+/** A request id a client may choose: printable ASCII, no spaces, at most 128 characters. */
+const clientId = /^[\x21-\x7e]{1,128}$/;
+
+/** Counts body bytes as node's HTTP parser hands them to the request stream. */
+function countBodyIn(req: IncomingMessage): () => number {
+  let bytes = 0;
+  const push = req.push.bind(req);
+  req.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    if (chunk instanceof Uint8Array) bytes += chunk.byteLength;
+    return push(chunk, encoding);
+  };
+  return () => bytes;
+}
+
+/** Counts the body bytes of `res` as they are written. */
+function countBodyOut(res: ServerResponse): () => number {
+  let bytes = 0;
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  const count = (chunk: unknown, encoding: unknown): void => {
+    if (chunk === undefined || chunk === null || typeof chunk === "function") return;
+    bytes +=
+      typeof chunk === "string"
+        ? Buffer.byteLength(
+            chunk,
+            typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8",
+          )
+        : (chunk as Uint8Array).byteLength;
+  };
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    count(chunk, rest[0]);
+    return write(chunk, ...rest);
+  }) as ServerResponse["write"];
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    count(chunk, rest[0]);
+    return end(chunk, ...rest);
+  }) as ServerResponse["end"];
+  return () => bytes;
+}
+
+/** A logger that makes its pino child (with the request id) only when something is logged. */
+function requestLogger(logger: Logger, id: string): ApiLogger {
+  let child: Logger | undefined;
+  const get = (): Logger => (child ??= logger.child({ requestId: id }));
+  return {
+    error: (object, message) => get().error(object, message),
+    warn: (object, message) => get().warn(object, message),
+  };
+}
+
+/** True for the requests that carry an upload's bytes. */
+function isUpload(info: RequestInfo, method: string | undefined): boolean {
+  return (
+    (info.handler === "blob_upload_chunk" && (method === "PATCH" || method === "PUT")) ||
+    (info.handler === "blob_upload" && method === "POST")
+  );
+}
+
+/**
+ * Starts tracking a request: its id, header and logger now; the access line and metrics when the
+ * response closes. Call `routed` once the API has routed it (handler known), for the in-flight
+ * gauges.
+ */
+export function trackRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  tracking: RequestTracking,
+): { info: RequestInfo; routed(): void } {
+  const started = performance.now();
+  const header = req.headers["x-request-id"];
+  const id = typeof header === "string" && clientId.test(header) ? header : randomUUID();
+  res.setHeader("X-Request-Id", id);
+  const info: RequestInfo = { id, log: requestLogger(tracking.logger, id) };
+  const { accessLog, http, uploads } = tracking;
+  if (!accessLog && http === undefined) return { info, routed: () => {} };
+
+  // Taken now, before the server strips http.prefix from req.url.
+  const url = req.url ?? "";
+  const bytesIn = countBodyIn(req);
+  const bytesOut = countBodyOut(res);
+  let upload = false;
+  let inFlight: string | undefined;
+  res.once("close", () => {
+    const seconds = (performance.now() - started) / 1000;
+    const out = req.method === "HEAD" ? 0 : bytesOut();
+    if (inFlight !== undefined) {
+      if (upload) uploads?.dec();
+      http!.ended({
+        handler: inFlight,
+        method: req.method ?? "GET",
+        status: res.statusCode,
+        seconds,
+        bytesIn: bytesIn(),
+        bytesOut: out,
+      });
+    }
+    if (!accessLog) return;
+    const query = url.indexOf("?");
+    tracking.logger.info(
+      {
+        requestId: id,
+        method: req.method,
+        path: query === -1 ? url : url.slice(0, query),
+        status: res.statusCode,
+        bytesIn: bytesIn(),
+        bytesOut: out,
+        durationMs: Math.round(seconds * 1_000_000) / 1000,
+        remoteAddr: req.socket.remoteAddress,
+        userAgent: req.headers["user-agent"],
+        ...(info.repository === undefined ? {} : { repository: info.repository }),
+        ...(info.user === undefined ? {} : { user: info.user }),
+        ...(res.writableFinished ? {} : { aborted: true }),
+      },
+      "request",
+    );
+  });
+  return {
+    info,
+    routed: () => {
+      if (http === undefined || info.handler === undefined) return;
+      inFlight = info.handler;
+      http.started(inFlight);
+      upload = isUpload(info, req.method);
+      if (upload) uploads?.inc();
+    },
+  };
+}
