@@ -46,9 +46,18 @@ export function parseMetrics(text: string): Scrape {
     }
     const match = sampleLine.exec(line);
     assert.ok(match, `not a sample: ${JSON.stringify(line)}`);
+    // Go's ParseFloat, which Prometheus reads with, takes NaN and Inf in any case (prom-client
+    // writes "Nan" for an empty event-loop histogram).
+    const text = match[3]!.toLowerCase();
     const value =
-      match[3] === "+Inf" ? Infinity : match[3] === "-Inf" ? -Infinity : Number(match[3]);
-    assert.ok(!Number.isNaN(value) || match[3] === "NaN", `bad value in ${JSON.stringify(line)}`);
+      text === "nan"
+        ? NaN
+        : text === "+inf" || text === "inf"
+          ? Infinity
+          : text === "-inf"
+            ? -Infinity
+            : Number(match[3]);
+    assert.ok(!Number.isNaN(value) || text === "nan", `bad value in ${JSON.stringify(line)}`);
     samples.push({ name: match[1]!, labels: parseLabels(match[2] ?? "", line), value });
   }
   return { samples, types };
