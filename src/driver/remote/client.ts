@@ -235,11 +235,24 @@ export class RemoteDriver implements StorageDriver {
     });
     // The content is whole only when the call ends with OK: gRPC also ends the message stream
     // of a call that failed (before its "error"), which must not look like the end of content.
-    call.on("status", (status: grpc.StatusObject) => {
-      if (status.code !== grpc.status.OK) return;
+    // And it ends only once every message was passed on: gRPC reports the status as soon as the
+    // last message arrived, while messages may still wait in the call when it is paused.
+    let ok = false;
+    let ended = false;
+    const finish = () => {
+      if (!ok || !ended || done) return;
       done = true;
       opened();
       stream.push(null);
+    };
+    call.on("status", (status: grpc.StatusObject) => {
+      if (status.code !== grpc.status.OK) return;
+      ok = true;
+      finish();
+    });
+    call.on("end", () => {
+      ended = true;
+      finish();
     });
     call.on("error", (error: Error) => {
       done = true;
