@@ -244,3 +244,31 @@ test("blob GET and HEAD redirect (307) to the driver's URL unless redirects are 
     await direct.close();
   }
 });
+
+test("concurrent DELETEs of one blob: 202 or 404 BLOB_UNKNOWN, never a 500", async () => {
+  const root = await mkdtemp(join(tmpdir(), "berth-delete-race-"));
+  const local = await startTestRegistry({
+    driver: "filesystem",
+    parameters: { rootdirectory: root },
+  });
+  try {
+    for (let round = 0; round < 10; round++) {
+      const blob = await pushBlob(local, "race/repo", randomBytes(1000));
+      const responses = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          local.fetch(`/v2/race/repo/blobs/${blob}`, { method: "DELETE" }),
+        ),
+      );
+      const statuses = responses.map((response) => response.status).sort();
+      assert.ok(statuses.includes(202), String(statuses));
+      for (const response of responses) {
+        if (response.status === 202) continue;
+        assert.equal(response.status, 404);
+        assert.equal(await errorCode(response), "BLOB_UNKNOWN");
+      }
+    }
+  } finally {
+    await local.close();
+    await rm(root, { recursive: true, force: true });
+  }
+});

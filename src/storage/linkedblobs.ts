@@ -3,6 +3,7 @@
 
 import type { Readable, Writable } from "node:stream";
 import type { StorageContext } from "./context.js";
+import { isPathNotFound } from "./blobstore.js";
 import { parseDigest, type ParsedDigest } from "./digest.js";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
 import { checkRepositoryName } from "./names.js";
@@ -90,6 +91,10 @@ export class LinkedBlobs implements RepositoryBlobs {
     if (link === undefined) throw blobUnknown(this.repository, digest);
     try {
       await this.context.driver.delete(paths.layerLinkDirectory(this.repository, parsed));
+    } catch (error) {
+      // A concurrent DELETE of the same blob removed it first.
+      if (isPathNotFound(error)) throw blobUnknown(this.repository, digest);
+      throw error;
     } finally {
       this.context.links.forget(path);
     }
