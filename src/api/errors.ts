@@ -5,7 +5,7 @@
 // and answered with a generic 500 so no backend detail (paths, credentials in URLs) reaches a client.
 
 import type { ServerResponse } from "node:http";
-import { RegistryError } from "../storage/index.js";
+import { RegistryError, isStorageFull } from "../storage/index.js";
 
 /**
  * Every error code the API sends: the OCI Distribution Spec's, the ones distribution adds
@@ -118,6 +118,12 @@ export function writeError(
     // `code` is an ErrorCode: this compiles only while every RegistryErrorCode is one.
     ({ code, message, detail } = error);
     status = errorStatus(code);
+  } else if (isStorageFull(error)) {
+    // The spec's codes are fixed, so UNKNOWN; the status and message say why (docs/errors.md).
+    code = "UNKNOWN";
+    message = "storage is full: the registry cannot store more data now";
+    status = 507;
+    logger?.error({ err: error }, "storage is full");
   } else {
     code = "UNKNOWN";
     message = "internal server error";

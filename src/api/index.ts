@@ -82,8 +82,17 @@ const ENDPOINTS: Readonly<Record<RouteKind, Readonly<Record<string, EndpointHand
   referrers: { GET: listReferrers, HEAD: listReferrers },
 };
 
-/** The API's request handler; `info` comes from the server (request id, logger). */
-export type ApiHandler = (req: IncomingMessage, res: ServerResponse, info?: RequestInfo) => void;
+/**
+ * The API's request handler; `info` comes from the server (request id, logger). `drain` resolves
+ * once no handler is running.
+ */
+export type ApiHandler = ((
+  req: IncomingMessage,
+  res: ServerResponse,
+  info?: RequestInfo,
+) => void) & {
+  drain(): Promise<void>;
+};
 
 /**
  * Creates the request handler of the OCI Distribution API. It answers every path under `/v2/`
@@ -101,7 +110,13 @@ export function createApiHandler(options: ApiHandlerOptions): ApiHandler {
   const extraHeaders = Object.entries(options.headers ?? {});
   const authorize = options.authorize;
 
-  return (req, res, info = { id: randomUUID(), log: options.logger }) => {
+  // Handlers still running (an upload closing its writer after its connection was cut, say).
+  const running = new Set<Promise<void>>();
+  const handle = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    info: RequestInfo = { id: randomUUID(), log: options.logger },
+  ): void => {
     res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
     for (const [name, values] of extraHeaders) res.setHeader(name, values);
 
@@ -142,28 +157,35 @@ export function createApiHandler(options: ApiHandlerOptions): ApiHandler {
       isHead,
       caller: OPEN_CALLER,
     };
-    if (authorize === undefined) {
-      handler(context, request).catch((error: unknown) => fail(request, error));
-      return;
-    }
-    const needs = accessNeeds(routed.kind, method, routed.name);
-    authorize({ req, kind: routed.kind, needs })
-      .then((caller) => {
+    const run = (): Promise<void> => {
+      if (authorize === undefined) return handler(context, request);
+      const needs = accessNeeds(routed.kind, method, routed.name);
+      return authorize({ req, kind: routed.kind, needs }).then((caller) => {
         request.caller = caller;
         if (caller.user !== undefined) {
           requestContext(req).user = caller.user;
           info.user = caller.user;
         }
         return handler(context, request);
-      })
-      .catch((error: unknown) => fail(request, error));
+      });
+    };
+    const done = run()
+      .catch((error: unknown) => fail(request, error))
+      .finally(() => running.delete(done));
+    running.add(done);
   };
+  return Object.assign(handle, {
+    drain: async () => {
+      while (running.size > 0) await Promise.all(running);
+    },
+  });
 }
 
 /** Answers a failed request with its error, unless the response is already under way or unwanted. */
 function fail(request: ApiRequest, error: unknown): void {
   const { req, res } = request;
-  if (req.socket.destroyed) {
+  // Node may have destroyed the request (and let go of its socket) while a handler read its body.
+  if (req.socket === null || req.socket.destroyed) {
     // The client left (mid-upload, typically); the storage layer kept what arrived.
     res.destroy();
     return;
@@ -173,5 +195,7 @@ function fail(request: ApiRequest, error: unknown): void {
     res.destroy();
     return;
   }
+  // A body left unread (storage failed mid-upload) is not drained: the connection closes instead.
+  if (!req.complete) res.shouldKeepAlive = false;
   writeError(res, error, request.isHead, request.info.log);
 }

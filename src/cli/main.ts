@@ -62,10 +62,26 @@ function closeOnSignals(registry: RunningRegistry): void {
   process.on("SIGTERM", stop);
 }
 
+/**
+ * The last resort: a rejection or exception no request handler caught is a bug, logged, and the
+ * registry keeps serving. Requests share no state a thrown handler could leave half-changed
+ * (storage writes are atomic or resumable), so ending every client's requests for one would cost
+ * more than it protects: as distribution recovers a panicking handler, Berth goes on.
+ */
+function surviveUncaught(registry: RunningRegistry): void {
+  process.on("unhandledRejection", (reason) => {
+    registry.logger.error({ err: reason }, "unhandled rejection (a bug): still serving");
+  });
+  process.on("uncaughtException", (error) => {
+    registry.logger.error({ err: error }, "uncaught exception (a bug): still serving");
+  });
+}
+
 async function serve(file: string | undefined): Promise<void> {
   const config = await loadConfig(file);
   const registry = await startRegistry({ config });
   closeOnSignals(registry);
+  surviveUncaught(registry);
   const root = config.storage.parameters.rootdirectory;
   const storage =
     typeof root === "string" || typeof root === "number"

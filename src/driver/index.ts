@@ -10,6 +10,7 @@ export {
   type MethodMetrics,
 } from "./base.js";
 export { copyContent } from "./copy.js";
+export { isStorageFull } from "./full.js";
 export {
   registerDriver,
   createDriver,

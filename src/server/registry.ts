@@ -228,6 +228,8 @@ interface Serving {
   stopHealth(): Promise<void>;
   /** From now on, responses close their connection instead of keeping it alive. */
   closing(): void;
+  /** Resolves once no API handler is running (uploads have closed their writers). */
+  drain(): Promise<void>;
 }
 
 /** The auth of `config`, if any; a file it cannot use becomes a ConfigError naming its key. */
@@ -352,6 +354,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     closing: () => {
       closing = true;
     },
+    drain: () => api.drain(),
   };
 }
 
@@ -423,6 +426,8 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       await Promise.all([stopped, debug?.close()]);
       clearTimeout(drain);
       clearInterval(idle);
+      // Connections are closed, handlers may still be closing writers: what they keep must be kept.
+      await running.drain();
       await stopPurger();
       await collector?.stop();
       await running.stopHealth();

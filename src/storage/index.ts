@@ -36,3 +36,5 @@ export { HealthProbe, HealthProbeError } from "./health.js";
 export { isValidUploadId } from "./upload.js";
 // What a blob copy rejects with when the client it writes to went away.
 export { DestinationClosedError } from "../driver/index.js";
+// Whether a failure means the storage is full (the API answers 507).
+export { isStorageFull } from "../driver/index.js";

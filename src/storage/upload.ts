@@ -145,7 +145,7 @@ class Upload implements UploadSession {
       this.context.checkWritable();
       const writer = await this.openWriter(options);
       await this.receive(writer, data);
-      await writer.close();
+      await this.closeWriter(writer);
       return this.size;
     });
   }
@@ -272,8 +272,13 @@ class Upload implements UploadSession {
       this.context.hashStates.delete(this.key);
       state = undefined;
     }
+    // A failing backend must not destroy the request: the API still answers it with the error.
+    const chunks =
+      typeof (data as Readable).iterator === "function"
+        ? (data as Readable).iterator({ destroyOnReturn: false })
+        : data;
     try {
-      for await (const chunk of data as AsyncIterable<Uint8Array>) {
+      for await (const chunk of chunks as AsyncIterable<Uint8Array>) {
         // The write goes to the backend first, so hashing overlaps its I/O.
         const written = writer.write(chunk);
         if (state !== undefined) {
@@ -284,11 +289,25 @@ class Upload implements UploadSession {
       }
     } catch (error) {
       // The client went away or the backend failed: keep what arrived, resumable.
-      await writer.close().catch(() => undefined);
+      await this.closeWriter(writer);
       this.settle(writer, state);
       throw error;
     }
     this.settle(writer, state);
+  }
+
+  /**
+   * Closes an append's writer. A failing close (a write it flushed failed: a full disk, say) is the
+   * append's failure; the driver keeps what it could, and as this process no longer knows how much,
+   * the next request reads the size back from storage.
+   */
+  private async closeWriter(writer: FileWriter): Promise<void> {
+    try {
+      await writer.close();
+    } catch (error) {
+      this.context.hashStates.delete(this.key);
+      throw error;
+    }
   }
 
   /** Records the size after an append; a hash that does not cover exactly the data is dropped. */

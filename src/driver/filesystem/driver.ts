@@ -10,8 +10,13 @@
 //
 //   <name>~writer           the bytes of a writer that was closed; `writer(path, true)` resumes it,
 //                           also in another process, by renaming it to ...
-//   <name>~open-<unique>    the file of a writer in use (one per writer, so two never mix bytes)
-//   <name>~tmp-<unique>     a putContent on its way
+//   <name>~open-<owner>-<n>.<base>  the file of a writer in use (one per writer, so two never mix
+//                           bytes), started at size <base>
+//   <name>~tmp-<owner>-<n>  a putContent on its way
+//
+// Those a crash leaves behind are found by their owner (sidecars.ts): a writer's file goes back to
+// being the closed writer, cut to its base (so what was acknowledged resumes, also right after a
+// restart), the rest is removed, by a background sweep of the tree when the driver is created.
 //
 // A directory with no stored file below it is treated as absent, as on an object store (so a
 // directory holding only a writer's files does not show), and the driver removes directories that
@@ -70,6 +75,7 @@ import {
   writeAll,
 } from "./fs.js";
 import { FilesystemWriter } from "./writer.js";
+import { liveFiles, recoverWriter, sweep, type SweepResult } from "./sidecars.js";
 
 /**
  * Operations for which those errors mean PathNotFoundError. Elsewhere they mean something else:
@@ -94,6 +100,10 @@ export class FilesystemDriver implements StorageDriver {
    * header). The driver makes no links, so a directory turns into one only by someone else's hand.
    */
   private readonly confined = new LRUCache<string, true>({ max: 10_000, ttl: 5_000 });
+  /** This process's own files in use (writers' and putContent's): never reclaimed. */
+  private readonly live = liveFiles;
+  /** The sweep of abandoned files started by `startSweep`, if any. */
+  sweeping: Promise<SweepResult> | undefined;
 
   /** `rootDirectory` must exist; `createFilesystemDriver` checks and creates it. */
   constructor(rootDirectory: string) {
@@ -135,10 +145,15 @@ export class FilesystemDriver implements StorageDriver {
       } catch (error) {
         await fdClose(fd);
         await unlink(name).catch(() => {});
+        this.live.delete(name);
         throw error;
       }
       await fdClose(fd);
-      await this.publish(name, full);
+      try {
+        await this.publish(name, full);
+      } finally {
+        this.live.delete(name);
+      }
     } catch (error) {
       throw this.failure(error, "putContent", path);
     }
@@ -233,25 +248,32 @@ export class FilesystemDriver implements StorageDriver {
         return new FilesystemWriter(this, path, full, name, fd, 0);
       }
       // Claiming the closed writer's file by renaming it makes the resumption exclusive: a second
-      // writer(path, true) finds nothing to resume.
-      const name = sidecarName(full, "open");
-      try {
-        await rename(closed, name);
-      } catch (error) {
-        if (NOT_FOUND.has(errorCode(error) ?? "")) throw new PathNotFoundError(NAME, path);
-        throw error;
+      // writer(path, true) finds nothing to resume. Without one, a crashed writer's may be there.
+      let name = await this.claim(closed);
+      if (name === undefined && (await recoverWriter(full, this.live))) {
+        name = await this.claim(closed);
       }
+      if (name === undefined) throw new PathNotFoundError(NAME, path);
       let fd: number | undefined;
       try {
         // Not "a": with O_APPEND, Linux ignores the positions of the writer's concurrent writes.
         fd = await fdOpen(name, UPDATE_NOFOLLOW);
         const { size } = await fdStat(fd);
+        if (!name.endsWith(`.${size.toString(36)}`)) {
+          // Another process closed it again between our stat and rename: name the right base.
+          const renamed = sidecarName(full, "open", size);
+          this.live.add(renamed);
+          await rename(name, renamed);
+          this.live.delete(name);
+          name = renamed;
+        }
         // The close that left these bytes synced them.
         return new FilesystemWriter(this, path, full, name, fd, size);
       } catch (error) {
         // Give the claimed bytes back so that a later attempt can resume them.
         if (fd !== undefined) await fdClose(fd).catch(() => {});
         await rename(name, closed).catch(() => {});
+        this.live.delete(name);
         throw error;
       }
     } catch (error) {
@@ -496,13 +518,55 @@ export class FilesystemDriver implements StorageDriver {
   ): Promise<{ name: string; fd: number }> {
     for (let attempt = 0; ; attempt++) {
       if (kind === "tmp" || attempt > 0) await mkdir(dirname(full), { recursive: true });
-      const name = sidecarName(full, kind);
+      const name = sidecarName(full, kind, kind === "open" ? 0 : undefined);
+      this.live.add(name);
       try {
         return { name, fd: await fdOpen(name, "wx") };
       } catch (error) {
+        this.live.delete(name);
         if (errorCode(error) !== "ENOENT" || attempt >= RETRIES) throw error;
       }
     }
+  }
+
+  /**
+   * Claims the closed writer's file `closed` for a new writer (its name, live) or finds none. The
+   * name records the size it starts at.
+   */
+  private async claim(closed: string): Promise<string | undefined> {
+    let size: number;
+    try {
+      size = (await stat(closed)).size;
+    } catch (error) {
+      if (NOT_FOUND.has(errorCode(error) ?? "")) return undefined;
+      throw error;
+    }
+    const name = sidecarName(closed.slice(0, -"~writer".length), "open", size);
+    this.live.add(name);
+    try {
+      await rename(closed, name);
+    } catch (error) {
+      this.live.delete(name);
+      if (NOT_FOUND.has(errorCode(error) ?? "")) return undefined;
+      throw error;
+    }
+    return name;
+  }
+
+  /** A writer's or putContent's file is no longer in use (FilesystemWriter). */
+  released(name: string): void {
+    this.live.delete(name);
+  }
+
+  /**
+   * Starts the background sweep of files abandoned by crashed writers (sidecars.ts), once. Errors
+   * stop it quietly: it is housekeeping, and the next start sweeps again.
+   */
+  startSweep(): Promise<SweepResult> {
+    this.sweeping ??= sweep(this.rootDirectory, this.live, (dir) =>
+      this.removeEmptyDirectories(dir),
+    ).catch(() => ({ recovered: 0, removed: 0 }));
+    return this.sweeping;
   }
 
   /**

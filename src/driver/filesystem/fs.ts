@@ -1,13 +1,15 @@
 // The filesystem driver's calls into node:fs and the names of its own files (see driver.ts for
 // what they are): shared by the driver, its writer and its copy.
 
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import {
   constants,
   close as closeCallback,
   fdatasync as fdatasyncCallback,
   fstat as fstatCallback,
   fsync as fsyncCallback,
+  ftruncate as ftruncateCallback,
   lstat as lstatCallback,
   mkdir as mkdirCallback,
   open as openCallback,
@@ -75,6 +77,7 @@ export const fdWrite = promisify(writeCallback);
 export const fdSync = promisify(fsyncCallback);
 export const fdDataSync = promisify(fdatasyncCallback);
 export const fdStat = promisify(fstatCallback);
+export const fdTruncate = promisify(ftruncateCallback);
 export const fdClose = promisify(closeCallback);
 
 /** How often an operation retries when a concurrent delete removed the directory it works in. */
@@ -85,16 +88,24 @@ export function errorCode(error: unknown): string | undefined {
 }
 
 /**
- * Unique among the processes sharing a root: the process id and random bytes drawn once. A counter
- * makes each name unique within the process, without drawing entropy per name (randomBytes per
- * temporary file showed in the small-push profile).
+ * Unique among the processes sharing a root, and telling who wrote a file: a tag of this host (its
+ * name hashed, so names stay short and portable), the process id and random bytes drawn once, as
+ * `<host>.<pid>.<random>`. A counter makes each name unique within the process, without drawing
+ * entropy per name (randomBytes per temporary file showed in the small-push profile). The sweep
+ * (sidecars.ts) reads the owner back to tell an abandoned file from one in use.
  */
-const SIDECAR_PREFIX = `${process.pid.toString(36)}${randomBytes(6).toString("hex")}`;
+export const HOST_TAG = createHash("sha256").update(hostname()).digest("hex").slice(0, 8);
+export const PROCESS_RANDOM = randomBytes(6).toString("hex");
+const SIDECAR_PREFIX = `${HOST_TAG}.${process.pid.toString(36)}.${PROCESS_RANDOM}`;
 let sidecarCounter = 0;
 
-/** A fresh name for one of the driver's own files next to `full`. */
-export function sidecarName(full: string, kind: "open" | "tmp"): string {
-  return `${full}~${kind}-${SIDECAR_PREFIX}-${(sidecarCounter++).toString(36)}`;
+/**
+ * A fresh name for one of the driver's own files next to `full`. A writer's file also names the
+ * size it started at (`base`): what a crash leaves beyond it was never acknowledged.
+ */
+export function sidecarName(full: string, kind: "open" | "tmp", base?: number): string {
+  const suffix = base === undefined ? "" : `.${base.toString(36)}`;
+  return `${full}~${kind}-${SIDECAR_PREFIX}-${(sidecarCounter++).toString(36)}${suffix}`;
 }
 
 /**

@@ -60,7 +60,10 @@ export async function createFilesystemDriver(
       );
     }
   }
-  return new FilesystemDriver(await realpath(root));
+  const driver = new FilesystemDriver(await realpath(root));
+  // In the background: start-up does not wait for a walk of the whole tree.
+  void driver.startSweep();
+  return driver;
 }
 
 registerDriver(NAME, createFilesystemDriver, {

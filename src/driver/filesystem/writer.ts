@@ -12,7 +12,9 @@ import {
   fdClose,
   fdDataSync,
   fdSync,
+  fdTruncate,
   rename,
+  syncDirectory,
   unlink,
   writeAll,
 } from "./fs.js";
@@ -51,8 +53,16 @@ export class FilesystemWriter implements FileWriter {
   /** The background fdatasync in flight, if any (never rejects), and the position it started at. */
   private syncing: Promise<void> | undefined;
   private syncedTo = 0;
-  /** The first failed batch write or background sync: every later call rejects with it. */
+  /** The first failed write or background sync: every later call rejects with it. */
   private failed: Error | undefined;
+  /**
+   * Where the file stops being known good after a failure (a full disk, say): the start of the
+   * first write that failed, or the last synced position when a sync failed. Close keeps the file
+   * up to there, so the bytes before it stay resumable.
+   */
+  private failedAt: number | undefined;
+  /** The position the last successful background sync covered. */
+  private durable: number;
 
   constructor(
     private readonly driver: FilesystemDriver,
@@ -64,6 +74,7 @@ export class FilesystemWriter implements FileWriter {
   ) {
     this.position = written;
     this.syncedTo = written;
+    this.durable = written;
     this.state = new WriterState(NAME, path);
   }
 
@@ -76,7 +87,12 @@ export class FilesystemWriter implements FileWriter {
     try {
       if (this.failed !== undefined) throw this.failed;
       if (this.batch === undefined && this.written < DIRECT_WRITES) {
-        await writeAll(this.fd, chunk, this.position);
+        try {
+          await writeAll(this.fd, chunk, this.position);
+        } catch (error) {
+          this.fail(error, this.position);
+          throw error;
+        }
         this.position += chunk.length;
       } else {
         await this.addToBatches(chunk);
@@ -106,10 +122,9 @@ export class FilesystemWriter implements FileWriter {
     const length = this.batchLength;
     this.batch = undefined;
     this.batchLength = 0;
-    const write: Promise<void> = writeAll(this.fd, batch.subarray(0, length), this.position)
-      .catch((error: Error) => {
-        this.failed ??= error;
-      })
+    const start = this.position;
+    const write: Promise<void> = writeAll(this.fd, batch.subarray(0, length), start)
+      .catch((error: Error) => this.fail(error, start))
       .finally(() => {
         this.writing.delete(write);
         giveBackBatch(batch);
@@ -117,13 +132,15 @@ export class FilesystemWriter implements FileWriter {
     this.position += length;
     this.writing.add(write);
     if (this.syncing === undefined && this.position - this.syncedTo >= SYNC_EVERY) {
-      this.syncedTo = this.position;
+      const durable = this.durable;
+      const syncing = (this.syncedTo = this.position);
       // A write error the kernel reports to this sync is not reported again to the fsync of
       // commit, so it fails the writer.
       this.syncing = fdDataSync(this.fd)
-        .catch((error: Error) => {
-          this.failed ??= error;
+        .then(() => {
+          this.durable = Math.max(this.durable, syncing);
         })
+        .catch((error: Error) => this.fail(error, durable))
         .finally(() => {
           this.syncing = undefined;
         });
@@ -141,7 +158,12 @@ export class FilesystemWriter implements FileWriter {
     try {
       if (this.failed !== undefined) throw this.failed;
       if (flush && batch !== undefined) {
-        await writeAll(this.fd, batch.subarray(0, this.batchLength), this.position);
+        try {
+          await writeAll(this.fd, batch.subarray(0, this.batchLength), this.position);
+        } catch (error) {
+          this.fail(error, this.position);
+          throw error;
+        }
         this.position += this.batchLength;
       }
     } finally {
@@ -149,19 +171,33 @@ export class FilesystemWriter implements FileWriter {
     }
   }
 
+  /** Records a failed write (or sync) of the bytes from `from` on. */
+  private fail(error: unknown, from: number): void {
+    this.failed ??= error instanceof Error ? error : new Error(String(error));
+    this.failedAt = Math.min(this.failedAt ?? from, from);
+  }
+
   async close(): Promise<void> {
     this.state.end("closed");
     try {
       try {
-        // Not synced: what a closed writer kept survives a restart of the process (the page cache
-        // holds it); only commit makes content durable, and it syncs everything the file holds,
-        // earlier sessions included. Content lost to a power cut before commit cannot be
-        // published wrongly either: the registry checks an upload's digest when it completes.
-        await this.finishWrites(true);
+        // After a failed write the file keeps what was written before it, and close still rejects
+        // with the failure (the writer's size says what was kept).
+        await this.finishWrites(true).catch(() => {});
+        if (this.failedAt !== undefined) {
+          await fdTruncate(this.fd, this.failedAt);
+          this.written = this.failedAt;
+        }
+        // Synced: a registry acknowledges what a closed writer kept (an upload's 202), so it must
+        // survive a crash of the machine, not only of the process.
+        await fdDataSync(this.fd);
       } finally {
         await fdClose(this.fd);
+        this.driver.released(this.file);
       }
       await rename(this.file, closedWriterName(this.full));
+      await syncDirectory(dirname(this.full));
+      if (this.failed !== undefined) throw this.failed;
     } catch (error) {
       throw this.driver.failure(error, "close", this.path);
     }
@@ -172,6 +208,7 @@ export class FilesystemWriter implements FileWriter {
     try {
       await this.finishWrites(false).catch(() => {});
       await fdClose(this.fd);
+      this.driver.released(this.file);
       await unlink(this.file).catch((error) => {
         if (errorCode(error) !== "ENOENT") throw error;
       });
@@ -189,6 +226,7 @@ export class FilesystemWriter implements FileWriter {
         await fdSync(this.fd);
       } finally {
         await fdClose(this.fd);
+        this.driver.released(this.file);
       }
       await this.driver.publish(this.file, this.full);
     } catch (error) {
