@@ -61,8 +61,8 @@ export async function createFilesystemDriver(
     }
   }
   const driver = new FilesystemDriver(await realpath(root));
-  // In the background: start-up does not wait for a walk of the whole tree.
-  void driver.startSweep();
+  // In the background: start-up does not wait for a walk of the whole tree. Not on a read-only root.
+  if (!use.readOnly) void driver.startSweep();
   return driver;
 }
 
