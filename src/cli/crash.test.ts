@@ -1,7 +1,7 @@
 // Crash test (issue 11): concurrent pushes of mixed sizes and kinds against a real `berth serve`,
 // killed with SIGKILL at several moments and restarted (see src/testing/crash.ts for what is
 // checked), then SIGTERM under load; afterwards distribution's docker-registry serves the root
-// and every blob in it. The long loop is scripts/torture-crash.mjs.
+// and every blob in it.
 
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -24,12 +24,9 @@ async function withRoot(fn: (root: string, configDir: string) => Promise<void>):
 function assertHeld(counts: CrashCounts): void {
   assert.deepEqual(counts.failures, []);
   assert.equal(counts.sidecarsLeft, 0);
-  // The rounds did cut uploads (how many commit before the stop depends on the machine's load):
-  // the checks above were not vacuous.
-  assert.ok(
-    counts.uploadsExact + counts.uploadsCut + counts.completedUnseen > 0,
-    JSON.stringify(counts),
-  );
+  // Not vacuous: each round stops Berth only after some acknowledgement (a 201 or a 202), and
+  // pushes holding one were checked at what it acknowledged (how many depends on the load).
+  assert.ok(counts.acknowledgedChecked > 0, JSON.stringify(counts));
 }
 
 test(

@@ -5,7 +5,7 @@
 // what its last 202 acknowledged (or, when a request was cut, at that or at what the cut request
 // would have added); the driver's abandoned files are gone once start-up has swept; every cut
 // upload then resumes from where it reports and completes. Used by the bounded test
-// (src/cli/crash.test.ts) and the long loop (scripts/torture-crash.mjs).
+// (src/cli/crash.test.ts).
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -47,6 +47,11 @@ export interface CrashCounts {
   uploadsCut: number;
   /** Cut uploads that had completed (their PUT's 201 never reached the client). */
   completedUnseen: number;
+  /**
+   * Pushes the client had an acknowledgement for (a 201, or a 202 for some bytes) whose
+   * acknowledged state was checked after the restart: each round stops Berth only once one exists.
+   */
+  acknowledgedChecked: number;
   /** Cut PUTs that had moved the data into the blob store but not linked it (a known gap). */
   movedUnlinked: number;
   /** Uploads resumed after the restart and completed with their digest. */
@@ -87,8 +92,8 @@ class Berth {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
-    child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
     const deadline = Date.now() + 20_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`berth exited: ${output}`);
@@ -209,6 +214,7 @@ async function checkPush(
   if (push.done) {
     if (!(await blobMatches(url, push.name, push))) return `${label}: 201 but not stored`;
     counts.committedVerified++;
+    counts.acknowledgedChecked++;
     return undefined;
   }
   if (push.location === undefined) return undefined; // the POST was cut: nothing acknowledged
@@ -218,6 +224,7 @@ async function checkPush(
     if (push.inFlight !== undefined && "put" in push.inFlight) {
       if (await blobMatches(url, push.name, push)) {
         counts.completedUnseen++;
+        if (push.acked > 0) counts.acknowledgedChecked++;
         return undefined;
       }
     }
@@ -241,11 +248,13 @@ async function checkPush(
   } else if (cut === 0) {
     if (offset !== push.acked) return `${label}: at ${offset}, acknowledged ${push.acked}`;
     counts.uploadsExact++;
+    if (push.acked > 0) counts.acknowledgedChecked++;
   } else {
     if (offset < push.acked || offset > push.acked + cut) {
       return `${label}: at ${offset}, acknowledged ${push.acked} (+${cut} cut)`;
     }
     counts.uploadsCut++;
+    if (push.acked > 0) counts.acknowledgedChecked++;
   }
   // Resume from where it reports and complete.
   let location = push.location;
@@ -294,6 +303,7 @@ export async function crashRounds(options: CrashOptions): Promise<CrashCounts> {
     uploadsExact: 0,
     uploadsCut: 0,
     completedUnseen: 0,
+    acknowledgedChecked: 0,
     movedUnlinked: 0,
     resumedCompleted: 0,
     sidecarsLeft: 0,
@@ -316,10 +326,23 @@ export async function crashRounds(options: CrashOptions): Promise<CrashCounts> {
         done: false,
       };
     });
-    const running = pushes.map((push) => runPush(url, push).catch(() => undefined));
+    let settled = 0;
+    const running = pushes.map((push) =>
+      runPush(url, push)
+        .catch(() => undefined)
+        .finally(() => settled++),
+    );
     await new Promise((resolve) =>
       setTimeout(resolve, options.delays[round % options.delays.length]),
     );
+    // However loaded the machine, the stop comes after some acknowledgement, so that every round
+    // checks at least one acknowledged push (the wait is bounded; its end is a failure, not a pass).
+    const acknowledged = () => pushes.some((push) => push.done || push.acked > 0);
+    for (let wait = 0; !acknowledged() && settled < pushes.length && wait < 3000; wait++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    if (!acknowledged())
+      counts.failures.push(`round ${round}: nothing acknowledged before the stop`);
     await berth.stop(options.signal ?? "SIGKILL");
     await Promise.all(running);
     counts.rounds++;
