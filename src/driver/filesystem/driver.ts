@@ -536,7 +536,7 @@ export class FilesystemDriver implements StorageDriver {
   private async claim(closed: string): Promise<string | undefined> {
     let size: number;
     try {
-      size = (await stat(closed)).size;
+      size = (await lstat(closed)).size;
     } catch (error) {
       if (NOT_FOUND.has(errorCode(error) ?? "")) return undefined;
       throw error;

@@ -24,8 +24,8 @@ import {
   STORED_NAME,
   closedWriterName,
   errorCode,
+  lstat,
   readdir,
-  stat,
   unlink,
 } from "./fs.js";
 
@@ -92,7 +92,8 @@ export async function isAbandoned(
     }
     if (!processAlive(sidecar.pid)) return true;
   }
-  const info = await stat(full);
+  // lstat: a link is not the driver's and is never followed (it may point out of the root).
+  const info = await lstat(full);
   return Date.now() - info.mtimeMs > STALE_AFTER_MS;
 }
 
@@ -136,6 +137,8 @@ async function reclaimWriter(
   base: number | undefined,
 ): Promise<boolean> {
   try {
+    // Only a regular file of the driver's: truncate would follow a link out of the root.
+    if (!(await lstat(file)).isFile()) return false;
     if (base !== undefined) await truncate(file, base);
     await link(file, closedWriterName(full));
   } catch (error) {
