@@ -76,11 +76,17 @@ describe("berth", () => {
         `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${join(directory, "data")}\nhttp:\n  addr: 127.0.0.1:0\n`,
       );
       const berth = runBerth(["serve", config], { REGISTRY_LOG_LEVEL: "warn" });
+      // Until it prints its URL or exits: a start-up on a loaded machine can take many seconds (the
+      // bound only stops a hung process from hanging the suite).
+      let exited = false;
+      void berth.exited.then(() => (exited = true));
       let url: string | undefined;
-      for (let attempt = 0; attempt < 200 && url === undefined; attempt++) {
+      for (const deadline = Date.now() + 120_000; !exited && Date.now() < deadline;) {
         url = /serving (http:\/\/127\.0\.0\.1:\d+)/.exec(berth.stdout())?.[1];
-        if (url === undefined) await new Promise((resolve) => setTimeout(resolve, 25));
+        if (url !== undefined) break;
+        await new Promise((resolve) => setTimeout(resolve, 25));
       }
+      if (url === undefined) berth.kill("SIGKILL");
       assert.ok(url, `no URL printed; stderr: ${berth.stderr()}`);
       const response = await fetch(`${url}/v2/`);
       assert.equal(response.status, 200);
