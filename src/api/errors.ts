@@ -119,7 +119,7 @@ export function writeError(
     ({ code, message, detail } = error);
     status = errorStatus(code);
   } else if (isStorageFull(error)) {
-    // The spec's codes are fixed, so UNKNOWN; the status and message say why (docs/errors.md).
+    // The spec's codes are fixed, so UNKNOWN; the status and message say why (docs/reliability.md).
     code = "UNKNOWN";
     message = "storage is full: the registry cannot store more data now";
     status = 507;
