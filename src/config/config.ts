@@ -3,13 +3,14 @@
 // are reported as warnings (never silently dropped). Keys nobody knows are warnings too, as
 // distribution treats unknown environment variables. Problems are collected and reported together,
 // each naming its key (and the environment variable when one set it). Each section has its module:
-// log.ts, storage.ts, http.ts, auth.ts; the value rules are in reader.ts.
+// log.ts, storage.ts, http.ts, auth.ts, proxy.ts; the value rules are in reader.ts.
 
 import type { AuthOptions } from "../auth/index.js";
 import { readAuth } from "./auth.js";
 import { readHealth, type HealthConfig } from "./health.js";
 import { readHttp, type HttpConfig } from "./http.js";
 import { readLog, type LogConfig } from "./log.js";
+import { readProxy, type ProxyConfig } from "./proxy.js";
 import { ConfigError, ConfigReader, type Mapping } from "./reader.js";
 import { readStorage, type StorageConfig } from "./storage.js";
 
@@ -22,6 +23,8 @@ export interface BerthConfig {
   /** The auth section; undefined when the registry is open (no `auth`). */
   auth: AuthOptions | undefined;
   health: HealthConfig;
+  /** Pull-through caching: the upstreams (none for an ordinary registry). */
+  proxy: ProxyConfig;
   /** What the config had that Berth ignores, one message each, for the caller to log at start. */
   warnings: string[];
 }
@@ -32,7 +35,6 @@ const ignoredTopLevel: Record<string, string> = {
   reporting: "error reporting (bugsnag, newrelic) is not supported",
   notifications: "notifications are not supported",
   redis: "Berth has no redis cache",
-  proxy: "pull-through caching is not supported; this registry serves only what is pushed to it",
   compatibility: "schema1 manifests are not supported",
   validation: "manifest URL validation is not configurable",
   policy: "repository class policy is not supported",
@@ -76,6 +78,7 @@ export function readConfigTree(
     "http",
     "auth",
     "health",
+    "proxy",
     ...Object.keys(ignoredTopLevel),
   ];
   reader.unknownKeys(tree, "", known, ["auth"]);
@@ -86,6 +89,7 @@ export function readConfigTree(
     http: readHttp(reader, tree),
     auth: readAuth(reader, tree),
     health: readHealth(reader, tree),
+    proxy: readProxy(reader, tree),
     warnings: reader.warnings,
   };
   readIgnored(reader, tree);

@@ -26,6 +26,7 @@ import {
   type StorageDriver,
 } from "../driver/index.js";
 import { HttpMetrics, MetricsRegistry, observeDriver, observeStorage } from "../metrics/index.js";
+import { ProxyRegistry, withProxy } from "../proxy/index.js";
 import { createRegistryStorage, HealthProbe, type RegistryStorage } from "../storage/index.js";
 import { startDebugServer, type DebugServer } from "./debug.js";
 import { guardConnections, serverTimeoutOptions } from "./connections.js";
@@ -262,7 +263,13 @@ function warnPlainAuth(config: BerthConfig, logger: Logger): void {
 /** Builds the driver, storage, API and server of `config` and listens. */
 async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const auth = await openAuth(config, logger);
-  const { driver, storage } = await openStorage(config);
+  const opened = await openStorage(config);
+  const { driver } = opened;
+  const storage = withProxy(opened.storage, driver, config.proxy, {
+    onStale: (repository, error) =>
+      logger.warn({ repository, err: error }, "upstream failed: serving the cached tag"),
+  });
+  const proxy = storage instanceof ProxyRegistry ? storage : undefined;
   const metrics = new MetricsRegistry();
   const prometheus = config.http.debug?.prometheus.enabled === true;
   const tracking: RequestTracking = {
@@ -324,6 +331,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
       req.url = url.slice(prefix.length);
       if (req.url === healthPath) return void health.respond(req.method, res);
     }
+    if (proxy !== undefined) req.url = proxy.rewriteNamespace(req.url ?? "/");
     api(req, res, tracked.info);
     tracked.routed();
   });
@@ -355,6 +363,30 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
       closing = true;
     },
     drain: () => api.drain(),
+  };
+}
+
+/** How often the pull-through cache's counters are logged (when they changed). */
+const PROXY_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Logs the pull-through cache's counters per upstream (hits, misses, bytes from upstream, upstream
+ * errors) every minute when they changed, and once more when stopped.
+ */
+function logProxyStats(proxy: ProxyRegistry, logger: Logger): () => void {
+  let last = "";
+  const log = (): void => {
+    const upstreams = proxy.stats();
+    const text = JSON.stringify(upstreams);
+    if (text === last) return;
+    last = text;
+    logger.info({ upstreams }, "pull-through cache");
+  };
+  const timer = setInterval(log, PROXY_LOG_INTERVAL_MS);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    log();
   };
 }
 
@@ -397,6 +429,8 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       ? startGarbageCollector(storage, config.storage.gc, logger)
       : undefined;
 
+  const stopProxyLog = storage instanceof ProxyRegistry ? logProxyStats(storage, logger) : () => {};
+
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.http.port;
   const url = localUrl(server, config.http.hostname, config.http.tls ? "https" : "http") + prefix;
@@ -431,6 +465,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       await stopPurger();
       await collector?.stop();
       await running.stopHealth();
+      stopProxyLog();
       logger.info("registry stopped");
       await owned?.flush();
     })();

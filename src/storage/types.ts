@@ -144,12 +144,15 @@ export interface RepositoryManifests {
    * Validates and stores `content` (exact bytes) declared as `mediaType` (the request's
    * Content-Type; may be empty, then the manifest's own `mediaType` field decides), and tags it
    * with `tag` when given. MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN, DIGEST_INVALID (when
-   * `expectedDigest` is given and differs), SIZE_INVALID (over 4 MiB), TAG_INVALID.
+   * `expectedDigest` is given and differs), SIZE_INVALID (over 4 MiB), TAG_INVALID. With
+   * `verifyReferences: false` the referenced blobs and child manifests need not be in the
+   * repository yet: a pull-through cache stores a manifest before the content it names, which it
+   * fetches only when a client asks (distribution's proxy skips the check likewise).
    */
   put(
     content: Buffer,
     mediaType: string,
-    options?: { tag?: string; expectedDigest?: Digest },
+    options?: { tag?: string; expectedDigest?: Digest; verifyReferences?: boolean },
   ): Promise<PutManifestResult>;
   /**
    * Deletes the manifest revision and every tag pointing at it; UNSUPPORTED unless delete is

@@ -30,6 +30,8 @@ export interface DockerRegistryOptions {
   deleteEnabled?: boolean;
   /** Serve read-only (`storage.maintenance.readonly`); default false. */
   readOnly?: boolean;
+  /** An htpasswd file (bcrypt, `htpasswd -B`): require Basic auth for everything. */
+  htpasswd?: string;
   /** Milliseconds to wait for `/v2/` to answer; default 10000. */
   startTimeoutMs?: number;
 }
@@ -68,6 +70,9 @@ export async function startDockerRegistry(
       },
     },
     http: { addr: host, secret: "berth-test-secret" },
+    ...(options.htpasswd !== undefined
+      ? { auth: { htpasswd: { realm: "berth-test", path: options.htpasswd } } }
+      : {}),
   };
   await writeFile(configPath, JSON.stringify(config, null, 2));
 
@@ -103,7 +108,7 @@ async function waitForRegistry(child: ChildProcess, url: string, timeoutMs: numb
     try {
       const response = await fetch(url);
       await response.arrayBuffer();
-      if (response.status === 200) return;
+      if (response.status === 200 || response.status === 401) return;
     } catch {
       // Not listening yet.
     }
