@@ -140,23 +140,26 @@ export class ProxyBlobs implements RepositoryBlobs {
     length?: number,
     options?: StreamOptions,
   ): Promise<void> {
-    if (!(await this.hasLocal(digest))) {
-      const fetch = await this.shared(digest);
-      const whole = offset === 0 && (length === undefined || length === fetch.size);
-      const joined = whole ? fetch.join(destination, options?.signal) : undefined;
-      if (joined !== undefined) return joined;
-      await fetch.done;
-    }
-    await this.local.blobs.copyTo(digest, destination, offset, length, options);
+    // A hit costs what a local copy costs: the local store answers BLOB_UNKNOWN before any byte.
+    const copy = (): Promise<void> =>
+      this.local.blobs.copyTo(digest, destination, offset, length, options);
+    if (await unlessUnknown(copy())) return;
+    const fetch = await this.shared(digest);
+    const whole = offset === 0 && (length === undefined || length === fetch.size);
+    const joined = whole ? fetch.join(destination, options?.signal) : undefined;
+    if (joined !== undefined) return joined;
+    await fetch.done;
+    await copy();
   }
 
   async redirectURL(digest: Digest, method?: "GET" | "HEAD"): Promise<string | null> {
-    if (!(await this.hasLocal(digest))) {
-      // Streaming a blob being fetched beats waiting for all of it before a redirect.
-      if (!(await this.context.redirects())) return null;
-      await this.ensureLocal(digest);
-    }
-    return this.local.blobs.redirectURL(digest, method);
+    const redirect = (): Promise<string | null> => this.local.blobs.redirectURL(digest, method);
+    const local = await unlessUnknown(redirect());
+    if (local !== undefined) return local.value;
+    // Streaming a blob being fetched beats waiting for all of it before a redirect.
+    if (!(await this.context.redirects())) return null;
+    await this.ensureLocal(digest);
+    return redirect();
   }
 
   async delete(): Promise<void> {
@@ -173,5 +176,15 @@ export class ProxyBlobs implements RepositoryBlobs {
 
   async resumeUpload(): Promise<UploadSession> {
     throw unsupported("pushing");
+  }
+}
+
+/** `{ value }` of a local call, or undefined when it answered BLOB_UNKNOWN. */
+async function unlessUnknown<T>(call: Promise<T>): Promise<{ value: T } | undefined> {
+  try {
+    return { value: await call };
+  } catch (error) {
+    if (isRegistryError(error, RegistryErrorCode.BlobUnknown)) return undefined;
+    throw error;
   }
 }

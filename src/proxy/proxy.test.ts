@@ -4,11 +4,12 @@
 // from a config with distribution's `proxy.remoteurl` or Berth's `proxy.upstreams`.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { createDriver } from "../driver/index.js";
 import { startRegistry, type RunningRegistry } from "../server/index.js";
@@ -268,6 +269,7 @@ describe("pull-through cache of several upstreams, with authentication", { skip 
   const one = buildImage({ layers: 1 });
   const two = buildImage({ layers: 1, format: "docker" });
   const three = buildImage({ layers: 1 });
+  const four = buildImage({ layers: 1, gzip: true });
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "berth-proxy-auth-"));
@@ -284,6 +286,7 @@ describe("pull-through cache of several upstreams, with authentication", { skip 
       await createDriver("filesystem", { rootdirectory: join(dir, "plain") }),
     );
     await pushImage(storage.repository("team/tool"), two, "1.0");
+    await pushImage(storage.repository("team/podman"), four, "1");
     const htpasswd = join(dir, "htpasswd");
     execFileSync("htpasswd", ["-Bbc", htpasswd, "cacher", "s3cret"], { stdio: "ignore" });
     plain = await startDockerRegistry(join(dir, "plain"), { deleteEnabled: false });
@@ -338,6 +341,56 @@ describe("pull-through cache of several upstreams, with authentication", { skip 
     assert.equal(unauthenticated.status, 401);
     await unauthenticated.arrayBuffer();
   });
+
+  test(
+    "podman pulls through the cache as a mirror (registries.conf as in docs/proxy.md)",
+    { skip: skipUnlessCommands(["podman"], ["podman"]) },
+    async () => {
+      const host = new URL(berth.url).host;
+      const conf = join(dir, "registries.conf");
+      await writeFile(
+        conf,
+        [
+          "[[registry]]",
+          'prefix = "docker.io"',
+          'location = "registry-1.docker.io"',
+          "[[registry.mirror]]",
+          `location = "${host}/docker.io"`,
+          "insecure = true",
+          "",
+        ].join("\n"),
+      );
+      const storage = [
+        "--root",
+        join(dir, "podman/root"),
+        "--runroot",
+        join(dir, "podman/runroot"),
+      ];
+      await promisify(execFile)(
+        "podman",
+        [...storage, "--storage-driver", "vfs", "pull", "docker.io/team/podman:1"],
+        { timeout: 120_000, env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf } },
+      ).catch((error: { stderr?: string; message: string }) => {
+        throw new Error(`podman pull failed: ${error.stderr || error.message}`);
+      });
+      assert.equal(bearer.count("GET", `/v2/team/podman/blobs/${four.layers[0]!.digest}`), 1);
+      const inspected = await promisify(execFile)(
+        "podman",
+        [
+          ...storage,
+          "--storage-driver",
+          "vfs",
+          "image",
+          "inspect",
+          "--format",
+          "{{.Id}}",
+          "docker.io/team/podman:1",
+        ],
+        { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf } },
+      );
+      assert.equal(inspected.stdout.trim(), four.config.digest.slice("sha256:".length));
+    },
+  );
 
   test("repositories under no prefix stay ordinary and writable", async () => {
     const blob = Buffer.from("local content");

@@ -4,6 +4,7 @@
 // a token from the realm, the request again), tokens kept until they expire; and the upstream's
 // rate limit (429 and Retry-After) respected by not asking again before it allows.
 
+import { LRUCache } from "lru-cache";
 import type { UpstreamConfig } from "../config/index.js";
 import { ManifestMediaType } from "../storage/index.js";
 
@@ -80,7 +81,10 @@ export interface UpstreamCounters {
 /** One upstream registry. */
 export class Upstream {
   readonly counters: UpstreamCounters = { requests: 0, errors: 0, tokens: 0 };
-  private readonly tokens = new Map<string, { token: string; expiresAt: number }>();
+  /** Tokens by scope (one per repository pulled), bounded. */
+  private readonly tokens = new LRUCache<string, { token: string; expiresAt: number }>({
+    max: 10_000,
+  });
   private readonly basic: string | undefined;
   /** Set after a Basic challenge: send Basic credentials from then on. */
   private basicChallenged = false;
