@@ -49,7 +49,8 @@ export class BlobFetch {
       this.subscribers.add(subscriber);
       const leave = (): void => {
         if (!this.subscribers.delete(subscriber)) return;
-        reject(signal?.reason ?? new Error("the client went away"));
+        const reason: unknown = signal?.reason;
+        reject(reason instanceof Error ? reason : new Error("the client went away"));
       };
       signal?.addEventListener("abort", leave, { once: true });
       destination.once("close", leave);
@@ -63,11 +64,13 @@ export class BlobFetch {
   ): Promise<void> {
     let held: Buffer | undefined;
     const fanOut = (chunk: Buffer): Promise<void> => this.fanOut(chunk);
-    const self = this;
+    const count = (bytes: number): void => {
+      this.received += bytes;
+      onBytes(bytes);
+    };
     async function* tee(): AsyncGenerator<Buffer> {
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        self.received += chunk.length;
-        onBytes(chunk.length);
+        count(chunk.length);
         if (held !== undefined) await fanOut(held);
         held = chunk;
         yield chunk;
