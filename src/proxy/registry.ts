@@ -7,6 +7,7 @@ import type { ProxyConfig, UpstreamConfig } from "../config/index.js";
 import type {
   GarbageCollectOptions,
   GarbageCollectResult,
+  GcLease,
   RegistryStorage,
   Repository,
 } from "../storage/index.js";
@@ -100,6 +101,10 @@ export class ProxyRegistry implements RegistryStorage {
 
   garbageCollect(options?: GarbageCollectOptions): Promise<GarbageCollectResult> {
     return this.local.garbageCollect(options);
+  }
+
+  acquireGcLease(owner: string, ttlMs: number): Promise<GcLease | undefined> {
+    return this.local.acquireGcLease(owner, ttlMs);
   }
 
   checkHealth(): Promise<void> {
