@@ -138,49 +138,75 @@ export class FilesystemDriver implements StorageDriver {
     const full = this.fullPath(path);
     try {
       await this.confine(dirname(full));
-      const { name, fd } = await this.createSidecar(full, "tmp");
-      try {
-        await writeAll(fd, content, 0);
-        await fdSync(fd);
-      } catch (error) {
+      for (let attempt = 0; ; attempt++) {
+        const { name, fd } = await this.createSidecar(full, "tmp");
+        try {
+          await writeAll(fd, content, 0);
+          await fdSync(fd);
+        } catch (error) {
+          await fdClose(fd);
+          await unlink(name).catch(() => {});
+          this.live.delete(name);
+          throw error;
+        }
         await fdClose(fd);
-        await unlink(name).catch(() => {});
-        this.live.delete(name);
-        throw error;
-      }
-      await fdClose(fd);
-      try {
-        await this.publish(name, full);
-      } finally {
-        this.live.delete(name);
+        try {
+          await this.publish(name, full);
+          return;
+        } catch (error) {
+          // A concurrent delete removed the directory, temporary file and all (garbage collection
+          // removing a revision while a push writes its link): that delete came first, so write
+          // again rather than fail the put.
+          if (!(await this.lostToDelete(error, name, attempt))) throw error;
+        } finally {
+          this.live.delete(name);
+        }
       }
     } catch (error) {
       throw this.failure(error, "putContent", path);
     }
   }
 
+  /**
+   * True when a rename or link of the driver's file `name` failed because a concurrent delete
+   * removed its directory (the file is gone too), and the operation may start again.
+   */
+  private async lostToDelete(error: unknown, name: string, attempt: number): Promise<boolean> {
+    if (errorCode(error) !== "ENOENT" || attempt >= RETRIES) return false;
+    return !(await lstat(name).then(
+      () => true,
+      () => false,
+    ));
+  }
+
   /** O_EXCL by a hard link: the complete temp file appears at `full` only if nothing is there. */
   async putContentIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean> {
     const full = this.fullPath(path);
     try {
-      const { name, fd } = await this.createSidecar(full, "tmp");
-      try {
+      await this.confine(dirname(full));
+      for (let attempt = 0; ; attempt++) {
+        const { name, fd } = await this.createSidecar(full, "tmp");
         try {
-          await writeAll(fd, content, 0);
-          await fdSync(fd);
+          try {
+            await writeAll(fd, content, 0);
+            await fdSync(fd);
+          } finally {
+            await fdClose(fd);
+          }
+          try {
+            await link(name, full);
+          } catch (error) {
+            if (errorCode(error) === "EEXIST") return false;
+            // The directory went with a concurrent delete (see putContent): try again.
+            if (await this.lostToDelete(error, name, attempt)) continue;
+            throw error;
+          }
+          await syncDirectory(dirname(full));
+          return true;
         } finally {
-          await fdClose(fd);
+          await unlink(name).catch(() => {});
+          this.live.delete(name);
         }
-        try {
-          await link(name, full);
-        } catch (error) {
-          if (errorCode(error) === "EEXIST") return false;
-          throw error;
-        }
-        await syncDirectory(dirname(full));
-        return true;
-      } finally {
-        await unlink(name).catch(() => {});
       }
     } catch (error) {
       throw this.failure(error, "putContentIfAbsent", path);

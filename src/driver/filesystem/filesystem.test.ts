@@ -3,6 +3,7 @@
 // hidden files, the on-disk layout, and paths that try to leave the root.
 
 import assert from "node:assert/strict";
+import { watch } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -211,6 +212,38 @@ describe("filesystem driver", () => {
         await (await writer).commit();
         await driver.delete("/race");
       }
+      assert.deepEqual(await readdir(root), []);
+    });
+
+    it("a putContent whose directory a concurrent delete removes stores its content all the same (a 500 before the fix)", async () => {
+      // The interleaving the online collector met: a manifest PUT writes its revision link while
+      // the sweep removes that revision's directory. The delete runs as soon as the put's
+      // temporary file appears in the directory (inotify), while the put writes 4 MiB into it.
+      const content = Buffer.alloc(4 * 1024 * 1024, 7);
+      const dir = join(root, "gone", "revision");
+      let interleaved = 0;
+      for (let round = 0; round < 10; round++) {
+        await driver.putContent("/gone/revision/other", Buffer.from("x"));
+        let deleting: Promise<void> | undefined;
+        const watcher = watch(dir, (_event, name) => {
+          if (deleting !== undefined || !String(name).includes("~tmp-")) return;
+          deleting = driver.delete("/gone/revision").then(
+            () => void interleaved++,
+            (error: { code?: string }) => assert.equal(error.code, DriverErrorCode.PathNotFound),
+          );
+        });
+        try {
+          await driver.putContent("/gone/revision/link", content);
+        } finally {
+          watcher.close();
+        }
+        await deleting;
+        // The delete came first or second: the link is whole or absent, never half written.
+        const stored = await driver.getContent("/gone/revision/link").catch(() => undefined);
+        if (stored !== undefined) assert.ok(content.equals(Buffer.from(stored)));
+        await driver.delete("/gone").catch(() => {});
+      }
+      assert.ok(interleaved > 0, "a delete ran while a put was writing");
       assert.deepEqual(await readdir(root), []);
     });
 

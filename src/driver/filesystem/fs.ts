@@ -130,9 +130,18 @@ export async function writeAll(fd: number, chunk: Uint8Array, position: number):
   }
 }
 
-/** Makes a rename or unlink in `dir` durable. */
+/**
+ * Makes a rename, link or unlink in `dir` durable. A directory that is gone was removed by a
+ * delete that came after the change: nothing is left to make durable.
+ */
 export async function syncDirectory(dir: string): Promise<void> {
-  const fd = await fdOpen(dir, "r");
+  let fd: number;
+  try {
+    fd = await fdOpen(dir, "r");
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") return;
+    throw error;
+  }
   try {
     await fdSync(fd);
   } finally {
