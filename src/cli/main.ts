@@ -106,7 +106,7 @@ async function garbageCollect(
   }
   // As distribution's, a collection of storage that is not there fails naming it (a misspelt root
   // is not an empty registry) and creates nothing.
-  const { storage } = await openStorage(config, { mustExist: true });
+  const { storage, close } = await openStorage(config, { mustExist: true });
   const progress = new ProgressLine(process.stderr);
   try {
     // Under the lease, so it can run against live registries (and never beside their collector).
@@ -120,6 +120,7 @@ async function garbageCollect(
     });
   } finally {
     progress.end();
+    await close();
   }
 }
 

@@ -48,7 +48,6 @@ health:
       "http.secret",
       "loglevel",
       "notifications",
-      "storage.cache",
       "storage.maintenance.uploadpurging.frequency",
     ]);
     assert.match(

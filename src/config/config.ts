@@ -12,6 +12,7 @@ import { readHttp, type HttpConfig } from "./http.js";
 import { readLog, type LogConfig } from "./log.js";
 import { readProxy, type ProxyConfig } from "./proxy.js";
 import { ConfigError, ConfigReader, type Mapping } from "./reader.js";
+import { readRedis, type RedisConfig } from "./redis.js";
 import { readStorage, type StorageConfig } from "./storage.js";
 
 /** A checked config.yml. Build one with parseConfig, loadConfig or resolveConfig. */
@@ -20,6 +21,8 @@ export interface BerthConfig {
   log: LogConfig;
   storage: StorageConfig;
   http: HttpConfig;
+  /** The redis section (for `storage.cache.blobdescriptor: redis`); undefined when absent. */
+  redis: RedisConfig | undefined;
   /** The auth section; undefined when the registry is open (no `auth`). */
   auth: AuthOptions | undefined;
   health: HealthConfig;
@@ -34,7 +37,6 @@ const ignoredTopLevel: Record<string, string> = {
   middleware: "storage, registry and repository middleware are not supported",
   reporting: "error reporting (bugsnag, newrelic) is not supported",
   notifications: "notifications are not supported",
-  redis: "Berth has no redis cache",
   compatibility: "schema1 manifests are not supported",
   validation: "manifest URL validation is not configurable",
   policy: "repository class policy is not supported",
@@ -79,6 +81,7 @@ export function readConfigTree(
     "auth",
     "health",
     "proxy",
+    "redis",
     ...Object.keys(ignoredTopLevel),
   ];
   reader.unknownKeys(tree, "", known, ["auth"]);
@@ -87,12 +90,19 @@ export function readConfigTree(
     log: readLog(reader, tree),
     storage: readStorage(reader, tree),
     http: readHttp(reader, tree),
+    redis: readRedis(reader, tree),
     auth: readAuth(reader, tree),
     health: readHealth(reader, tree),
     proxy: readProxy(reader, tree),
     warnings: reader.warnings,
   };
   readIgnored(reader, tree);
+  if (config.storage.blobDescriptorCache === "redis" && config.redis === undefined) {
+    reader.fail(
+      "storage.cache.blobdescriptor",
+      "is redis, but there is no redis section saying where Redis is (redis.addr)",
+    );
+  }
   if (reader.problems.length > 0) throw new ConfigError(reader.problems, source);
   return config;
 }

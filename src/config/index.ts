@@ -27,6 +27,7 @@ export {
 } from "./health.js";
 export { type StorageConfig, type GcConfig } from "./storage.js";
 export { DEFAULT_PROXY_TTL_MS, type ProxyConfig, type UpstreamConfig } from "./proxy.js";
+export { type RedisConfig } from "./redis.js";
 export { parseDuration, formatDuration } from "./duration.js";
 
 /** The environment a config reads its overrides from: variable name → value. */

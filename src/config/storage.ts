@@ -30,6 +30,11 @@ export interface StorageConfig {
   };
   /** `storage.maintenance.gc`: garbage collection as a background job of `berth serve`. */
   gc: GcConfig;
+  /**
+   * `storage.cache.blobdescriptor`: where known links and blob sizes are remembered, in process
+   * (`inmemory`, the default) or in Redis, shared by the replicas (`redis`, needs `redis`).
+   */
+  blobDescriptorCache: "inmemory" | "redis";
 }
 
 /** `storage.maintenance.gc` (Berth's, beside distribution's uploadpurging; docs/gc.md). */
@@ -160,9 +165,19 @@ export function readStorage(reader: ConfigReader, tree: Mapping): StorageConfig 
   reader.unknownKeys(del, "storage.delete", ["enabled"]);
   const redirect = reader.mapping(storage.redirect, "storage.redirect");
   reader.unknownKeys(redirect, "storage.redirect", ["disable"]);
-  if (storage.cache !== undefined) {
-    reader.warn("storage.cache", "ignored: Berth caches immutable blob facts itself");
-  }
+  const cache = reader.mapping(storage.cache, "storage.cache");
+  reader.unknownKeys(cache, "storage.cache", ["blobdescriptor", "layerinfo"]);
+  // layerinfo is blobdescriptor's former name, still read by distribution.
+  const descriptorKey =
+    cache.blobdescriptor === undefined && cache.layerinfo !== undefined
+      ? "storage.cache.layerinfo"
+      : "storage.cache.blobdescriptor";
+  const blobDescriptorCache = reader.oneOf(
+    cache.blobdescriptor ?? cache.layerinfo,
+    descriptorKey,
+    ["inmemory", "redis"] as const,
+    "inmemory",
+  );
   if (storage.tag !== undefined) reader.warn("storage.tag", "not supported, ignored");
   return {
     driver,
@@ -170,5 +185,6 @@ export function readStorage(reader: ConfigReader, tree: Mapping): StorageConfig 
     deleteEnabled: reader.boolean(del.enabled, "storage.delete.enabled", false),
     redirect: !reader.boolean(redirect.disable, "storage.redirect.disable", false),
     ...readMaintenance(reader, storage),
+    blobDescriptorCache,
   };
 }

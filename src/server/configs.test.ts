@@ -116,12 +116,11 @@ describe("real config files", () => {
         "middleware",
         "reporting",
         "notifications",
-        "redis",
+        "redis.pool",
         "compatibility",
         "validation",
         "loglevel",
         "log.hooks",
-        "storage.cache",
         "storage.filesystem.maxthreads",
         "http.secret",
         "http.http2",
@@ -182,7 +181,7 @@ describe("real config files", () => {
         await protectedRegistry.close();
       }
       const config = parseConfig(rewrite(text, [...moved, [["auth"], undefined]]), {});
-      assert.deepEqual(warnedKeys(config), ["storage.cache"]);
+      assert.deepEqual(warnedKeys(config), []);
       assert.equal(config.storage.deleteEnabled, true);
       assert.deepEqual(config.http.headers, { "X-Content-Type-Options": ["nosniff"] });
       const registry = await startRegistry({ config, logLevel: "silent" });

@@ -1,3 +1,4 @@
+// Over 400 lines: one place wires a config to running parts (storage, API, metrics, health, jobs).
 // startRegistry: a running registry in this process. It builds the storage driver, the registry
 // storage layer and the API handler from a config, and serves them over HTTP(S) with what sits
 // around the API: http.prefix, http.headers, the health endpoint and checks, request ids, access
@@ -14,7 +15,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { Logger } from "pino";
+import { pino, type Logger } from "pino";
 import { ApiError, createApiHandler, writeError } from "../api/index.js";
 import { createAuth, KeyFileError, type Auth } from "../auth/index.js";
 import { ConfigError, resolveConfig, type BerthConfig, type LogLevel } from "../config/index.js";
@@ -36,6 +37,7 @@ import { listen, localUrl } from "./listen.js";
 import { trackRequest, type RequestTracking } from "./requests.js";
 import { createLogger } from "./logger.js";
 import { startGarbageCollector, type GarbageCollector } from "./garbage-collector.js";
+import { connectRedisCache } from "./redis-cache.js";
 import { startUploadPurger } from "./upload-purger.js";
 
 /** Options common to both ways of starting a registry. */
@@ -161,12 +163,15 @@ export function registryConfig(options: StartRegistryOptions): BerthConfig {
  */
 export async function openStorage(
   config: BerthConfig,
-  use: { mustExist?: boolean } = {},
-): Promise<{ driver: StorageDriver; storage: RegistryStorage }> {
+  use: { mustExist?: boolean; logger?: Logger } = {},
+): Promise<{ driver: StorageDriver; storage: RegistryStorage; close: () => Promise<void> }> {
   const { driver: name, parameters } = config.storage;
   let driver: StorageDriver;
   try {
-    driver = await createDriver(name, parameters, { ...use, readOnly: config.storage.readOnly });
+    driver = await createDriver(name, parameters, {
+      mustExist: use.mustExist,
+      readOnly: config.storage.readOnly,
+    });
   } catch (error) {
     if (error instanceof InvalidParameterError) {
       const key = `storage.${name}.${error.parameter}`;
@@ -179,12 +184,17 @@ export async function openStorage(
     }
     throw error;
   }
+  const descriptorCache =
+    config.storage.blobDescriptorCache === "redis" && config.redis !== undefined
+      ? await connectRedisCache(config.redis, use.logger ?? pino({ level: "silent" }))
+      : undefined;
   const storage = createRegistryStorage(driver, {
     deleteEnabled: config.storage.deleteEnabled,
     readOnly: config.storage.readOnly,
     gcDelayMs: config.storage.gc.delayMs,
+    descriptorCache,
   });
-  return { driver, storage };
+  return { driver, storage, close: async () => await descriptorCache?.close() };
 }
 
 /** A path outside http.prefix: 404 with the same error envelope the API uses for unknown paths. */
@@ -231,6 +241,8 @@ interface Serving {
   closing(): void;
   /** Resolves once no API handler is running (uploads have closed their writers). */
   drain(): Promise<void>;
+  /** Releases what the storage holds open (the Redis connection). */
+  closeStorage(): Promise<void>;
 }
 
 /** The auth of `config`, if any; a file it cannot use becomes a ConfigError naming its key. */
@@ -263,7 +275,8 @@ function warnPlainAuth(config: BerthConfig, logger: Logger): void {
 /** Builds the driver, storage, API and server of `config` and listens. */
 async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const auth = await openAuth(config, logger);
-  const opened = await openStorage(config);
+  const opened = await openStorage(config, { logger });
+  const close = opened.close;
   const { driver } = opened;
   const storage = withProxy(opened.storage, driver, config.proxy, {
     onStale: (repository, error) =>
@@ -310,7 +323,10 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     checks: periodic,
     storageDriver: config.health.storageDriver.enabled,
   });
-  const server = await createServer(config);
+  const server = await createServer(config).catch(async (error: unknown) => {
+    await close();
+    throw error;
+  });
   const admit = guardConnections(server, config.http.timeouts, config.http.limits);
 
   const headers = Object.entries(config.http.headers);
@@ -336,7 +352,10 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     tracked.routed();
   });
 
-  await listen(server, config.http, "http.addr");
+  await listen(server, config.http, "http.addr").catch(async (error: unknown) => {
+    await close();
+    throw error;
+  });
   let debug: DebugServer | undefined;
   if (config.http.debug !== undefined) {
     try {
@@ -346,6 +365,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
       });
     } catch (error) {
       server.close();
+      await close();
       throw error;
     }
   }
@@ -363,6 +383,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
       closing = true;
     },
     drain: () => api.drain(),
+    closeStorage: close,
   };
 }
 
@@ -466,6 +487,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       await collector?.stop();
       await running.stopHealth();
       stopProxyLog();
+      await running.closeStorage();
       logger.info("registry stopped");
       await owned?.flush();
     })();

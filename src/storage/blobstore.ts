@@ -4,10 +4,11 @@
 
 import type { Readable, Writable } from "node:stream";
 import { DriverErrorCode, copyContent, type StorageDriver } from "../driver/index.js";
-import { boundedCache, type BoundedCache, type CacheStats } from "./cache.js";
+import type { CacheStats } from "./cache.js";
+import type { BlobDescriptorCache } from "./descriptor-cache.js";
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
 import { parseBlobPath, parseDigestPath, paths } from "./paths.js";
-import type { BlobInfo, Digest, StreamOptions } from "./types.js";
+import type { BlobInfo, StreamOptions } from "./types.js";
 
 /** True when `error` is a driver's PathNotFoundError. */
 export function isPathNotFound(error: unknown): boolean {
@@ -54,17 +55,11 @@ export async function digestsBelow(
  *
  * A repository's `_layers` links and manifest revision links never change content once written
  * (the digest is in their path); only a delete removes them. So the links of that kind known to
- * exist are remembered (`readKnown`, `writeKnown`), bounded, and this process's own deletes drop
- * them (`forget`). Tag links are mutable and always read through (`read`).
- *
- * With several replicas over one storage, a link that another replica deletes (a blob unlinked, a
- * manifest deleted, garbage collection) is still seen as present here until it is evicted: the
- * same trade as distribution's `storage.cache.blobdescriptor: inmemory`, and like the blob size
- * cache below. Deletes are off by default; a deployment that deletes through several replicas
- * should restart them after garbage collection.
+ * exist are remembered in the blob descriptor cache (`readKnown`, `writeKnown`), and deletes drop
+ * them (`forget`). Tag links are mutable and always read through (`read`). How stale the cache
+ * may be when another replica deletes is descriptor-cache.ts's business.
  */
 export class LinkStore {
-  private readonly known: BoundedCache<string, ParsedDigest>;
   /**
    * Counts `forget` calls: a read that started before one may have seen the link just deleted, so
    * it does not remember what it read.
@@ -73,11 +68,9 @@ export class LinkStore {
 
   constructor(
     private readonly driver: StorageDriver,
-    cacheSize: number,
-    stats?: CacheStats,
-  ) {
-    this.known = boundedCache(cacheSize, undefined, stats);
-  }
+    private readonly cache: BlobDescriptorCache,
+    private readonly stats?: CacheStats,
+  ) {}
 
   /** The digest a link at `path` holds; undefined when there is no link (or it is not a digest). */
   async read(path: string): Promise<ParsedDigest | undefined> {
@@ -89,11 +82,17 @@ export class LinkStore {
 
   /** `read` for a link only a delete can change (a layer or revision link): remembered if found. */
   async readKnown(path: string): Promise<ParsedDigest | undefined> {
-    const cached = this.known.get(path);
+    const cached = tryParseDigest(await this.cache.link(path));
+    if (this.stats !== undefined) {
+      this.stats.requests++;
+      if (cached !== undefined) this.stats.hits++;
+    }
     if (cached !== undefined) return cached;
     const forgets = this.forgets;
     const digest = await this.read(path);
-    if (digest !== undefined && forgets === this.forgets) this.known.set(path, digest);
+    if (digest !== undefined && forgets === this.forgets) {
+      await this.cache.setLink(path, digest.digest);
+    }
     return digest;
   }
 
@@ -105,36 +104,36 @@ export class LinkStore {
   async writeKnown(path: string, digest: ParsedDigest): Promise<void> {
     const forgets = this.forgets;
     await this.write(path, digest);
-    if (forgets === this.forgets) this.known.set(path, digest);
+    if (forgets === this.forgets) await this.cache.setLink(path, digest.digest);
   }
 
   /** Drops a link about to be deleted (or just deleted) from what is known to exist. */
-  forget(path: string): void {
+  async forget(path: string): Promise<void> {
     this.forgets++;
-    this.known.delete(path);
+    await this.cache.forgetLink(path);
   }
 }
 
 /** The global, content-addressed blob store. */
 export class BlobStore {
-  /** Blob sizes by digest: immutable while the blob exists; GC drops what it deletes. */
-  private readonly sizes: BoundedCache<Digest, number>;
-
+  /** Blob sizes by digest (in the blob descriptor cache): immutable while the blob exists. */
   constructor(
     private readonly driver: StorageDriver,
-    cacheSize: number,
-    stats?: CacheStats,
-  ) {
-    this.sizes = boundedCache(cacheSize, undefined, stats);
-  }
+    private readonly sizes: BlobDescriptorCache,
+    private readonly stats?: CacheStats,
+  ) {}
 
   /** The blob's size, or undefined when it is not stored. */
   async stat(digest: ParsedDigest): Promise<BlobInfo | undefined> {
-    const cached = this.sizes.get(digest.digest);
+    const cached = await this.sizes.size(digest.digest);
+    if (this.stats !== undefined) {
+      this.stats.requests++;
+      if (cached !== undefined) this.stats.hits++;
+    }
     if (cached !== undefined) return { digest: digest.digest, size: cached };
     const info = await unlessNotFound(this.driver.stat(paths.blobData(digest)));
     if (info === undefined || info.isDir) return undefined;
-    this.sizes.set(digest.digest, info.size);
+    await this.sizes.setSize(digest.digest, info.size);
     return { digest: digest.digest, size: info.size };
   }
 
@@ -142,16 +141,16 @@ export class BlobStore {
   async exists(digest: ParsedDigest): Promise<boolean> {
     const info = await unlessNotFound(this.driver.stat(paths.blobData(digest)));
     if (info === undefined || info.isDir) {
-      this.sizes.delete(digest.digest);
+      await this.sizes.forgetSize(digest.digest);
       return false;
     }
-    this.sizes.set(digest.digest, info.size);
+    await this.sizes.setSize(digest.digest, info.size);
     return true;
   }
 
-  /** Forgets the blob's size (another replica may have removed it). */
-  forget(digest: ParsedDigest): void {
-    this.sizes.delete(digest.digest);
+  /** Forgets the blob's size (it is being removed, or another replica removed it). */
+  async forget(digest: ParsedDigest): Promise<void> {
+    await this.sizes.forgetSize(digest.digest);
   }
 
   reader(digest: ParsedDigest, offset: number): Promise<Readable> {
@@ -184,19 +183,19 @@ export class BlobStore {
     const existing = await this.stat(digest);
     if (existing !== undefined) return existing;
     await this.driver.putContent(paths.blobData(digest), content);
-    this.sizes.set(digest.digest, content.length);
+    await this.sizes.setSize(digest.digest, content.length);
     return { digest: digest.digest, size: content.length };
   }
 
   /** Moves finished upload data into place as the blob `digest`. */
   async adopt(digest: ParsedDigest, sourcePath: string, size: number): Promise<void> {
     await this.driver.move(sourcePath, paths.blobData(digest));
-    this.sizes.set(digest.digest, size);
+    await this.sizes.setSize(digest.digest, size);
   }
 
   /** Removes the blob (its whole directory). */
   async delete(digest: ParsedDigest): Promise<void> {
-    this.sizes.delete(digest.digest);
+    await this.sizes.forgetSize(digest.digest);
     await deleteIfPresent(this.driver, paths.blob(digest));
   }
 

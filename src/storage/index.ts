@@ -7,6 +7,11 @@ export * from "./types.js";
 export * from "./errors.js";
 export { Registry, createRegistryStorage, type RegistryStorageTuning } from "./registry.js";
 export {
+  IN_PROCESS_TTL_MS,
+  InProcessDescriptorCache,
+  type BlobDescriptorCache,
+} from "./descriptor-cache.js";
+export {
   DIGEST_GRAMMAR,
   digestOf,
   digestOfStream,

@@ -58,7 +58,7 @@ export class LinkedBlobs implements RepositoryBlobs {
     if (this.context.options.readOnly) return true;
     const { blobs, links, protection } = this.context;
     if (await protection.protect(digest, () => blobs.exists(digest))) return true;
-    links.forget(paths.layerLink(this.repository, digest));
+    await links.forget(paths.layerLink(this.repository, digest));
     return false;
   }
 
@@ -96,7 +96,7 @@ export class LinkedBlobs implements RepositoryBlobs {
       if (isPathNotFound(error)) throw blobUnknown(this.repository, digest);
       throw error;
     } finally {
-      this.context.links.forget(path);
+      await this.context.links.forget(path);
     }
   }
 

@@ -173,7 +173,7 @@ export class ManifestStore implements RepositoryManifests {
     const parsed = parseDigest(digest);
     const info = await LinkedBlobs.find(this.context, this.repository, parsed);
     if (info !== undefined && (await this.protect(parsed))) return undefined;
-    this.context.links.forget(paths.layerLink(this.repository, parsed));
+    await this.context.links.forget(paths.layerLink(this.repository, parsed));
     return blobUnknown(digest, what);
   }
 
@@ -203,7 +203,7 @@ export class ManifestStore implements RepositoryManifests {
     try {
       await deleteIfPresent(this.context.driver, paths.revision(this.repository, digest));
     } finally {
-      this.context.links.forget(paths.revisionLink(this.repository, digest));
+      await this.context.links.forget(paths.revisionLink(this.repository, digest));
     }
   }
 

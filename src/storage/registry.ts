@@ -6,6 +6,7 @@ import { BlobStore, LinkStore, unlessNotFound } from "./blobstore.js";
 import { boundedCache, KeyedQueue, type CacheStats } from "./cache.js";
 import { catalog } from "./catalog.js";
 import { mutationChecks, type StorageContext } from "./context.js";
+import { InProcessDescriptorCache, type BlobDescriptorCache } from "./descriptor-cache.js";
 import { garbageCollect } from "./gc.js";
 import { acquireLease } from "./lease.js";
 import { LinkedBlobs } from "./linkedblobs.js";
@@ -36,6 +37,13 @@ export interface RegistryStorageTuning {
   linkCacheSize?: number;
   /** Running hashes of uploads in progress kept in memory; default 10000. */
   uploadHashStates?: number;
+  /**
+   * Where link and size facts are remembered (`storage.cache.blobdescriptor`): by default in
+   * process, `blobCacheSize` sizes and `linkCacheSize` links, each believed for at most
+   * `descriptorTtlMs` (default IN_PROCESS_TTL_MS). Shared by replicas when it is Redis.
+   */
+  descriptorCache?: BlobDescriptorCache;
+  descriptorTtlMs?: number;
 }
 
 class RepositoryView implements Repository {
@@ -76,10 +84,17 @@ export class Registry implements RegistryStorage {
       readOnly: options.readOnly ?? false,
       gcDelayMs: options.gcDelayMs ?? DEFAULT_GC_DELAY_MS,
     };
+    const descriptors =
+      options.descriptorCache ??
+      new InProcessDescriptorCache(
+        options.linkCacheSize ?? 100_000,
+        options.blobCacheSize ?? 10_000,
+        options.descriptorTtlMs,
+      );
     this.context = {
       driver,
-      blobs: new BlobStore(driver, options.blobCacheSize ?? 10_000, this.cacheStats.blob),
-      links: new LinkStore(driver, options.linkCacheSize ?? 100_000, this.cacheStats.link),
+      blobs: new BlobStore(driver, descriptors, this.cacheStats.blob),
+      links: new LinkStore(driver, descriptors, this.cacheStats.link),
       options: resolved,
       hashStates: boundedCache(options.uploadHashStates ?? 10_000),
       queue: new KeyedQueue(),

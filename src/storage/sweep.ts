@@ -132,7 +132,7 @@ export class Sweeper {
     try {
       await deleteIfPresent(driver, paths.revision(graph.name, digest));
     } finally {
-      links.forget(paths.revisionLink(graph.name, digest));
+      await links.forget(paths.revisionLink(graph.name, digest));
     }
     manifestCache.delete(digest.digest);
     this.context.protection.forget(digest);
@@ -165,7 +165,7 @@ export class Sweeper {
     this.options.log(`blob eligible for deletion: ${digest.digest}`);
     if (this.options.dryRun) return { size: data.size, removed: true };
 
-    blobs.forget(digest);
+    await blobs.forget(digest);
     protection.forget(digest);
     if (online) {
       const trash = paths.gcTrash(digest);
@@ -186,7 +186,7 @@ export class Sweeper {
       try {
         await deleteIfPresent(driver, paths.layerLinkDirectory(repository, digest));
       } finally {
-        links.forget(paths.layerLink(repository, digest));
+        await links.forget(paths.layerLink(repository, digest));
       }
     }
     this.context.manifestCache.delete(digest.digest);
