@@ -37,6 +37,7 @@ export {
   isManifestMediaType,
 } from "./manifest.js";
 export { STORAGE_ROOT } from "./paths.js";
+export { CLOCK_SLACK_MS } from "./gc.js";
 export { HealthProbe, HealthProbeError } from "./health.js";
 export { isValidUploadId } from "./upload.js";
 // What a blob copy rejects with when the client it writes to went away.
