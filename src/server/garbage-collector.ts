@@ -11,6 +11,7 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { GcConfig } from "../config/index.js";
+import type { MetricsRegistry } from "../metrics/index.js";
 import type {
   GarbageCollectOptions,
   GarbageCollectResult,
@@ -82,12 +83,50 @@ export interface GarbageCollector {
   stop(): Promise<void>;
 }
 
-/** Starts collecting every `config.intervalMs`. */
+/** The collector's Prometheus series (docs/metrics.md), in `metrics`. */
+function gcMetrics(metrics: MetricsRegistry) {
+  return {
+    runs: metrics.counter({
+      name: "registry_storage_gc_runs_total",
+      help: "Garbage collections by outcome: ok, error, or skipped (another collector held the lease).",
+      labelNames: ["outcome"],
+    }),
+    blobs: metrics.counter({
+      name: "registry_storage_gc_blobs_deleted_total",
+      help: "Blobs garbage collection deleted (none in a dry run).",
+    }),
+    manifests: metrics.counter({
+      name: "registry_storage_gc_manifests_deleted_total",
+      help: "Untagged manifests garbage collection deleted (storage.maintenance.gc.untagged).",
+    }),
+    bytes: metrics.counter({
+      name: "registry_storage_gc_freed_bytes_total",
+      help: "Bytes of blob data garbage collection deleted.",
+    }),
+    restored: metrics.counter({
+      name: "registry_storage_gc_restored_total",
+      help: "What a collection put back because a push relied on it meanwhile, by kind (blob, manifest).",
+      labelNames: ["kind"],
+    }),
+    duration: metrics.gauge({
+      name: "registry_storage_gc_last_duration_seconds",
+      help: "How long the last garbage collection that ran (ok or error) took.",
+    }),
+    lastSuccess: metrics.gauge({
+      name: "registry_storage_gc_last_success_timestamp_seconds",
+      help: "When the last garbage collection that completed ended (Unix time).",
+    }),
+  };
+}
+
+/** Starts collecting every `config.intervalMs`, counting in `metrics` when given. */
 export function startGarbageCollector(
   storage: RegistryStorage,
   config: GcConfig,
   logger: Logger,
+  metrics?: MetricsRegistry,
 ): GarbageCollector {
+  const series = metrics === undefined ? undefined : gcMetrics(metrics);
   const stats: GarbageCollectorStats = {
     runs: 0,
     skipped: 0,
@@ -111,6 +150,18 @@ export function startGarbageCollector(
         signal: stopping.signal,
       });
       stats.runs++;
+      if (series !== undefined) {
+        series.runs.inc({ outcome: "ok" });
+        if (!config.dryRun) {
+          series.blobs.inc(result.deletedBlobs.length);
+          series.manifests.inc(result.deletedManifests.length);
+          series.bytes.inc(result.freedBytes);
+        }
+        series.restored.inc({ kind: "blob" }, result.restoredBlobs);
+        series.restored.inc({ kind: "manifest" }, result.restoredManifests);
+        series.duration.set((performance.now() - started) / 1000);
+        series.lastSuccess.set(Date.now() / 1000);
+      }
       stats.deletedBlobs += result.deletedBlobs.length;
       stats.deletedManifests += result.deletedManifests.length;
       stats.freedBytes += result.freedBytes;
@@ -131,9 +182,12 @@ export function startGarbageCollector(
     } catch (error) {
       if (error instanceof LeaseHeldError) {
         stats.skipped++;
+        series?.runs.inc({ outcome: "skipped" });
         logger.debug("garbage collection skipped: another collector holds the lease");
       } else if (!stopping.signal.aborted) {
         stats.failed++;
+        series?.runs.inc({ outcome: "error" });
+        series?.duration.set((performance.now() - started) / 1000);
         logger.error({ err: error }, "garbage collection failed");
       }
     }

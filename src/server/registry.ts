@@ -447,7 +447,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       : async () => {};
   const collector =
     config.storage.gc.enabled && !config.storage.readOnly
-      ? startGarbageCollector(storage, config.storage.gc, logger)
+      ? startGarbageCollector(storage, config.storage.gc, logger, metrics)
       : undefined;
 
   const stopProxyLog = storage instanceof ProxyRegistry ? logProxyStats(storage, logger) : () => {};
