@@ -49,6 +49,24 @@ const unique = () => randomBytes(6).toString("hex");
 runDriverSuite("azure", () => azureDriver());
 
 describe("azure driver", () => {
+  it("for a garbage collection (mustExist), a missing container is an error naming it, not created", async () => {
+    const missing = `missing-${unique()}`;
+    await assert.rejects(
+      createDriver("azure", parameters({ container: missing }), { mustExist: true }),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, DriverErrorCode.PathNotFound);
+        assert.ok(error.message.includes(missing), error.message);
+        return true;
+      },
+    );
+    const existing = await createDriver("azure", parameters(), { mustExist: true });
+    assert.equal(existing.name, "azure");
+    // Nothing was created: still missing.
+    await assert.rejects(
+      createDriver("azure", parameters({ container: missing }), { mustExist: true }),
+    );
+  });
+
   it("resumes a closed writer from another driver instance, across block boundaries", async () => {
     // Small blocks so that each session ends with a partial block.
     const first = await azureDriver({ chunksize: MiB });

@@ -162,6 +162,22 @@ export class AzureDriver implements StorageDriver {
       : startWriter(target, this.options.blockSize);
   }
 
+  /**
+   * PathNotFoundError naming the container when it does not exist (for a garbage collection,
+   * which must neither take a misspelt container for an empty registry nor create it).
+   */
+  async requireContainer(): Promise<void> {
+    let exists: boolean;
+    try {
+      exists = await this.container.exists();
+    } catch (error) {
+      throw translateError(error, "exists", `container ${this.container.containerName}`);
+    }
+    if (!exists) {
+      throw new PathNotFoundError(DRIVER_NAME, `container ${this.container.containerName}`);
+    }
+  }
+
   async stat(path: StoragePath): Promise<FileInfo> {
     if (path !== "/") {
       try {

@@ -2,7 +2,7 @@
 // SDK (optional peer dependencies) load when an azure driver is created, so importing the driver
 // layer stays cheap for processes that use another backend, and they need not install the SDK. See ./driver.ts for the implementation and docs/driver-azure.md for its use.
 
-import type { DriverParameters, StorageDriver } from "../driver.js";
+import type { DriverParameters, DriverUse, StorageDriver } from "../driver.js";
 import { registerDriver } from "../factory.js";
 import { loadDriverModule } from "../sdk.js";
 import { DRIVER_NAME, parseAzureParameters } from "./parameters.js";
@@ -23,19 +23,27 @@ export const AZURE_IDENTITY_PACKAGES = ["@azure/identity"] as const;
 export async function createAzureDriver(
   parameters: DriverParameters,
   load: () => Promise<typeof import("./driver.js")> = () => import("./driver.js"),
+  use: DriverUse = {},
 ): Promise<StorageDriver> {
   const options = parseAzureParameters(parameters);
   const { AzureDriver } = await loadDriverModule(DRIVER_NAME, AZURE_PACKAGES, load);
-  if (options.accountKey !== undefined) return new AzureDriver(options);
-  const { DefaultAzureCredential } = await loadDriverModule(
-    DRIVER_NAME,
-    AZURE_IDENTITY_PACKAGES,
-    () => import("@azure/identity"),
-  );
-  return new AzureDriver(options, new DefaultAzureCredential());
+  let driver: InstanceType<typeof AzureDriver>;
+  if (options.accountKey !== undefined) {
+    driver = new AzureDriver(options);
+  } else {
+    const { DefaultAzureCredential } = await loadDriverModule(
+      DRIVER_NAME,
+      AZURE_IDENTITY_PACKAGES,
+      () => import("@azure/identity"),
+    );
+    driver = new AzureDriver(options, new DefaultAzureCredential());
+  }
+  // A garbage collection needs the container to be there (`use.mustExist`): else it names it.
+  if (use.mustExist) await driver.requireContainer();
+  return driver;
 }
 
-registerDriver(DRIVER_NAME, (parameters) => createAzureDriver(parameters), {
+registerDriver(DRIVER_NAME, (parameters, use) => createAzureDriver(parameters, undefined, use), {
   known: [
     "accountname",
     "accountkey",

@@ -17,6 +17,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -177,6 +178,20 @@ export class S3Driver implements StorageDriver {
     return append
       ? resumeWriter(this.writerContext, path, key)
       : newWriter(this.writerContext, path, key);
+  }
+
+  /**
+   * PathNotFoundError naming `s3://<bucket>` when the bucket does not exist (for a garbage
+   * collection, which must not take a misspelt bucket for an empty registry).
+   */
+  async requireBucket(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (error) {
+      if (httpStatus(error) === 404)
+        throw new PathNotFoundError(DRIVER_NAME, `s3://${this.bucket}`);
+      throw toDriverError(error, { operation: "HeadBucket", bucket: this.bucket });
+    }
   }
 
   async stat(path: StoragePath): Promise<FileInfo> {

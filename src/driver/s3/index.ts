@@ -4,7 +4,7 @@
 // another backend, and a registry that does not use s3 need not install the SDK. See ./driver.ts
 // for the implementation and docs/driver-s3.md for its use.
 
-import type { DriverParameters } from "../driver.js";
+import type { DriverParameters, DriverUse } from "../driver.js";
 import { registerDriver } from "../factory.js";
 import { loadDriverModule } from "../sdk.js";
 import type { S3Driver } from "./driver.js";
@@ -25,10 +25,14 @@ export const S3_PACKAGES = ["@aws-sdk/client-s3", "@aws-sdk/s3-request-presigner
 export async function createS3Driver(
   parameters: DriverParameters,
   load: () => Promise<typeof import("./driver.js")> = () => import("./driver.js"),
+  use: DriverUse = {},
 ): Promise<S3Driver> {
   const checked = readS3Parameters(parameters);
   const { S3Driver } = await loadDriverModule(DRIVER_NAME, S3_PACKAGES, load);
-  return new S3Driver(checked);
+  const driver = new S3Driver(checked);
+  // A garbage collection needs the bucket to be there (`use.mustExist`): else it names it.
+  if (use.mustExist) await driver.requireBucket();
+  return driver;
 }
 
 /** The parameters ./parameters.ts reads, and those of distribution's s3 driver it does not. */
@@ -57,5 +61,13 @@ const s3Parameters = {
   ],
   unsupported: ["usedualstack", "accelerate", "loglevel", "redirectendpoint"],
 };
-registerDriver(DRIVER_NAME, (parameters) => createS3Driver(parameters), s3Parameters);
-registerDriver("s3aws", (parameters) => createS3Driver(parameters), s3Parameters);
+registerDriver(
+  DRIVER_NAME,
+  (parameters, use) => createS3Driver(parameters, undefined, use),
+  s3Parameters,
+);
+registerDriver(
+  "s3aws",
+  (parameters, use) => createS3Driver(parameters, undefined, use),
+  s3Parameters,
+);

@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { createDriver, DriverErrorCode, S3Driver, type StorageDriver } from "../index.js";
+import {
+  createDriver,
+  DriverErrorCode,
+  S3Driver,
+  type DriverUse,
+  type StorageDriver,
+} from "../index.js";
 import { runDriverSuite } from "../testsuite/index.js";
 import { MemoryWatch } from "../testsuite/support.js";
 import { startCeph, type CephCluster } from "../../testing/ceph.js";
@@ -24,16 +30,20 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
   const bucket = "berth-tests";
 
   /** A driver on the test bucket; every driver gets its own root directory unless told. */
-  const driverFor = (parameters: Record<string, unknown> = {}) =>
-    createDriver("s3", {
-      bucket,
-      region: ceph.region,
-      regionendpoint: ceph.endpoint,
-      accesskey: ceph.accessKey,
-      secretkey: ceph.secretKey,
-      rootdirectory: `/${randomBytes(6).toString("hex")}`,
-      ...parameters,
-    });
+  const driverFor = (parameters: Record<string, unknown> = {}, use: DriverUse = {}) =>
+    createDriver(
+      "s3",
+      {
+        bucket,
+        region: ceph.region,
+        regionendpoint: ceph.endpoint,
+        accesskey: ceph.accessKey,
+        secretkey: ceph.secretKey,
+        rootdirectory: `/${randomBytes(6).toString("hex")}`,
+        ...parameters,
+      },
+      use,
+    );
 
   before(
     async () => {
@@ -46,6 +56,29 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
 
   after(async () => {
     await ceph?.stop();
+  });
+
+  it("for a garbage collection (mustExist), a missing bucket is an error naming it", async () => {
+    await assert.rejects(
+      createDriver(
+        "s3",
+        {
+          bucket: "no-such-bucket",
+          region: ceph.region,
+          regionendpoint: ceph.endpoint,
+          accesskey: ceph.accessKey,
+          secretkey: ceph.secretKey,
+        },
+        { mustExist: true },
+      ),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, DriverErrorCode.PathNotFound);
+        assert.match(error.message, /s3:\/\/no-such-bucket/);
+        return true;
+      },
+    );
+    const existing = await driverFor({}, { mustExist: true });
+    assert.equal(existing.name, "s3");
   });
 
   // First in the file, so the process's memory is not yet shaped by the other tests.
