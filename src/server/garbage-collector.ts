@@ -74,6 +74,8 @@ export interface GarbageCollectorStats {
   deletedManifests: number;
   freedBytes: number;
   restoredBlobs: number;
+  /** The message of the last failed collection's error, if one failed. */
+  lastError?: string;
 }
 
 /** A running background collector. */
@@ -186,6 +188,7 @@ export function startGarbageCollector(
         logger.debug("garbage collection skipped: another collector holds the lease");
       } else if (!stopping.signal.aborted) {
         stats.failed++;
+        stats.lastError = error instanceof Error ? (error.stack ?? error.message) : String(error);
         series?.runs.inc({ outcome: "error" });
         series?.duration.set((performance.now() - started) / 1000);
         logger.error({ err: error }, "garbage collection failed");

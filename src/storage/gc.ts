@@ -33,17 +33,33 @@ export const CLOCK_SLACK_MS = 2_000;
 /** Storage calls the collector keeps in flight at once (its requests are small). */
 const PARALLEL = 16;
 
-/** Runs `fn` over `items`, at most `limit` at a time; rejects with the first failure. */
+/**
+ * Runs `fn` over `items`, at most `limit` at a time. After a failure no item starts, and it
+ * rejects with the first failure once the calls in flight have ended: a collection that failed
+ * (and gave up its lease) leaves nothing of its own running beside the next one.
+ */
 export async function eachLimited<T>(
   items: T[],
   limit: number,
   fn: (item: T) => Promise<void>,
 ): Promise<void> {
   let next = 0;
+  let failed = false;
   const lane = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!);
+    while (!failed && next < items.length) {
+      try {
+        await fn(items[next++]!);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  const lanes = await Promise.allSettled(
+    Array.from({ length: Math.min(limit, items.length) }, lane),
+  );
+  const failure = lanes.find((lane) => lane.status === "rejected");
+  if (failure !== undefined) throw failure.reason;
 }
 
 /** One repository's manifests, parsed once. */

@@ -80,7 +80,7 @@ async function torture(
   assert.equal(
     stats.reduce((sum, s) => sum + s.failed, 0),
     0,
-    "failed collections",
+    `failed collections: ${stats.map((s) => s.lastError ?? "").join("\n")}`,
   );
   const pulled = await run.assertPullable();
 
@@ -90,7 +90,7 @@ async function torture(
   assert.deepEqual(unreferenced, [], "blobs left that no manifest references");
   assert.equal(await run.assertPullable(), pulled);
 
-  const sum = (key: keyof (typeof stats)[number]): number =>
+  const sum = (key: Exclude<keyof (typeof stats)[number], "lastError">): number =>
     stats.reduce((total, s) => total + s[key], 0);
   const report = {
     seconds,
@@ -126,7 +126,7 @@ export function defineTortureSuites(seconds: number): void {
     before(async () => {
       directory = await mkdtemp(join(tmpdir(), "berth-gc-torture-"));
       registry = await startRegistry({
-        logLevel: "silent",
+        logLevel: process.env.GC_TORTURE_LOG === "error" ? "error" : "silent",
         config: {
           version: "0.1",
           storage: {
@@ -169,7 +169,7 @@ export function defineTortureSuites(seconds: number): void {
         for (let index = 0; index < 3; index++) {
           registries.push(
             await startRegistry({
-              logLevel: "silent",
+              logLevel: process.env.GC_TORTURE_LOG === "error" ? "error" : "silent",
               config: {
                 version: "0.1",
                 storage: {
