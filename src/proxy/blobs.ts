@@ -39,7 +39,7 @@ export class ProxyBlobs implements RepositoryBlobs {
   async stat(digest: Digest): Promise<BlobInfo> {
     try {
       const info = await this.local.blobs.stat(digest);
-      this.context.state.hit(this.local.name);
+      this.context.state.hit("blob");
       return info;
     } catch (error) {
       if (!isRegistryError(error, RegistryErrorCode.BlobUnknown)) throw error;
@@ -77,7 +77,7 @@ export class ProxyBlobs implements RepositoryBlobs {
       throw new UpstreamError(`upstream GET of blob ${digest} answered ${response.status}`);
     }
     const length = Number(response.headers.get("content-length"));
-    state.miss(this.local.name);
+    state.miss("blob");
     return new BlobFetch(
       digest,
       response.body,
@@ -85,7 +85,7 @@ export class ProxyBlobs implements RepositoryBlobs {
         ? length
         : undefined,
       this.local.blobs,
-      (count) => state.fetched(count),
+      (count) => state.fetched("blob", count),
     );
   }
 

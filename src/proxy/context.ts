@@ -57,4 +57,6 @@ export interface UpstreamContext {
   readonly tagChecks: SingleFlight<Digest>;
   /** Whether the local driver answers blob GETs with redirects (asked once). */
   redirects(): Promise<boolean>;
+  /** Records that a client pulled a manifest of `repository` (its ttl starts again). */
+  pulled(repository: string): void;
 }

@@ -43,14 +43,16 @@ export class ProxyManifests implements RepositoryManifests {
   }
 
   async get(digest: Digest): Promise<StoredManifest> {
+    let stored: StoredManifest;
     try {
-      const stored = await this.local.manifests.get(digest);
-      this.context.state.hit(this.local.name);
-      return stored;
+      stored = await this.local.manifests.get(digest);
+      this.context.state.hit("manifest");
     } catch (error) {
       if (!isRegistryError(error, RegistryErrorCode.ManifestUnknown)) throw error;
+      stored = await this.fetch(digest);
     }
-    return this.fetch(digest);
+    this.context.pulled(this.local.name);
+    return stored;
   }
 
   /**
@@ -87,8 +89,8 @@ export class ProxyManifests implements RepositoryManifests {
         );
       }
       const content = Buffer.from(await response.arrayBuffer());
-      state.miss(this.local.name);
-      state.fetched(content.length);
+      state.miss("manifest");
+      state.fetched("manifest", content.length);
       const expected =
         tag === undefined
           ? reference
@@ -149,13 +151,18 @@ export class ProxyTags implements RepositoryTags {
     if (state.tagFresh(this.local.name, tag)) {
       try {
         const digest = await this.local.tags.resolve(tag);
-        state.hit(this.local.name);
+        state.hit("manifest");
+        this.context.pulled(this.local.name);
         return digest;
       } catch (error) {
         if (!isRegistryError(error, RegistryErrorCode.ManifestUnknown)) throw error;
       }
     }
-    return this.context.tagChecks.run(`${this.local.name}:${tag}`, () => this.revalidate(tag));
+    const digest = await this.context.tagChecks.run(`${this.local.name}:${tag}`, () =>
+      this.revalidate(tag),
+    );
+    this.context.pulled(this.local.name);
+    return digest;
   }
 
   private async revalidate(tag: string): Promise<Digest> {
@@ -186,7 +193,7 @@ export class ProxyTags implements RepositoryTags {
     if (remoteDigest !== undefined && (await this.local.manifests.exists(remoteDigest))) {
       const current = await this.local.tags.resolve(tag).catch(() => undefined);
       if (current !== remoteDigest) await this.local.tags.tag(tag, remoteDigest);
-      state.hit(this.local.name);
+      state.hit("manifest");
       state.tagChecked(this.local.name, tag);
       return remoteDigest;
     }

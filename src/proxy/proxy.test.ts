@@ -4,12 +4,11 @@
 // from a config with distribution's `proxy.remoteurl` or Berth's `proxy.upstreams`.
 
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { createDriver } from "../driver/index.js";
 import { startRegistry, type RunningRegistry } from "../server/index.js";
@@ -18,6 +17,7 @@ import { startDockerRegistry, type DockerRegistry } from "../testing/docker-regi
 import { buildImage, buildIndex, pushImage, pushIndex, type TestImage } from "../testing/images.js";
 import { assertLayoutHolds, indexEntry } from "../testing/oci-layout.js";
 import { skopeoCopy } from "../testing/skopeo.js";
+import { podmanWithMirror } from "../testing/podman.js";
 import { skipUnlessCommands } from "../testing/tools.js";
 import {
   startUpstreamProxy,
@@ -347,48 +347,17 @@ describe("pull-through cache of several upstreams, with authentication", { skip 
     { skip: skipUnlessCommands(["podman"], ["podman"]) },
     async () => {
       const host = new URL(berth.url).host;
-      const conf = join(dir, "registries.conf");
-      await writeFile(
-        conf,
-        [
-          "[[registry]]",
-          'prefix = "docker.io"',
-          'location = "registry-1.docker.io"',
-          "[[registry.mirror]]",
-          `location = "${host}/docker.io"`,
-          "insecure = true",
-          "",
-        ].join("\n"),
-      );
-      const storage = [
-        "--root",
-        join(dir, "podman/root"),
-        "--runroot",
-        join(dir, "podman/runroot"),
-      ];
-      await promisify(execFile)(
-        "podman",
-        [...storage, "--storage-driver", "vfs", "pull", "docker.io/team/podman:1"],
-        { timeout: 120_000, env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf } },
-      ).catch((error: { stderr?: string; message: string }) => {
-        throw new Error(`podman pull failed: ${error.stderr || error.message}`);
-      });
+      const podman = await podmanWithMirror(dir, `${host}/docker.io`);
+      await podman(["pull", "docker.io/team/podman:1"]);
       assert.equal(bearer.count("GET", `/v2/team/podman/blobs/${four.layers[0]!.digest}`), 1);
-      const inspected = await promisify(execFile)(
-        "podman",
-        [
-          ...storage,
-          "--storage-driver",
-          "vfs",
-          "image",
-          "inspect",
-          "--format",
-          "{{.Id}}",
-          "docker.io/team/podman:1",
-        ],
-        { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf } },
-      );
-      assert.equal(inspected.stdout.trim(), four.config.digest.slice("sha256:".length));
+      const inspected = await podman([
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        "docker.io/team/podman:1",
+      ]);
+      assert.equal(inspected.trim(), four.config.digest.slice("sha256:".length));
     },
   );
 

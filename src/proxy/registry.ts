@@ -13,6 +13,7 @@ import type {
 } from "../storage/index.js";
 import { checkRepositoryName, STORAGE_ROOT } from "../storage/index.js";
 import { ProxyRepository, SingleFlight, type UpstreamContext } from "./repository.js";
+import { CacheExpiry, type ExpiryLog } from "./expiry.js";
 import { ProxyState, type ProxyCounters } from "./state.js";
 import { Upstream, type UpstreamCounters } from "./upstream.js";
 
@@ -32,11 +33,20 @@ export interface UpstreamStats extends ProxyCounters {
 export interface ProxyOptions {
   /** Called when a tag is served from the cache because its upstream failed. */
   onStale?: (repository: string, error: unknown) => void;
+  /** What the expiry of cached repositories reports (see expiry.ts). */
+  expiryLog?: ExpiryLog;
+}
+
+/** How often cached repositories are checked for expiry: a quarter of the shortest ttl, 250 ms to 1 min. */
+function expiryInterval(ttls: number[]): number {
+  return Math.min(60_000, Math.max(250, Math.min(...ttls) / 4));
 }
 
 export class ProxyRegistry implements RegistryStorage {
   private readonly upstreams: UpstreamContext[];
   private redirecting: Promise<boolean> | undefined;
+  /** Expires the repositories nobody pulled for their ttl (none with ttl 0, as distribution). */
+  readonly expiry: CacheExpiry;
 
   constructor(
     private readonly local: RegistryStorage,
@@ -47,6 +57,26 @@ export class ProxyRegistry implements RegistryStorage {
     // Longest prefix first, so that "a/b/" wins over "a/" (the config refuses overlaps anyway).
     const sorted = [...config.upstreams].sort((a, b) => b.prefix.length - a.prefix.length);
     this.upstreams = sorted.map((upstream) => this.context(upstream, options));
+    this.expiry = new CacheExpiry(
+      local,
+      driver,
+      (name) => {
+        const ttl = this.upstreamOf(name)?.upstream.config.ttlMs;
+        return ttl === undefined ? undefined : ttl > 0 ? ttl : Infinity;
+      },
+      options.expiryLog ?? { expired: () => {}, failed: () => {} },
+    );
+  }
+
+  /** Starts expiring cached repositories (when some upstream has a ttl). */
+  async start(): Promise<void> {
+    const ttls = this.upstreams.map(({ upstream }) => upstream.config.ttlMs).filter((t) => t > 0);
+    if (ttls.length > 0) await this.expiry.start(expiryInterval(ttls));
+  }
+
+  /** Stops expiring, keeping the pull times in storage. */
+  async stop(): Promise<void> {
+    await this.expiry.stop();
   }
 
   private context(config: UpstreamConfig, options: ProxyOptions): UpstreamContext {
@@ -59,6 +89,7 @@ export class ProxyRegistry implements RegistryStorage {
       manifestFetches: new SingleFlight(),
       tagChecks: new SingleFlight(),
       redirects: () => (this.redirecting ??= this.askRedirects()),
+      pulled: (repository) => this.expiry.pulled(repository),
     };
   }
 
@@ -91,8 +122,12 @@ export class ProxyRegistry implements RegistryStorage {
     return this.local.repositoryExists(name);
   }
 
-  catalog(n?: number, last?: string): Promise<string[]> {
-    return this.local.catalog(n, last);
+  catalog(n?: number, last?: string, include?: (name: string) => boolean): Promise<string[]> {
+    return this.local.catalog(n, last, include);
+  }
+
+  deleteRepository(name: string): Promise<void> {
+    return this.local.deleteRepository(name);
   }
 
   purgeUploads(olderThanMs: number, dryRun?: boolean): Promise<string[]> {

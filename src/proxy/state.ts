@@ -4,20 +4,36 @@
 
 import { LRUCache } from "lru-cache";
 
-/** Counters of one upstream. */
-export interface ProxyCounters {
+/** What a counter counts: distribution's `type` label. */
+export type ContentType = "blob" | "manifest";
+
+/** Counters of one upstream for one content type. */
+export interface TypeCounters {
   /** Requests served from local storage. */
   hits: number;
-  /** Manifests and blobs fetched from upstream. */
+  /** Manifests or blobs fetched from upstream. */
   misses: number;
-  /** Bytes received from upstream (manifests and blobs). */
+  /** Bytes received from upstream. */
   bytesFromUpstream: number;
+}
+
+/** Counters of one upstream: totals, by type, and tags served stale. */
+export interface ProxyCounters extends TypeCounters {
+  byType: Record<ContentType, TypeCounters>;
   /** Tags served from the cache because the upstream failed or rate-limited. */
   staleServed: number;
 }
 
+function zero(): TypeCounters {
+  return { hits: 0, misses: 0, bytesFromUpstream: 0 };
+}
+
 export class ProxyState {
-  readonly counters: ProxyCounters = { hits: 0, misses: 0, bytesFromUpstream: 0, staleServed: 0 };
+  private readonly byType: Record<ContentType, TypeCounters> = {
+    blob: zero(),
+    manifest: zero(),
+  };
+  private staleServed = 0;
   private readonly checked: LRUCache<string, number>;
 
   constructor(
@@ -28,20 +44,32 @@ export class ProxyState {
     this.checked = new LRUCache({ max: tagCacheSize });
   }
 
-  hit(_repository: string): void {
-    this.counters.hits++;
+  /** A snapshot of the counters. */
+  get counters(): ProxyCounters {
+    const { blob, manifest } = this.byType;
+    return {
+      hits: blob.hits + manifest.hits,
+      misses: blob.misses + manifest.misses,
+      bytesFromUpstream: blob.bytesFromUpstream + manifest.bytesFromUpstream,
+      byType: { blob: { ...blob }, manifest: { ...manifest } },
+      staleServed: this.staleServed,
+    };
   }
 
-  miss(_repository: string): void {
-    this.counters.misses++;
+  hit(type: ContentType): void {
+    this.byType[type].hits++;
   }
 
-  fetched(bytes: number): void {
-    this.counters.bytesFromUpstream += bytes;
+  miss(type: ContentType): void {
+    this.byType[type].misses++;
+  }
+
+  fetched(type: ContentType, bytes: number): void {
+    this.byType[type].bytesFromUpstream += bytes;
   }
 
   stale(repository: string, error: unknown): void {
-    this.counters.staleServed++;
+    this.staleServed++;
     this.onStale(repository, error);
   }
 

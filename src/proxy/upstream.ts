@@ -127,13 +127,24 @@ export class Upstream {
     if (response.status === 401) {
       const challenge = parseChallenge(response.headers.get("www-authenticate"));
       await response.body?.cancel();
-      const authorization = await this.answer(challenge, scope, signal);
+      const authorization = await this.answer(challenge, scope, signal).catch((error: unknown) => {
+        this.counters.errors++;
+        throw error;
+      });
       response = await this.send(method, url, headers, authorization, signal);
       if (response.status === 401) {
         await response.body?.cancel();
         this.counters.errors++;
         throw new UpstreamError(`upstream ${this.config.remoteURL} refused the credentials`, 401);
       }
+    }
+    if (response.status === 403) {
+      await response.body?.cancel();
+      this.counters.errors++;
+      throw new UpstreamError(
+        `upstream ${this.config.remoteURL} refused access to ${remote} (403)`,
+        403,
+      );
     }
     if (response.status === 429) {
       await response.body?.cancel();

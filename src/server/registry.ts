@@ -27,7 +27,7 @@ import {
   type StorageDriver,
 } from "../driver/index.js";
 import { HttpMetrics, MetricsRegistry, observeDriver, observeStorage } from "../metrics/index.js";
-import { ProxyRegistry, withProxy } from "../proxy/index.js";
+import { ProxyRegistry, proxyLogging, startProxy, withProxy } from "../proxy/index.js";
 import { createRegistryStorage, HealthProbe, type RegistryStorage } from "../storage/index.js";
 import { startDebugServer, type DebugServer } from "./debug.js";
 import { guardConnections, serverTimeoutOptions } from "./connections.js";
@@ -278,10 +278,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const opened = await openStorage(config, { logger });
   const close = opened.close;
   const { driver } = opened;
-  const storage = withProxy(opened.storage, driver, config.proxy, {
-    onStale: (repository, error) =>
-      logger.warn({ repository, err: error }, "upstream failed: serving the cached tag"),
-  });
+  const storage = withProxy(opened.storage, driver, config.proxy, proxyLogging(logger));
   const proxy = storage instanceof ProxyRegistry ? storage : undefined;
   const metrics = new MetricsRegistry();
   const prometheus = config.http.debug?.prometheus.enabled === true;
@@ -387,30 +384,6 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   };
 }
 
-/** How often the pull-through cache's counters are logged (when they changed). */
-const PROXY_LOG_INTERVAL_MS = 60_000;
-
-/**
- * Logs the pull-through cache's counters per upstream (hits, misses, bytes from upstream, upstream
- * errors) every minute when they changed, and once more when stopped.
- */
-function logProxyStats(proxy: ProxyRegistry, logger: Logger): () => void {
-  let last = "";
-  const log = (): void => {
-    const upstreams = proxy.stats();
-    const text = JSON.stringify(upstreams);
-    if (text === last) return;
-    last = text;
-    logger.info({ upstreams }, "pull-through cache");
-  };
-  const timer = setInterval(log, PROXY_LOG_INTERVAL_MS);
-  timer.unref();
-  return () => {
-    clearInterval(timer);
-    log();
-  };
-}
-
 /**
  * Starts a registry in this process. With `{ driver, parameters }` it listens on 127.0.0.1 and a
  * free port unless told otherwise; with `{ config }` it does what the config says. Resolves once
@@ -450,7 +423,8 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       ? startGarbageCollector(storage, config.storage.gc, logger, metrics)
       : undefined;
 
-  const stopProxyLog = storage instanceof ProxyRegistry ? logProxyStats(storage, logger) : () => {};
+  const stopProxy =
+    storage instanceof ProxyRegistry ? await startProxy(storage, logger, metrics) : async () => {};
 
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.http.port;
@@ -486,7 +460,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       await stopPurger();
       await collector?.stop();
       await running.stopHealth();
-      stopProxyLog();
+      await stopProxy();
       await running.closeStorage();
       logger.info("registry stopped");
       await owned?.flush();

@@ -112,6 +112,18 @@ export class LinkStore {
     this.forgets++;
     await this.cache.forgetLink(path);
   }
+
+  /** `forget` for every link under the directory `directory` (a whole subtree being deleted). */
+  async forgetUnder(directory: string): Promise<void> {
+    this.forgets++;
+    const links: string[] = [];
+    await unlessNotFound(
+      this.driver.walk(directory, (info) => {
+        if (!info.isDir && info.path.endsWith("/link")) links.push(info.path);
+      }),
+    );
+    for (const path of links) await this.forget(path);
+  }
 }
 
 /** The global, content-addressed blob store. */

@@ -119,9 +119,16 @@ export const paths = {
   /** Where the sweep puts a blob's data until it knows no push raced with it. */
   gcTrash: (digest: ParsedDigest): string => `${GC}/trash/${digestComponents(digest)}`,
   gcTrashRoot: (): string => `${GC}/trash`,
+  /** When each repository of a pull-through cache was last pulled (src/proxy/expiry.ts). */
+  proxyPulls: (): string => "/berth/proxy/pulls.json",
   /** The health probe of one running registry (`instance`: a UUID), outside distribution's tree. */
   healthProbe: (instance: string): string => `/berth/health/${instance}`,
 } as const;
+
+/** Where a pull-through cache keeps when each of its repositories was last pulled. */
+export function proxyPullsPath(): string {
+  return paths.proxyPulls();
+}
 
 /** The last component of a path. */
 export function baseName(path: string): string {

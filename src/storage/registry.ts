@@ -123,6 +123,18 @@ export class Registry implements RegistryStorage {
     return catalog(this.driver, n, last, include);
   }
 
+  async deleteRepository(name: string): Promise<void> {
+    checkRepositoryName(name);
+    this.context.checkWritable();
+    // Its own directories only: a repository nested under this name is another repository.
+    for (const directory of [paths.manifests(name), paths.layers(name), paths.uploads(name)]) {
+      // Forgotten before, and again after (a read that raced with the delete is not remembered).
+      await this.context.links.forgetUnder(directory);
+      await unlessNotFound(this.driver.delete(directory));
+      await this.context.links.forget(directory);
+    }
+  }
+
   async purgeUploads(olderThanMs: number, dryRun = false): Promise<string[]> {
     return purgeUploads(this.context, olderThanMs, dryRun);
   }

@@ -258,6 +258,13 @@ export interface RegistryStorage {
    * `include` holds when given (the API passes what the caller may pull), so pages stay full.
    */
   catalog(n?: number, last?: string, include?: (name: string) => boolean): Promise<string[]>;
+  /**
+   * Removes repository `name` from storage: its tags, manifest and layer links and uploads (a
+   * repository nested under the name stays). The blobs stay until garbage collection finds them
+   * unreferenced. For a pull-through cache expiring what nobody pulled for its ttl; clients delete
+   * through manifests and tags instead.
+   */
+  deleteRepository(name: string): Promise<void>;
   /** Removes uploads started longer ago than `olderThanMs`; returns their ids. */
   purgeUploads(olderThanMs: number, dryRun?: boolean): Promise<string[]>;
   /** Mark and sweep. Take the lease first when other collectors may run (acquireGcLease). */
