@@ -5,6 +5,7 @@
 import type { ApiContext, ApiRequest } from "./context.js";
 import { clientSignal, sendEmpty } from "./context.js";
 import { checkDigest, parseRange } from "./protocol.js";
+import { blobEvent, deleteEvent } from "./events.js";
 import { DestinationClosedError } from "../storage/index.js";
 
 /** Blobs are immutable: a client may cache them for a year (as distribution tells it). */
@@ -21,6 +22,7 @@ export async function getBlob(context: ApiContext, request: ApiRequest): Promise
     const url = await blobs.redirectURL(digest, request.isHead ? "HEAD" : "GET");
     if (url !== null) {
       sendEmpty(res, 307, { Location: url, "Docker-Content-Digest": digest });
+      blobEvent(context, request, "pull", { digest });
       return;
     }
     context.redirect = false;
@@ -52,6 +54,7 @@ export async function getBlob(context: ApiContext, request: ApiRequest): Promise
   }
   if (request.isHead || info.size === 0) {
     res.end();
+    blobEvent(context, request, "pull", info);
     return;
   }
 
@@ -60,6 +63,7 @@ export async function getBlob(context: ApiContext, request: ApiRequest): Promise
     const length = range === null ? info.size : range.end - start + 1;
     await blobs.copyTo(digest, res, start, length, { signal: clientSignal(request) });
     res.end();
+    blobEvent(context, request, "pull", info);
   } catch (error) {
     // The headers are out: all that can be done is to cut the response short, which the client
     // sees as a body shorter than Content-Length. A client that left is not an error.
@@ -91,4 +95,5 @@ export async function deleteBlob(context: ApiContext, request: ApiRequest): Prom
   checkDigest(digest);
   await context.storage.repository(request.route.name).blobs.delete(digest);
   sendEmpty(request.res, 202, { "Docker-Content-Digest": digest });
+  deleteEvent(context, request, { digest });
 }

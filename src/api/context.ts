@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { RegistryStorage } from "../storage/index.js";
 import type { Caller } from "./access.js";
+import type { EventPublisher } from "./events.js";
 import type { ApiLogger } from "./errors.js";
 import type { Route } from "./routes.js";
 
@@ -19,6 +20,8 @@ export interface ApiContext {
   /** Prepended to the paths in Location and Link headers (config `http.prefix`, no trailing slash). */
   readonly prefix: string;
   readonly logger: ApiLogger | undefined;
+  /** Where push, pull, delete and mount events go; undefined when no endpoint is configured. */
+  readonly notifier: EventPublisher | undefined;
 }
 
 /**

@@ -8,6 +8,7 @@ import type { RegistryStorage } from "../storage/index.js";
 import { accessNeeds, OPEN_CALLER, requestContext, type AuthorizeHook } from "./access.js";
 import { deleteBlob, getBlob } from "./blobs.js";
 import type { ApiContext, ApiRequest, EndpointHandler, RequestInfo } from "./context.js";
+import type { EventPublisher } from "./events.js";
 import { listCatalog, listReferrers, listTags } from "./discovery.js";
 import { ApiError, writeError, type ApiLogger } from "./errors.js";
 import { deleteManifest, getManifest, putManifest } from "./manifests.js";
@@ -24,6 +25,7 @@ export {
 } from "./errors.js";
 export { HANDLER_NAMES, route, type Route, type RouteKind } from "./routes.js";
 export type { RequestInfo } from "./context.js";
+export type { EventPublisher } from "./events.js";
 export {
   accessNeeds,
   OPEN_CALLER,
@@ -59,6 +61,11 @@ export interface ApiHandlerOptions {
    * do what the request needs (src/auth provides it). Without it every request is allowed.
    */
   authorize?: AuthorizeHook;
+  /**
+   * Where the events of successful requests go (push, pull, delete, mount, in distribution's
+   * format); the notifier of config.yml's `notifications`. Without one no event is made.
+   */
+  notifier?: EventPublisher;
 }
 
 /** `/v2/`: the API version check. */
@@ -106,6 +113,7 @@ export function createApiHandler(options: ApiHandlerOptions): ApiHandler {
     redirect: options.redirect ?? true,
     prefix: (options.prefix ?? "").replace(/\/+$/, ""),
     logger: options.logger,
+    notifier: options.notifier,
   };
   const extraHeaders = Object.entries(options.headers ?? {});
   const authorize = options.authorize;

@@ -17,6 +17,7 @@ import { matchesEtag } from "./blobs.js";
 import type { ApiContext, ApiRequest } from "./context.js";
 import { sendEmpty } from "./context.js";
 import { ApiError } from "./errors.js";
+import { deleteEvent, manifestEvent } from "./events.js";
 import { acceptedMediaTypes, checkDigest, isDigestReference, readBody } from "./protocol.js";
 
 function manifestUnknown(reference: string): ApiError {
@@ -60,6 +61,7 @@ export async function getManifest(context: ApiContext, request: ApiRequest): Pro
     ETag: `"${manifest.digest}"`,
   });
   res.end(request.isHead ? undefined : manifest.content);
+  manifestEvent(context, request, "pull", manifest, byTag ? reference : undefined);
 }
 
 /**
@@ -137,6 +139,13 @@ export async function putManifest(context: ApiContext, request: ApiRequest): Pro
   };
   if (result.subject !== undefined) headers["OCI-Subject"] = result.subject;
   sendEmpty(res, 201, headers);
+  manifestEvent(
+    context,
+    request,
+    "push",
+    { digest: result.digest, mediaType: result.mediaType, content },
+    byDigest ? undefined : reference,
+  );
 }
 
 /**
@@ -154,6 +163,11 @@ export async function deleteManifest(context: ApiContext, request: ApiRequest): 
     await untag(repository.tags, reference);
   }
   sendEmpty(res, 202, {});
+  deleteEvent(
+    context,
+    request,
+    isDigestReference(reference) ? { digest: reference } : { tag: reference },
+  );
 }
 
 async function untag(tags: RepositoryTags, tag: string): Promise<void> {

@@ -10,12 +10,14 @@ import {
   isValidDigest,
   isValidUploadId,
   RegistryError,
+  type BlobInfo,
   type RepositoryBlobs,
   type UploadSession,
 } from "../storage/index.js";
 import type { ApiContext, ApiRequest } from "./context.js";
 import { clientSignal, sendEmpty } from "./context.js";
 import { ApiError } from "./errors.js";
+import { blobEvent } from "./events.js";
 import {
   checkDigest,
   contentLength,
@@ -61,11 +63,13 @@ export async function startUpload(context: ApiContext, request: ApiRequest): Pro
     const from = query!.get("from") || undefined;
     const { caller } = request;
     const allowed = from === undefined ? caller.unrestricted : caller.may(from, "pull");
-    if (allowed && isValidDigest(mount) && (await tryMount(blobs, from, mount))) {
+    const mounted = allowed && isValidDigest(mount) ? await tryMount(blobs, from, mount) : null;
+    if (mounted !== null) {
       sendEmpty(res, 201, {
         Location: blobLocation(context, route.name, mount),
         "Docker-Content-Digest": mount,
       });
+      blobEvent(context, request, "mount", mounted, from);
       return;
     }
   } else {
@@ -82,19 +86,18 @@ export async function startUpload(context: ApiContext, request: ApiRequest): Pro
 }
 
 /**
- * Mounts `digest` from repository `from` (from anywhere in the registry when undefined); false
+ * Mounts `digest` from repository `from` (from anywhere in the registry when undefined); null
  * when that is not possible (not there, bad name).
  */
 async function tryMount(
   blobs: RepositoryBlobs,
   from: string | undefined,
   digest: string,
-): Promise<boolean> {
+): Promise<BlobInfo | null> {
   try {
-    await blobs.mount(from, digest);
-    return true;
+    return await blobs.mount(from, digest);
   } catch (error) {
-    if (error instanceof RegistryError) return false;
+    if (error instanceof RegistryError) return null;
     throw error;
   }
 }
@@ -123,6 +126,7 @@ async function uploadMonolithic(
     Location: blobLocation(context, request.route.name, info.digest),
     "Docker-Content-Digest": info.digest,
   });
+  blobEvent(context, request, "push", info);
 }
 
 /** The upload named by the route; BLOB_UPLOAD_UNKNOWN when there is none. */
@@ -190,6 +194,7 @@ export async function finishUpload(context: ApiContext, request: ApiRequest): Pr
     Location: blobLocation(context, route.name, info.digest),
     "Docker-Content-Digest": info.digest,
   });
+  blobEvent(context, request, "push", info);
 }
 
 /** GET: the upload's progress (204 with Range). */

@@ -47,7 +47,6 @@ health:
       "http.http2",
       "http.secret",
       "loglevel",
-      "notifications",
       "storage.maintenance.uploadpurging.frequency",
     ]);
     assert.match(

@@ -3,7 +3,8 @@
 // are reported as warnings (never silently dropped). Keys nobody knows are warnings too, as
 // distribution treats unknown environment variables. Problems are collected and reported together,
 // each naming its key (and the environment variable when one set it). Each section has its module:
-// log.ts, storage.ts, http.ts, auth.ts, proxy.ts; the value rules are in reader.ts.
+// log.ts, storage.ts, http.ts, auth.ts, health.ts, proxy.ts, notifications.ts; the value rules
+// are in reader.ts.
 
 import type { AuthOptions } from "../auth/index.js";
 import { readAuth } from "./auth.js";
@@ -11,6 +12,8 @@ import { readHealth, type HealthConfig } from "./health.js";
 import { readHttp, type HttpConfig } from "./http.js";
 import { readLog, type LogConfig } from "./log.js";
 import { readProxy, type ProxyConfig } from "./proxy.js";
+import { readNotifications } from "./notifications.js";
+import type { NotificationsConfig } from "../notify/index.js";
 import { ConfigError, ConfigReader, type Mapping } from "./reader.js";
 import { readRedis, type RedisConfig } from "./redis.js";
 import { readStorage, type StorageConfig } from "./storage.js";
@@ -28,6 +31,7 @@ export interface BerthConfig {
   health: HealthConfig;
   /** Pull-through caching: the upstreams (none for an ordinary registry). */
   proxy: ProxyConfig;
+  notifications: NotificationsConfig;
   /** What the config had that Berth ignores, one message each, for the caller to log at start. */
   warnings: string[];
 }
@@ -36,7 +40,6 @@ export interface BerthConfig {
 const ignoredTopLevel: Record<string, string> = {
   middleware: "storage, registry and repository middleware are not supported",
   reporting: "error reporting (bugsnag, newrelic) is not supported",
-  notifications: "notifications are not supported",
   compatibility: "schema1 manifests are not supported",
   validation: "manifest URL validation is not configurable",
   policy: "repository class policy is not supported",
@@ -82,6 +85,7 @@ export function readConfigTree(
     "health",
     "proxy",
     "redis",
+    "notifications",
     ...Object.keys(ignoredTopLevel),
   ];
   reader.unknownKeys(tree, "", known, ["auth"]);
@@ -94,6 +98,7 @@ export function readConfigTree(
     auth: readAuth(reader, tree),
     health: readHealth(reader, tree),
     proxy: readProxy(reader, tree),
+    notifications: readNotifications(reader, tree),
     warnings: reader.warnings,
   };
   readIgnored(reader, tree);

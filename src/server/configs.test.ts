@@ -33,7 +33,7 @@ async function fixture(name: string): Promise<string> {
 }
 
 /** `text` with each [path, value] set (undefined deletes), repeated keys kept as written. */
-function rewrite(text: string, changes: [path: string[], value: unknown][]): string {
+function rewrite(text: string, changes: [path: (string | number)[], value: unknown][]): string {
   const document = parseDocument(text, { uniqueKeys: false });
   for (const [path, value] of changes) {
     if (value === undefined) document.deleteIn(path);
@@ -91,6 +91,7 @@ describe("real config files", () => {
       "auth.silly",
       "proxy.password",
       "proxy.username",
+      "notifications.endpoints[0].headers",
       "storage",
     ]);
 
@@ -108,6 +109,9 @@ describe("real config files", () => {
         [["http", "host"], undefined],
         [["http", "addr"], "127.0.0.1:0"],
         [["http", "debug", "addr"], "127.0.0.1:0"],
+        // `<http.Header>` stands for a mapping of header names to lists of values.
+        [["notifications", "endpoints", 0, "headers"], { Authorization: ["Bearer t"] }],
+        [["notifications", "endpoints", 0, "url"], "http://127.0.0.1:9/event"],
       ]);
       const config = parseConfig(served, {}, "distribution-example.yml");
       const keys = warnedKeys(config);
@@ -115,7 +119,6 @@ describe("real config files", () => {
         "middleware.storage",
         "middleware",
         "reporting",
-        "notifications",
         "redis.pool",
         "compatibility",
         "validation",
@@ -132,6 +135,23 @@ describe("real config files", () => {
         /line \d+/,
       );
       assert.equal(config.http.prefix, "/my/nested/registry");
+      assert.deepEqual(config.notifications, {
+        includeReferences: true,
+        endpoints: [
+          {
+            name: "alistener",
+            url: "http://127.0.0.1:9/event",
+            headers: { Authorization: ["Bearer t"] },
+            timeoutMs: 1_000,
+            threshold: 10,
+            backoffMs: 1_000,
+            ignoredMediaTypes: ["application/octet-stream", "application/octet-stream"],
+            ignoredActions: ["pull"],
+            disabled: false,
+          },
+        ],
+        spoolDirectory: undefined,
+      });
       const registry = await startRegistry({ config, logLevel: "silent" });
       try {
         assert.ok(registry.url.endsWith("/my/nested/registry"), registry.url);

@@ -28,6 +28,7 @@ import {
 } from "../driver/index.js";
 import { HttpMetrics, MetricsRegistry, observeDriver, observeStorage } from "../metrics/index.js";
 import { ProxyRegistry, proxyLogging, startProxy, withProxy } from "../proxy/index.js";
+import type { Notifier } from "../notify/index.js";
 import { createRegistryStorage, HealthProbe, type RegistryStorage } from "../storage/index.js";
 import { startDebugServer, type DebugServer } from "./debug.js";
 import { guardConnections, serverTimeoutOptions } from "./connections.js";
@@ -39,6 +40,7 @@ import { createLogger } from "./logger.js";
 import { startGarbageCollector, type GarbageCollector } from "./garbage-collector.js";
 import { connectRedisCache } from "./redis-cache.js";
 import { startUploadPurger } from "./upload-purger.js";
+import { startNotifier, type RegistryNotifier } from "./notifications.js";
 
 /** Options common to both ways of starting a registry. */
 export interface RegistryOptionsBase {
@@ -109,6 +111,8 @@ export interface RunningRegistry {
    * HTTP and driver metrics recorded) only with `http.debug.prometheus.enabled`.
    */
   readonly metrics: MetricsRegistry;
+  /** The notifier, when `notifications` has an enabled endpoint. */
+  readonly notifier?: Notifier;
   /** The debug server's URL (`http.debug.addr`), such as `http://127.0.0.1:5001`; else undefined. */
   readonly debugUrl: string | undefined;
   /**
@@ -235,6 +239,7 @@ interface Serving {
   server: Server;
   metrics: MetricsRegistry;
   debug: DebugServer | undefined;
+  notifications: RegistryNotifier | undefined;
   /** Stops the periodic health checks and removes the storage probe. */
   stopHealth(): Promise<void>;
   /** From now on, responses close their connection instead of keeping it alive. */
@@ -301,16 +306,24 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const { prefix, host } = config.http;
   // The API prepends this to the URLs of Location and Link headers: with http.host they are absolute.
   const urlBase = (host ?? "") + prefix;
+  // This process's name in the storage health probe's path and in its events' source.
+  const instance = randomUUID();
+  const notifications = await startNotifier(
+    config,
+    driver,
+    instance,
+    logger,
+    prometheus ? metrics : undefined,
+  );
   const api = createApiHandler({
     storage,
     logger,
     redirect: config.storage.redirect,
     prefix: urlBase,
     authorize: auth?.authorize,
+    notifier: notifications?.notifier,
   });
   const tokenEndpoint = auth?.tokenEndpoint;
-  // This process's name in the storage health probe's path.
-  const instance = randomUUID();
   const probe = new HealthProbe(driver, instance, config.storage.readOnly);
   const periodic = new PeriodicChecks(
     healthChecks(config.health, config.storage.driver, probe),
@@ -350,6 +363,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   });
 
   await listen(server, config.http, "http.addr").catch(async (error: unknown) => {
+    await notifications?.notifier.close();
     await close();
     throw error;
   });
@@ -362,6 +376,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
       });
     } catch (error) {
       server.close();
+      await notifications?.notifier.close();
       await close();
       throw error;
     }
@@ -372,6 +387,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     server,
     metrics,
     debug,
+    notifications,
     stopHealth: async () => {
       await periodic.stop();
       await probe.remove();
@@ -428,6 +444,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
 
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.http.port;
+  running.notifications?.listening(port);
   const url = localUrl(server, config.http.hostname, config.http.tls ? "https" : "http") + prefix;
   const prometheus = config.http.debug?.prometheus;
   logger.info(
@@ -439,6 +456,9 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       metrics:
         debug !== undefined && prometheus?.enabled ? `${debug.url}${prometheus.path}` : "off",
       ...(debug === undefined ? {} : { debug: debug.url }),
+      notifications: config.notifications.endpoints
+        .filter((endpoint) => !endpoint.disabled)
+        .map((endpoint) => endpoint.name),
     },
     "registry listening",
   );
@@ -457,6 +477,8 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       clearInterval(idle);
       // Connections are closed, handlers may still be closing writers: what they keep must be kept.
       await running.drain();
+      // Handlers are done: their events are queued; what is not delivered stays in the spool.
+      await running.notifications?.notifier.close();
       await stopPurger();
       await collector?.stop();
       await running.stopHealth();
@@ -479,6 +501,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
     metrics,
     debugUrl: debug?.url,
     collector,
+    notifier: running.notifications?.notifier,
     close,
   };
 }

@@ -37,7 +37,9 @@
 // (it re-hashes from the data), and uploads are never shared between implementations mid-flight.
 //
 // Outside distribution's tree, Berth's own: `/berth/health/<instance>`, the file the storage driver
-// health check (`health.storagedriver`) writes and reads back; one per running registry.
+// health check (`health.storagedriver`) writes and reads back; one per running registry; and
+// `/berth/notifications/<endpoint>/<sequence>`, the events an endpoint has not acknowledged yet
+// (one file each, numbered in order), so that they survive a restart.
 
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
 
@@ -123,11 +125,18 @@ export const paths = {
   proxyPulls: (): string => "/berth/proxy/pulls.json",
   /** The health probe of one running registry (`instance`: a UUID), outside distribution's tree. */
   healthProbe: (instance: string): string => `/berth/health/${instance}`,
+  /** The spool of the notification endpoint `endpoint` (a path component), outside distribution's tree. */
+  notificationSpool: (endpoint: string): string => `/berth/notifications/${endpoint}`,
 } as const;
 
 /** Where a pull-through cache keeps when each of its repositories was last pulled. */
 export function proxyPullsPath(): string {
   return paths.proxyPulls();
+}
+
+/** Where the notification endpoint `endpoint` keeps its undelivered events (see the tree above). */
+export function notificationSpoolPath(endpoint: string): string {
+  return paths.notificationSpool(endpoint);
 }
 
 /** The last component of a path. */
