@@ -49,6 +49,16 @@ export type CallOutcome = "ok" | "not_found" | "aborted" | "error";
 export type DriverCallObserver = (method: string, seconds: number, outcome: CallOutcome) => void;
 
 /**
+ * Runs each call DriverBase makes (`run`, which rejects with the driver's own error), so that the
+ * call happens inside whatever it sets up: a tracing span. None by default.
+ */
+export type DriverCallTracer = <T>(
+  method: string,
+  path: StoragePath,
+  run: () => Promise<T>,
+) => Promise<T>;
+
+/**
  * Wraps a driver with path validation and metrics. The wrapper is itself a StorageDriver with the
  * same name; `inner` is the driver it wraps and `metrics` what it has recorded.
  */
@@ -56,6 +66,8 @@ export class DriverBase implements StorageDriver {
   readonly metrics: DriverMetrics = {};
   /** Told of each call as it ends (Prometheus metrics, tracing); none by default. */
   observer: DriverCallObserver | undefined;
+  /** Wraps each call (OpenTelemetry spans); none by default, and then it costs one check. */
+  tracer: DriverCallTracer | undefined;
 
   constructor(readonly inner: StorageDriver) {}
 
@@ -282,7 +294,7 @@ export class DriverBase implements StorageDriver {
     let outcome: CallOutcome = "ok";
     try {
       if (signal?.aborted) throw new AbortedError(this.name, method, path, signal.reason);
-      return await run();
+      return await (this.tracer === undefined ? run() : this.tracer(method, path, run));
     } catch (error) {
       metrics.errors++;
       outcome = "error";

@@ -6,6 +6,7 @@ export {
   DriverBase,
   type CallOutcome,
   type DriverCallObserver,
+  type DriverCallTracer,
   type DriverMetrics,
   type MethodMetrics,
 } from "./base.js";

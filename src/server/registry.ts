@@ -41,6 +41,7 @@ import { startGarbageCollector, type GarbageCollector } from "./garbage-collecto
 import { connectRedisCache } from "./redis-cache.js";
 import { startUploadPurger } from "./upload-purger.js";
 import { startNotifier, type RegistryNotifier } from "./notifications.js";
+import { startTracing, type Tracing } from "../tracing/index.js";
 
 /** Options common to both ways of starting a registry. */
 export interface RegistryOptionsBase {
@@ -240,6 +241,7 @@ interface Serving {
   metrics: MetricsRegistry;
   debug: DebugServer | undefined;
   notifications: RegistryNotifier | undefined;
+  tracing: Tracing | undefined;
   /** Stops the periodic health checks and removes the storage probe. */
   stopHealth(): Promise<void>;
   /** From now on, responses close their connection instead of keeping it alive. */
@@ -285,6 +287,8 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const { driver } = opened;
   const storage = withProxy(opened.storage, driver, config.proxy, proxyLogging(logger));
   const proxy = storage instanceof ProxyRegistry ? storage : undefined;
+  const tracing = await startTracing(process.env);
+  if (tracing !== undefined && driver instanceof DriverBase) tracing.traceDriver(driver);
   const metrics = new MetricsRegistry();
   const prometheus = config.http.debug?.prometheus.enabled === true;
   const tracking: RequestTracking = {
@@ -358,7 +362,17 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
       if (req.url === healthPath) return void health.respond(req.method, res);
     }
     if (proxy !== undefined) req.url = proxy.rewriteNamespace(req.url ?? "/");
-    api(req, res, tracked.info);
+    if (tracing === undefined) {
+      api(req, res, tracked.info);
+    } else {
+      const { info } = tracked;
+      const active = tracing.startRequest(req, res, () => ({
+        handler: info.handler,
+        repository: info.repository,
+        requestId: info.id,
+      }));
+      tracing.within(active, () => api(req, res, info));
+    }
     tracked.routed();
   });
 
@@ -388,6 +402,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     metrics,
     debug,
     notifications,
+    tracing,
     stopHealth: async () => {
       await periodic.stop();
       await probe.remove();
@@ -456,6 +471,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       metrics:
         debug !== undefined && prometheus?.enabled ? `${debug.url}${prometheus.path}` : "off",
       ...(debug === undefined ? {} : { debug: debug.url }),
+      tracing: running.tracing === undefined ? "off" : "on",
       notifications: config.notifications.endpoints
         .filter((endpoint) => !endpoint.disabled)
         .map((endpoint) => endpoint.name),
@@ -479,6 +495,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       await running.drain();
       // Handlers are done: their events are queued; what is not delivered stays in the spool.
       await running.notifications?.notifier.close();
+      await running.tracing?.flush();
       await stopPurger();
       await collector?.stop();
       await running.stopHealth();
