@@ -103,7 +103,7 @@ describe("notifier", () => {
     try {
       await sender.start();
       for (const tag of ["a", "b", "c"]) sender.publish(occurrence(tag));
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      await eventually(() => receiver.refused >= 2);
       assert.equal(receiver.events.length, 0);
       assert.equal(sender.pending().listener, 3);
       receiver.status = 202;

@@ -17,6 +17,8 @@ export class TestReceiver {
   readonly received: ReceivedEnvelope[] = [];
   /** The status the receiver answers with; 200 accepts. */
   status = 200;
+  /** How many posts it answered with a status other than 2xx. */
+  refused = 0;
   private server: Server | undefined;
   private port = 0;
 
@@ -45,6 +47,8 @@ export class TestReceiver {
             headers: req.headers,
             events: body.events,
           });
+        } else {
+          this.refused++;
         }
         res.writeHead(this.status).end();
       });
