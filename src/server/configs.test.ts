@@ -85,13 +85,14 @@ describe("real config files", () => {
       return undefined;
     })();
     assert.ok(asDocumented instanceof ConfigError, String(asDocumented));
-    // Its proxy credentials are written `[username]`, a YAML list where a string belongs.
+    // Its proxy credentials are written `[username]`, a YAML list where a string belongs, and its
+    // endpoint headers `<http.Header>`, a placeholder where a mapping belongs.
     assert.deepEqual(asDocumented.problems.map((problem) => problem.key).sort(), [
       "auth",
       "auth.silly",
+      "notifications.endpoints[0].headers",
       "proxy.password",
       "proxy.username",
-      "notifications.endpoints[0].headers",
       "storage",
     ]);
 
