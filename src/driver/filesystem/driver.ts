@@ -59,7 +59,7 @@ import {
   fdStat,
   fdSync,
   lstat,
-  mkdir,
+  makeDirectory,
   outsideRoot,
   realpath,
   rename,
@@ -354,7 +354,7 @@ export class FilesystemDriver implements StorageDriver {
       await this.requireFile(from, sourcePath);
       if (from === to) return;
       for (let attempt = 0; ; attempt++) {
-        await mkdir(dirname(to), { recursive: true });
+        await makeDirectory(dirname(to));
         try {
           await rename(from, to);
           break;
@@ -543,7 +543,7 @@ export class FilesystemDriver implements StorageDriver {
     kind: "open" | "tmp",
   ): Promise<{ name: string; fd: number }> {
     for (let attempt = 0; ; attempt++) {
-      if (kind === "tmp" || attempt > 0) await mkdir(dirname(full), { recursive: true });
+      if (kind === "tmp" || attempt > 0) await makeDirectory(dirname(full));
       const name = sidecarName(full, kind, kind === "open" ? 0 : undefined);
       this.live.add(name);
       try {

@@ -247,6 +247,21 @@ describe("filesystem driver", () => {
       assert.deepEqual(await readdir(root), []);
     });
 
+    it("moves into a directory that concurrent deletes keep emptying and removing (the sweep's trash)", async () => {
+      // Each lane moves a file into /trash/sha256 and deletes it, which removes the directories
+      // when they become empty: a move's mkdir -p could find an ancestor gone (ENOENT) before.
+      const lanes = Array.from({ length: 8 }, async (_, lane) => {
+        for (let round = 0; round < 40; round++) {
+          const name = `${lane}-${round}`;
+          await driver.putContent(`/blobs/${name}/data`, Buffer.from(name));
+          await driver.move(`/blobs/${name}/data`, `/gc/trash/sha256/${name}`);
+          await driver.delete(`/gc/trash/sha256/${name}`);
+        }
+      });
+      await Promise.all(lanes);
+      assert.deepEqual(await readdir(root), []);
+    });
+
     it("move replaces a directory at the destination", async () => {
       await driver.putContent("/dest/inside", Buffer.from("old"));
       await driver.putContent("/source", Buffer.from("new"));

@@ -88,6 +88,24 @@ export function errorCode(error: unknown): string | undefined {
 }
 
 /**
+ * `mkdir -p dir`. A concurrent delete may remove an ancestor it has just created (a sweep emptying
+ * `/berth/gc/trash` while another moves a blob there): recursive mkdir then fails with ENOENT (or
+ * ENOTDIR, when the ancestor went between its EEXIST and its check), and it starts again. A file
+ * truly in the way still fails, after the retries.
+ */
+export async function makeDirectory(dir: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await mkdir(dir, { recursive: true });
+      return;
+    } catch (error) {
+      const code = errorCode(error);
+      if ((code !== "ENOENT" && code !== "ENOTDIR") || attempt >= RETRIES) throw error;
+    }
+  }
+}
+
+/**
  * Unique among the processes sharing a root, and telling who wrote a file: a tag of this host (its
  * name hashed, so names stay short and portable), the process id and random bytes drawn once, as
  * `<host>.<pid>.<random>`. A counter makes each name unique within the process, without drawing
