@@ -67,6 +67,23 @@ describe("azure driver", () => {
     );
   });
 
+  it("an abort stops the block a write is staging; close() keeps what was buffered", async () => {
+    const driver = await azureDriver({ chunksize: MiB });
+    const path = `/inflight-${unique()}/data`;
+    const content = randomBytes(8 * MiB);
+    const controller = new AbortController();
+    const writer = await driver.writer(path, false, { signal: controller.signal });
+    const write = writer.write(content);
+    setImmediate(() => controller.abort());
+    await assert.rejects(write, { code: DriverErrorCode.Aborted });
+    await writer.close();
+    const resumed = await driver.writer(path, true);
+    // Without the abort reaching the request, the write would have gone on to the end (8 MiB).
+    assert.equal(resumed.size, MiB, "one block buffered, none staged past the abort");
+    await resumed.commit();
+    assert.ok(Buffer.from(await driver.getContent(path)).equals(content.subarray(0, MiB)));
+  });
+
   it("resumes a closed writer from another driver instance, across block boundaries", async () => {
     // Small blocks so that each session ends with a partial block.
     const first = await azureDriver({ chunksize: MiB });

@@ -151,11 +151,12 @@ export class AzureDriver implements StorageDriver {
     }
   }
 
-  async writer(path: StoragePath, append: boolean): Promise<FileWriter> {
+  async writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
     const target: WriterTarget = {
       blob: this.blob(path),
       path,
       write: (request) => this.write(request),
+      signal: options?.signal,
     };
     return append
       ? resumeWriter(target, this.options.blockSize)
@@ -234,7 +235,8 @@ export class AzureDriver implements StorageDriver {
     }
     const dest = this.blob(destPath);
     try {
-      // A server-side copy within the account, authorized by this client's own credential.
+      // A server-side copy within the account, authorized by this client's own credential. It
+      // takes no signal: an abandoned copy would still land after the caller heard "aborted".
       const poller = await this.write(() =>
         dest.beginCopyFromURL(source.url, { intervalInMs: 250 }),
       );

@@ -91,6 +91,8 @@ export interface WriterTarget {
   path: StoragePath;
   /** Runs a write request, creating the container first if the service says it is missing. */
   write<T>(request: () => Promise<T>): Promise<T>;
+  /** The writer call's signal: it aborts a block that `write` is staging. */
+  signal?: AbortSignal;
 }
 
 /** Starts a new writer: an empty session that supersedes whatever earlier writers staged. */
@@ -146,7 +148,7 @@ export class AzureBlockWriter implements FileWriter {
     let offset = 0;
     while (offset < chunk.length) {
       // A block left full by a failed stage is retried here before more is accepted.
-      if (this.filled === this.blockSize) await this.stageBuffered();
+      if (this.filled === this.blockSize) await this.stageBuffered(this.target.signal);
       this.buffer ??= Buffer.allocUnsafe(this.blockSize);
       const take = Math.min(chunk.length - offset, this.blockSize - this.filled);
       this.buffer.set(chunk.subarray(offset, offset + take), this.filled);
@@ -154,7 +156,7 @@ export class AzureBlockWriter implements FileWriter {
       this.written += take;
       offset += take;
     }
-    if (this.filled === this.blockSize) await this.stageBuffered();
+    if (this.filled === this.blockSize) await this.stageBuffered(this.target.signal);
   }
 
   async close(): Promise<void> {
@@ -188,20 +190,32 @@ export class AzureBlockWriter implements FileWriter {
     this.release();
   }
 
-  private async stageBuffered(): Promise<void> {
+  /**
+   * Stages the buffered bytes as the next block. `signal` (write's only) aborts the request in
+   * flight: the block is then not counted and its bytes stay buffered for a later close().
+   */
+  private async stageBuffered(signal?: AbortSignal): Promise<void> {
     if (this.filled === 0) return;
     await this.stage(
       blockId(this.session, "d", this.blocks),
       this.buffer!.subarray(0, this.filled),
       "write",
+      signal,
     );
     this.blocks++;
     this.filled = 0;
   }
 
-  private async stage(id: string, body: Buffer, operation: string): Promise<void> {
+  private async stage(
+    id: string,
+    body: Buffer,
+    operation: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
     try {
-      await this.target.write(() => this.target.blob.stageBlock(id, body, body.length));
+      await this.target.write(() =>
+        this.target.blob.stageBlock(id, body, body.length, { abortSignal: signal }),
+      );
     } catch (error) {
       throw translateError(error, operation, this.target.path);
     }

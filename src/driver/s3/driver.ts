@@ -173,11 +173,11 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  writer(path: StoragePath, append: boolean): Promise<FileWriter> {
+  writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
     const key = this.key(path);
     return append
-      ? resumeWriter(this.writerContext, path, key)
-      : newWriter(this.writerContext, path, key);
+      ? resumeWriter(this.writerContext, path, key, options?.signal)
+      : newWriter(this.writerContext, path, key, options?.signal);
   }
 
   /**
@@ -234,7 +234,8 @@ export class S3Driver implements StorageDriver {
     return children;
   }
 
-  async move(sourcePath: StoragePath, destPath: StoragePath): Promise<void> {
+  async move(sourcePath: StoragePath, destPath: StoragePath, options?: CallOptions): Promise<void> {
+    const signal = options?.signal;
     const source = await this.head(sourcePath);
     if (source === undefined) throw new PathNotFoundError(DRIVER_NAME, sourcePath);
     if (sourcePath === destPath) return;
@@ -250,6 +251,7 @@ export class S3Driver implements StorageDriver {
             ContentType: "application/octet-stream",
             ...this.writerContext.objectSettings,
           }),
+          { abortSignal: signal },
         );
       } catch (error) {
         throw toDriverError(error, {
@@ -260,8 +262,9 @@ export class S3Driver implements StorageDriver {
         });
       }
     } else {
-      await this.multipartCopy(sourcePath, sourceKey, destKey, source.size);
+      await this.multipartCopy(sourcePath, sourceKey, destKey, source.size, signal);
     }
+    // Not aborted once the copy is in place: a move that happened removes its source.
     await this.deleteKeys(sourcePath, [sourceKey]);
   }
 
@@ -496,12 +499,16 @@ export class S3Driver implements StorageDriver {
     } while (keyMarker !== undefined);
   }
 
-  /** Copies an object above the threshold in parallel ranges (UploadPartCopy). */
+  /**
+   * Copies an object above the threshold in parallel ranges (UploadPartCopy). `signal` aborts the
+   * part copies in flight; the upload is then aborted and the destination is untouched.
+   */
   private async multipartCopy(
     sourcePath: StoragePath,
     sourceKey: string,
     destKey: string,
     size: number,
+    signal?: AbortSignal,
   ): Promise<void> {
     const { multipartCopyChunkSize: chunk, multipartCopyMaxConcurrency } = this.parameters;
     const target = { bucket: this.bucket, key: destKey, path: sourcePath };
@@ -536,6 +543,7 @@ export class S3Driver implements StorageDriver {
             CopySource: this.copySource(sourceKey),
             CopySourceRange: `bytes=${first}-${last}`,
           }),
+          { abortSignal: signal },
         );
         etags[index] = answer.CopyPartResult?.ETag ?? "";
       }

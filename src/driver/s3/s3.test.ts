@@ -215,6 +215,23 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
       await assert.rejects(driver.stat("/small"), { code: DriverErrorCode.PathNotFound });
     });
 
+    it("an abort stops the part upload a write has in flight; close() keeps what was buffered", async () => {
+      const driver = await driverFor({ chunksize: 5 * MiB });
+      const path = `/inflight-${randomBytes(4).toString("hex")}/data`;
+      const content = randomBytes(20 * MiB);
+      const controller = new AbortController();
+      const writer = await driver.writer(path, false, { signal: controller.signal });
+      const write = writer.write(content);
+      setImmediate(() => controller.abort());
+      await assert.rejects(write, { code: DriverErrorCode.Aborted });
+      await writer.close();
+      const resumed = await driver.writer(path, true);
+      // Without the abort reaching the request, the write would have gone on to the end (20 MiB).
+      assert.equal(resumed.size, 5 * MiB, "one chunk buffered, none uploaded past the abort");
+      await resumed.commit();
+      assert.ok(Buffer.from(await driver.getContent(path)).equals(content.subarray(0, 5 * MiB)));
+    });
+
     it("deleting an upload directory aborts its multipart uploads", async () => {
       const driver = await driverFor({ chunksize: 5 * MiB });
       const path = "/uploads/u2/data";

@@ -49,13 +49,20 @@ export async function newWriter(
   context: WriterContext,
   path: StoragePath,
   key: string,
+  signal?: AbortSignal,
 ): Promise<FileWriter> {
   const uploads = await inProgressUploads(context, path, key);
   await Promise.all([
     ...uploads.map((uploadId) => abortUpload(context, path, key, uploadId)),
     deleteTail(context, path, key),
   ]);
-  return new S3FileWriter(context, path, key, { uploadId: undefined, parts: [], tail: undefined });
+  return new S3FileWriter(
+    context,
+    path,
+    key,
+    { uploadId: undefined, parts: [], tail: undefined },
+    signal,
+  );
 }
 
 /** A writer resuming what a `close()`d writer left for `key`, in this process or another. */
@@ -63,6 +70,7 @@ export async function resumeWriter(
   context: WriterContext,
   path: StoragePath,
   key: string,
+  signal?: AbortSignal,
 ): Promise<FileWriter> {
   const [uploads, tail] = await Promise.all([
     inProgressUploads(context, path, key),
@@ -88,11 +96,13 @@ export async function resumeWriter(
       { operation: "ListParts", bucket: context.bucket, key, path },
     );
   }
-  return new S3FileWriter(context, path, key, {
-    uploadId,
-    parts,
-    tail: tailMatches ? tail.bytes : undefined,
-  });
+  return new S3FileWriter(
+    context,
+    path,
+    key,
+    { uploadId, parts, tail: tailMatches ? tail.bytes : undefined },
+    signal,
+  );
 }
 
 class S3FileWriter implements FileWriter {
@@ -111,6 +121,8 @@ class S3FileWriter implements FileWriter {
     private readonly path: StoragePath,
     private readonly key: string,
     start: ResumePoint,
+    /** The writer call's signal: it aborts a part upload that `write` has in flight. */
+    private readonly signal?: AbortSignal,
   ) {
     this.state = new WriterState(DRIVER_NAME, path);
     this.uploadId = start.uploadId;
@@ -139,7 +151,7 @@ class S3FileWriter implements FileWriter {
         this.buffer.set(chunk.subarray(offset, offset + take), this.buffered);
         this.buffered += take;
         offset += take;
-        if (this.buffered === this.context.chunkSize) await this.uploadPart();
+        if (this.buffered === this.context.chunkSize) await this.uploadPart(this.signal);
       }
     });
   }
@@ -194,8 +206,12 @@ class S3FileWriter implements FileWriter {
     this.buffer = grown;
   }
 
-  /** Uploads the buffered bytes as the next part; the buffer is then free for reuse. */
-  private async uploadPart(): Promise<void> {
+  /**
+   * Uploads the buffered bytes as the next part; the buffer is then free for reuse. `signal`
+   * aborts the request in flight: the part is then not counted and its bytes stay buffered, so
+   * that a `close()` after the abort still keeps them.
+   */
+  private async uploadPart(signal?: AbortSignal): Promise<void> {
     const { client, bucket } = this.context;
     if (this.uploadId === undefined) {
       try {
@@ -236,6 +252,7 @@ class S3FileWriter implements FileWriter {
           Body: this.buffer.subarray(0, size),
           ContentLength: size,
         }),
+        { abortSignal: signal },
       );
       this.parts.push({ PartNumber: partNumber, ETag: uploaded.ETag ?? "", Size: size });
     } catch (error) {
