@@ -1,3 +1,6 @@
+// Over 400 lines: the client of every contract method, and the reader and writer streams with
+// their deadlines, which share the connection and the error mapping.
+//
 // The client side of the protocol: a StorageDriver whose every call goes to a driver served
 // elsewhere (a child process, see process.ts). Calls have a deadline, aborts cancel the call, and
 // a transport failure (the process died) becomes a BackendError that says so.
@@ -5,6 +8,7 @@
 import { Readable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import {
+  AbortedError,
   BackendError,
   type CallOptions,
   type FileInfo,
@@ -363,6 +367,8 @@ class RemoteWriter implements FileWriter {
   private waiting: ((reply: WriterReply | Error) => void) | undefined;
   /** Rejects when the call fails: a write in flight then never calls back. */
   private readonly broken: Promise<never>;
+  /** The caller's signal aborted: writes stop sending and reject. */
+  private aborted = false;
 
   constructor(
     private readonly driver: RemoteDriver,
@@ -442,14 +448,18 @@ class RemoteWriter implements FileWriter {
   write(chunk: Uint8Array): Promise<void> {
     return this.state.run(async () => {
       for (let at = 0; at < chunk.length; at += MAX_CHUNK) {
+        if (this.aborted) break;
         await this.send({ data: chunk.subarray(at, at + MAX_CHUNK) }, "writer.write");
       }
+      // The server drops data that reaches it after the abort: how much it kept, close() says.
+      if (this.aborted) throw new AbortedError(this.driver.name, "writer.write", this.path);
       this.written += chunk.length;
     });
   }
 
   /** Aborts the writer's signal on the server (write and commit fail there too). */
   abort(): void {
+    this.aborted = true;
     if (this.failed === undefined) this.call.write({ abort: {} });
   }
 

@@ -116,6 +116,9 @@ async function serveWriter(
       }
       if (writer === undefined) throw new WriterClosedError(driver.name, path, "not opened");
       if (request.request === "data") {
+        // After an abort, data still on its way is dropped: the writer stays open for a close()
+        // that keeps what it took (the client's write rejects, the size says what was kept).
+        if (controller.signal.aborted) continue;
         await writer.write(request.data!);
       } else if (request.request === "abort") {
         controller.abort(new Error("the client aborted the writer"));

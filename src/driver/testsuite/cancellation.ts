@@ -88,6 +88,36 @@ export function cancellationTests(suite: Suite): void {
     assertSameBytes(await driver.getContent(path), Buffer.concat([first, second]), "content");
   });
 
+  test("a write aborted with its bytes in flight keeps a prefix of them for close()", async (s) => {
+    const driver = suite.driver;
+    const path = s.path("inflight", "data");
+    // Larger than a part or block of the object stores, so the abort meets a request in flight.
+    const content = randomContent(12 * MiB + 5);
+    const controller = new AbortController();
+    const writer = await driver.writer(path, false, { signal: controller.signal });
+    const write = writer.write(content);
+    setImmediate(() => controller.abort());
+    // A driver may finish the write before it sees the abort; one that stops rejects.
+    let finished = true;
+    try {
+      await write;
+    } catch (error) {
+      finished = false;
+      assert.equal(
+        (error as { code?: unknown }).code,
+        Aborted,
+        `the write in flight: ${String(error)}`,
+      );
+    }
+    await writer.close();
+    const resumed = await driver.writer(path, true);
+    const kept = resumed.size;
+    if (finished) assert.equal(kept, content.length, "a write that resolved is kept whole");
+    else assert.ok(kept <= content.length, `kept ${kept} bytes of ${content.length} written`);
+    await resumed.commit();
+    assertSameBytes(await driver.getContent(path), content.subarray(0, kept), "what was kept");
+  });
+
   test("aborting a copyTo rejects with AbortedError, leaves the destination open and frees the file", async (s) => {
     const name = randomName(16);
     const path = s.path(name);
