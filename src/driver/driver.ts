@@ -1,3 +1,5 @@
+// Over 400 lines: the whole contract in one file, as its documentation for driver authors.
+//
 // The storage driver contract. Everything in Berth that stores bytes goes through a StorageDriver:
 // the registry storage layer above knows digests and repositories, a driver knows only paths and
 // bytes. This file is the whole contract; each method documents what it must do, including for
