@@ -11,34 +11,13 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { startRegistry } from "../server/index.js";
-import { writeHtpasswd } from "../testing/auth.js";
+import { clientsAuthSection, writeHtpasswd } from "../testing/auth.js";
 import { buildImage } from "../testing/images.js";
 import { imageEntry, writeOciLayout } from "../testing/oci-layout.js";
 import { skopeo, skopeoCopy } from "../testing/skopeo.js";
 import { skipUnlessCommands } from "../testing/tools.js";
 
 const run = promisify(execFile);
-
-function authSection(
-  mode: "htpasswd" | "token",
-  users: string,
-  dir: string,
-): Record<string, unknown> {
-  const accesscontrol = {
-    repositories: { "team/**": { policies: [{ users: ["alice"], actions: ["pull", "push"] }] } },
-  };
-  if (mode === "htpasswd") return { htpasswd: { realm: "berth", path: users }, accesscontrol };
-  return {
-    token: {
-      realm: "unused",
-      autoredirect: true,
-      service: "berth.test",
-      issuer: "berth",
-      issue: { users, key: join(dir, "signing.pem") },
-    },
-    accesscontrol,
-  };
-}
 
 for (const mode of ["htpasswd", "token"] as const) {
   describe(`clients log in (${mode} mode)`, () => {
@@ -56,7 +35,7 @@ for (const mode of ["htpasswd", "token"] as const) {
         await writeHtpasswd(users, { alice: "alice-pw", eve: "eve-pw" });
         const registry = await startRegistry({
           driver: "inmemory",
-          auth: authSection(mode, users, dir),
+          auth: clientsAuthSection(mode, users, dir),
           logLevel: "silent",
         });
         try {

@@ -22,6 +22,32 @@ export async function writeHtpasswd(path: string, users: Record<string, string>)
   }
 }
 
+/**
+ * The auth section the client login tests run with: htpasswd mode, or token mode with the built-in
+ * token service (`auth.token.issue`, signing key in `dir`), both with `users` as the htpasswd file
+ * and one rule: alice may pull and push `team/**`, nobody else may do anything.
+ */
+export function clientsAuthSection(
+  mode: "htpasswd" | "token",
+  users: string,
+  dir: string,
+): Record<string, unknown> {
+  const accesscontrol = {
+    repositories: { "team/**": { policies: [{ users: ["alice"], actions: ["pull", "push"] }] } },
+  };
+  if (mode === "htpasswd") return { htpasswd: { realm: "berth", path: users }, accesscontrol };
+  return {
+    token: {
+      realm: "unused",
+      autoredirect: true,
+      service: "berth.test",
+      issuer: "berth",
+      issue: { users, key: join(dir, "signing.pem") },
+    },
+    accesscontrol,
+  };
+}
+
 /** A key and its certificate, as PEM files and loaded. */
 export interface TestCertificate {
   keyPath: string;
