@@ -289,6 +289,23 @@ describe("filesystem driver", () => {
     assert.equal(content, "before restart, after");
   });
 
+  it("putContent racing a delete of its directory succeeds (failed before the fix: a manifest PUT beside its DELETE answered 500)", async () => {
+    const root = await freshDirectory();
+    const driver = await createDriver("filesystem", { rootdirectory: root });
+    const failures: string[] = [];
+    for (let round = 0; round < 100; round++) {
+      const tag = `/repo/_manifests/tags/t${round % 3}`;
+      const results = await Promise.allSettled([
+        driver.putContent(`${tag}/current/link`, Buffer.from(`link ${round}`)),
+        driver.delete(tag).catch(() => undefined),
+        driver.putContent(`${tag}/index/sha256/ab/link`, Buffer.from(`index ${round}`)),
+      ]);
+      for (const result of results)
+        if (result.status === "rejected") failures.push(String(result.reason));
+    }
+    assert.deepEqual(failures.slice(0, 3), [], `${failures.length} of 200 writes failed`);
+  });
+
   it("lets no path reach outside the root, even without the base wrapper", async () => {
     const dir = await freshDirectory();
     const root = join(dir, "root");
