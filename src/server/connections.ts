@@ -226,6 +226,12 @@ export function guardConnections(
     socket.destroySoon();
   });
 
+  // Without a listener Node drops a CONNECT's connection with no answer; a registry is no proxy.
+  server.on("connect", (_req: IncomingMessage, socket: Socket) => {
+    socket.end(rawErrorResponse(405, "Method Not Allowed", "UNSUPPORTED", "method CONNECT not allowed")); // prettier-ignore
+    socket.destroySoon();
+  });
+
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
     const error = new ApiError(
       "UNSUPPORTED",
