@@ -33,7 +33,8 @@ describe("health checks", () => {
       // The probe is written by the first check, one interval after start.
       await new Promise((resolve) => setTimeout(resolve, 700));
       assert.deepEqual(await health(registry.url), { status: 200, body: {} });
-      await rm(root, { recursive: true, force: true });
+      // Retried: a check may write its probe while the tree is being removed (ENOTEMPTY).
+      await rm(root, { recursive: true, force: true, maxRetries: 10 });
       // The next check (one 300 ms interval) fails; the bound is loose for a loaded machine.
       await eventually(async () => (await health(registry.url)).status === 503, 3_000);
       for (const url of [registry.url, registry.debugUrl!]) {
