@@ -265,8 +265,12 @@ export async function pushFuzzSeed(url: string, seed: FuzzSeed): Promise<void> {
     [seed.layer, seed.layerDigest],
     [seed.config, seed.configDigest],
   ] as const) {
-    const response = await fetch(`${url}/v2/${seed.repository}/blobs/uploads/?digest=${digest}`, {
-      method: "POST",
+    // POST then PUT: distribution 2.8 ignores a monolithic POST's body.
+    const started = await fetch(`${url}/v2/${seed.repository}/blobs/uploads/`, { method: "POST" });
+    const location = new URL(started.headers.get("location") ?? "", url);
+    location.searchParams.set("digest", digest);
+    const response = await fetch(location, {
+      method: "PUT",
       headers: { "Content-Type": "application/octet-stream" },
       body: blob,
     });
