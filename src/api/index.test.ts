@@ -115,6 +115,39 @@ test("a storage failure is a 500 with a generic message, the detail going to the
   }
 });
 
+test("a failed request whose socket Node has let go of is dropped, not a crash (issue 11 defect 1: TypeError reading req.socket.destroyed took the process down)", async () => {
+  const failing = {
+    repository() {
+      throw new Error("storage failed while the body was read");
+    },
+  } as unknown as RegistryStorage;
+  const handler = createApiHandler({
+    storage: failing,
+    logger: { error: () => undefined, warn: () => undefined },
+  });
+  const rejections: unknown[] = [];
+  const onRejection = (reason: unknown): number => rejections.push(reason);
+  process.on("unhandledRejection", onRejection);
+  // As Node does when it destroys a request inside a handler's read of its body.
+  const server = createServer((req, res) => {
+    if (req.url?.includes("gone")) Object.defineProperty(req, "socket", { value: null });
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v2`;
+    await assert.rejects(fetch(`${url}/gone/tags/list`));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(rejections, []);
+    // The server answers the next request as usual.
+    assert.equal((await fetch(`${url}/still/tags/list`)).status, 500);
+  } finally {
+    process.off("unhandledRejection", onRejection);
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
 test("in read-only mode reads work and every write is 405 UNSUPPORTED", async () => {
   // Push into a filesystem root, then serve the same root read-only.
   const root = await mkdtemp(join(tmpdir(), "berth-api-readonly-"));
