@@ -2,7 +2,8 @@
 // /v2/ API only, each registry a child process on its own throwaway filesystem root. Repetitions
 // alternate between the registries (A B, B A, A B) so drift on a shared machine hits both alike,
 // and every write repetition starts from a settled disk (see settleDisk). Table on stdout, JSON
-// lines with --json, progress on stderr.
+// lines with --json, progress on stderr. `--driver-ipc` measures issue 17's cost instead: Berth with
+// its filesystem driver out of process (gRPC, `berth driver-server`) against Berth with it in process.
 
 import { Command, InvalidArgumentError } from "commander";
 import { execFile, execFileSync } from "node:child_process";
@@ -16,6 +17,7 @@ import {
   clientSaturation,
   compare,
   formatTable,
+  IPC_GOALS,
   type RegistryResults,
   type WorkloadResult,
 } from "./report.js";
@@ -43,7 +45,11 @@ interface Options {
   berthCli?: string;
   berthEnv: Record<string, string>;
   seed?: string;
+  driverIpc: boolean;
 }
+
+/** The workloads of --driver-ipc unless --only names others: issue 17's three. */
+const IPC_WORKLOADS = ["push-1g", "pull-1g", "push-small"];
 
 const started = Date.now();
 
@@ -97,6 +103,12 @@ function parseOptions(): Options {
       {},
     )
     .option("--seed <hex>", "content seed (default: random per run)")
+    .option(
+      "--driver-ipc",
+      "Berth with its filesystem driver out of process (berth driver-server over gRPC) against " +
+        `Berth with it in process; default workloads ${IPC_WORKLOADS.join(", ")}`,
+      false,
+    )
     .parse();
   return program.opts<Options>();
 }
@@ -126,13 +138,17 @@ async function startRegistries(
 ): Promise<{ registries: RegistryUnderTest[]; note?: string }> {
   if (options.url !== undefined)
     return { registries: [await connectRegistry(options.url, options.pid)] };
-  const registries = [
-    await startBerth({
-      cli: options.berthCli,
-      cpuProfileDir: options.cpuProf,
-      env: options.berthEnv,
-    }),
-  ];
+  const berth = { cli: options.berthCli, cpuProfileDir: options.cpuProf, env: options.berthEnv };
+  if (options.driverIpc) {
+    const outOfProcess = await startBerth({ ...berth, outOfProcess: true });
+    try {
+      return { registries: [outOfProcess, await startBerth(berth)] };
+    } catch (error) {
+      await outOfProcess.stop();
+      throw error;
+    }
+  }
+  const registries = [await startBerth(berth)];
   if (!options.distribution) return { registries, note: "distribution not run: --no-distribution" };
   if (!onPath("docker-registry")) {
     return {
@@ -297,8 +313,9 @@ async function main(): Promise<void> {
   const options = parseOptions();
   const seed = options.seed === undefined ? randomBytes(16) : Buffer.from(options.seed, "hex");
   const content = new ContentSource(seed);
+  const only = options.only ?? (options.driverIpc ? IPC_WORKLOADS : undefined);
   const workloads = WORKLOADS.filter(
-    (workload) => options.only === undefined || options.only.includes(workload.id),
+    (workload) => only === undefined || only.includes(workload.id),
   );
   progress(`machine: ${JSON.stringify(machine())}; seed ${seed.toString("hex")}`);
 
@@ -348,7 +365,7 @@ async function main(): Promise<void> {
 
   const subject = results[0] as RegistryResults;
   const baseline = results[1];
-  const rows = compare(workloads, subject, baseline);
+  const rows = compare(workloads, subject, baseline, options.driverIpc ? IPC_GOALS : undefined);
   const seconds = (Date.now() - started) / 1000;
   process.stdout.write(`${formatTable(rows, subject.name, baseline?.name)}\n`);
   for (const line of clientSaturation(results)) process.stdout.write(`${line}\n`);

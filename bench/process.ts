@@ -2,7 +2,7 @@
 // so the figures are the server's own and not the load generator's.
 
 import { execFileSync } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 
 const STATUS_UNIT = "kB";
 
@@ -39,13 +39,16 @@ export class ProcessStats {
     return { rss: statusField(status, "VmRSS"), peak: statusField(status, "VmHWM") };
   }
 
-  /** User plus system CPU seconds the process has used since it started. */
+  /**
+   * User plus system CPU seconds the process and its running descendants (an out-of-process
+   * storage driver) have used since they started.
+   */
   async cpuSeconds(): Promise<number> {
-    const stat = await readFile(`/proc/${this.pid}/stat`, "utf8");
-    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // Fields 14 and 15 of the whole line (utime, stime) are 12 and 13 after the name.
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    let total = 0;
+    for (const pid of [this.pid, ...(await descendants(this.pid))]) {
+      total += await processCpuSeconds(pid).catch(() => 0);
+    }
+    return total;
   }
 
   /**
@@ -83,6 +86,32 @@ export class ProcessStats {
       return Math.max(highest, figures.rss, reset ? figures.peak : 0);
     };
   }
+}
+
+async function processCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 of the whole line (utime, stime) are 12 and 13 after the name.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** The pids of the running descendants of `pid` (from each thread's `children` in /proc). */
+async function descendants(pid: number): Promise<number[]> {
+  const found: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = await readdir(`/proc/${pid}/task`);
+  } catch {
+    return found;
+  }
+  for (const task of tasks) {
+    const children = await readFile(`/proc/${pid}/task/${task}/children`, "utf8").catch(() => "");
+    for (const child of children.split(" ").filter((text) => text !== "")) {
+      found.push(Number(child), ...(await descendants(Number(child))));
+    }
+  }
+  return found;
 }
 
 function statusField(status: string, name: string): number {

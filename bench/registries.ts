@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,7 +40,16 @@ export interface BerthOptions {
   cpuProfileDir?: string | undefined;
   /** Extra environment variables for Berth (e.g. UV_THREADPOOL_SIZE). */
   env?: Record<string, string>;
+  /**
+   * Run the filesystem driver out of process: config.yml names `benchfs`, and a
+   * `registry-storage-benchfs` script on PATH runs `berth driver-server filesystem` (issue 17's
+   * cost). The registry is then named "Berth IPC".
+   */
+  outOfProcess?: boolean;
 }
+
+/** The out-of-process driver's name in config.yml (`registry-storage-benchfs` on PATH). */
+const IPC_DRIVER = "benchfs";
 
 /** Starts Berth from the checkout's build. */
 export async function startBerth(options: BerthOptions = {}): Promise<RegistryUnderTest> {
@@ -50,12 +59,29 @@ export async function startBerth(options: BerthOptions = {}): Promise<RegistryUn
     options.cpuProfileDir === undefined
       ? []
       : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir];
-  return startChild(
-    "Berth",
-    (config) => [process.execPath, [...nodeFlags, cli, "serve", config]],
-    options.env ?? {},
-  );
+  const serve: Command = (config) => [process.execPath, [...nodeFlags, cli, "serve", config]];
+  if (options.outOfProcess !== true) return startChild("Berth", serve, options.env ?? {});
+  return startChild("Berth IPC", serve, options.env ?? {}, async (work, root) => {
+    const bin = join(work, "bin");
+    await mkdir(bin);
+    const script = join(bin, `registry-storage-${IPC_DRIVER}`);
+    await writeFile(
+      script,
+      `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} driver-server filesystem "$1"\n`,
+      { mode: 0o755 },
+    );
+    return {
+      storage: { [IPC_DRIVER]: { rootdirectory: root } },
+      env: { PATH: `${bin}:${process.env.PATH ?? ""}` },
+    };
+  });
 }
+
+/** What a registry's set-up changes: the storage section of its config and its environment. */
+type Setup = (
+  work: string,
+  root: string,
+) => Promise<{ storage: Record<string, unknown>; env: Record<string, string> }>;
 
 /** Starts Debian's docker-registry (distribution 2.8.2). */
 export async function startDistribution(): Promise<RegistryUnderTest> {
@@ -93,18 +119,22 @@ async function startChild(
   name: string,
   command: Command,
   env: Record<string, string>,
+  setup?: Setup,
 ): Promise<RegistryUnderTest> {
-  const work = await mkdtemp(join(tmpdir(), `berth-bench-${name.toLowerCase()}-`));
+  const work = await mkdtemp(
+    join(tmpdir(), `berth-bench-${name.toLowerCase().replace(/\W+/g, "-")}-`),
+  );
   const root = join(work, "root");
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
   const configPath = join(work, "config.yml");
+  const custom = await setup?.(work, root);
   // JSON is YAML, so no serializer is needed.
   const config = {
     version: 0.1,
     log: { level: "warn", accesslog: { disabled: true } },
     storage: {
-      filesystem: { rootdirectory: root },
+      ...(custom?.storage ?? { filesystem: { rootdirectory: root } }),
       maintenance: { uploadpurging: { enabled: false } },
     },
     http: { addr: host, secret: "berth-bench-secret" },
@@ -114,7 +144,7 @@ async function startChild(
   const [file, args] = command(configPath);
   const child = spawn(file, args, {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...env, ...custom?.env },
   });
   let output = "";
   const keep = (text: string) => (output = (output + text).slice(-8192));

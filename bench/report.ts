@@ -45,7 +45,7 @@ const atMost = (maximum: number, text = `≤ ${maximum}×`): Goal => ({
   check: (_subject, ratio) => (ratio === undefined ? undefined : ratio <= maximum),
 });
 
-/** Issue 7's goals, Berth ÷ distribution in the same run unless absolute. */
+/** Issue 7's goals (the default), Berth ÷ distribution in the same run unless absolute. */
 const GOALS: Record<string, Goal> = {
   "push-1g": atLeast(1.5),
   "push-chunked-256m": atLeast(1.5),
@@ -67,6 +67,16 @@ const GOALS: Record<string, Goal> = {
     },
   },
   "idle-rss": { text: "≤ 80 MiB", check: (subject) => subject <= 80 },
+};
+
+/**
+ * Issue 17's goals with --driver-ipc: the filesystem driver out of process keeps at least 80% of
+ * the in-process figure (Berth IPC ÷ Berth in the same run).
+ */
+export const IPC_GOALS: Record<string, Goal> = {
+  "push-1g": atLeast(0.8),
+  "pull-1g": atLeast(0.8),
+  "push-small": atLeast(0.8),
 };
 
 /** The idle RSS row is measured once per registry, not by a workload. */
@@ -124,6 +134,7 @@ export function compare(
   workloads: Workload[],
   subject: RegistryResults,
   baseline: RegistryResults | undefined,
+  goals: Record<string, Goal> = GOALS,
 ): ComparisonRow[] {
   const rows: ComparisonRow[] = [];
   const subjectFigure = (id: string): number | undefined => {
@@ -138,7 +149,7 @@ export function compare(
     const theirs = baseline === undefined ? undefined : figureOf(baseline, workloadId, metric);
     const ratio =
       ours !== undefined && theirs !== undefined && theirs !== 0 ? ours / theirs : undefined;
-    const goal = GOALS[metric.id];
+    const goal = goals[metric.id];
     // Server CPU belongs to the workload, so it is shown on the workload's first row only.
     const cpu = (results: RegistryResults | undefined): number | undefined => {
       const seconds = results?.workloads.get(workloadId)?.serverCpuSeconds ?? [];

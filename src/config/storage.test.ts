@@ -103,7 +103,7 @@ storage:
     assert.match(
       configError(() => parseConfig("version: 0.1\nstorage:\n  floppy:\n    drive: a\n", {}))
         .message,
-      /storage\.floppy: unknown storage driver; registered: .*inmemory/,
+      /storage\.floppy: unknown storage driver; registered: .*inmemory.*; no executable registry-storage-floppy on PATH/,
     );
   });
 

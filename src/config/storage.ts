@@ -2,7 +2,13 @@
 // parameters, unread here), deletes, redirects and maintenance (upload purging, read-only mode,
 // garbage collection).
 
-import { driverParameterNames, registeredDrivers, type DriverParameters } from "../driver/index.js";
+import {
+  driverExecutableName,
+  driverParameterNames,
+  findDriverExecutableAtStart,
+  registeredDrivers,
+  type DriverParameters,
+} from "../driver/index.js";
 import { formatDuration } from "./duration.js";
 import { closeName, type ConfigReader, type Mapping } from "./reader.js";
 
@@ -153,8 +159,15 @@ export function readStorage(reader: ConfigReader, tree: Mapping): StorageConfig 
     reader.fail("storage", `no storage driver configured; name one of: ${known.join(", ")}`);
   } else if (drivers.length > 1) {
     reader.fail("storage", `must name exactly one storage driver, found ${drivers.join(", ")}`);
-  } else if (!known.includes(drivers[0]!)) {
-    reader.fail(`storage.${drivers[0]}`, `unknown storage driver; registered: ${known.join(", ")}`);
+  } else if (
+    !known.includes(drivers[0]!) &&
+    findDriverExecutableAtStart(drivers[0]!) === undefined
+  ) {
+    // Any other name is an out-of-process driver, found on PATH as the factory finds it.
+    reader.fail(
+      `storage.${drivers[0]}`,
+      `unknown storage driver; registered: ${known.join(", ")}; no executable ${driverExecutableName(drivers[0]!)} on PATH`,
+    );
   } else {
     driver = drivers[0]!;
   }

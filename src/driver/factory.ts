@@ -9,6 +9,7 @@ import {
   type DriverUse,
 } from "./driver.js";
 import { DriverBase } from "./base.js";
+import { driverExecutableName, findDriverExecutable } from "./executable.js";
 
 const factories = new Map<string, DriverFactory>();
 const parameterNames = new Map<string, DriverParameterNames>();
@@ -89,8 +90,8 @@ function unknownDriver(name: string, executable?: string): InvalidStorageDriverE
 
 async function createOutOfProcess(name: string, parameters: DriverParameters): Promise<DriverBase> {
   // Loaded on demand: gRPC costs nothing to a registry with a built-in driver.
+  const executable = await findDriverExecutable(name);
+  if (executable === undefined) throw unknownDriver(name, driverExecutableName(name));
   const remote = await import("./remote/index.js");
-  const executable = await remote.findDriverExecutable(name);
-  if (executable === undefined) throw unknownDriver(name, remote.driverExecutableName(name));
   return new DriverBase(await remote.createRemoteDriver(name, executable, parameters));
 }

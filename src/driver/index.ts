@@ -19,6 +19,7 @@ export {
   registeredDrivers,
   driverParameterNames,
 } from "./factory.js";
+export { driverExecutableName, findDriverExecutableAtStart } from "./executable.js";
 export { isValidPath, isValidPathOrRoot } from "./paths.js";
 export { ParameterReader, ValueReader } from "./parameters.js";
 export { walkByListing, walkFlatListing } from "./walk.js";

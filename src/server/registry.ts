@@ -501,6 +501,8 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       await running.stopHealth();
       await stopProxy();
       await running.closeStorage();
+      // An out-of-process driver's process stops with the registry that started it.
+      await driver.close?.();
       logger.info("registry stopped");
       await owned?.flush();
     })();

@@ -4,9 +4,6 @@
 // factory falls back to this for a name no built-in driver has; `serveDriver` and
 // `serveDriverProcess` are the server side, for drivers written in TypeScript.
 
-import { constants } from "node:fs";
-import { access } from "node:fs/promises";
-import { delimiter, join } from "node:path";
 import {
   DriverErrorCode,
   InvalidStorageDriverError,
@@ -18,37 +15,11 @@ import { DriverProcess, type DriverProcessOptions } from "./process.js";
 import { SOCKET_ENV } from "./protocol.js";
 import { serveDriver, type ServeDriverOptions } from "./server.js";
 
+export { driverExecutableName, findDriverExecutable } from "../executable.js";
 export { RemoteDriver } from "./client.js";
 export { DriverProcess, type DriverLog, type DriverProcessOptions } from "./process.js";
 export { PROTOCOL_VERSION, PROTO_FILE, SOCKET_ENV, incompatibility } from "./protocol.js";
 export { serveDriver, type DriverServer, type ServeDriverOptions } from "./server.js";
-
-/** The executable an out-of-process driver named `name` is looked up as. */
-export function driverExecutableName(name: string): string {
-  return `registry-storage-${name}`;
-}
-
-/**
- * The full path of `registry-storage-<name>` in a directory of PATH (the first executable one),
- * or undefined. A name with anything but [A-Za-z0-9._-] is never looked up.
- */
-export async function findDriverExecutable(
-  name: string,
-  path = process.env.PATH ?? "",
-): Promise<string | undefined> {
-  if (!/^[A-Za-z0-9._-]+$/.test(name)) return undefined;
-  for (const directory of path.split(delimiter)) {
-    if (directory === "") continue;
-    const candidate = join(directory, driverExecutableName(name));
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
-}
 
 /** Options of a driver proxied to a process. */
 export interface RemoteDriverOptions extends DriverProcessOptions {
