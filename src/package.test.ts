@@ -49,6 +49,12 @@ describe("npm package", () => {
     for (const hook of ["preinstall", "install", "postinstall", "prepare"]) {
       assert.equal(manifest.scripts[hook], undefined, `an install script: ${hook}`);
     }
+    // The web UI, bundled at build time: index.html and its content-hashed assets.
+    assert.ok(files.includes("dist/ui/index.html"), "dist/ui/index.html is not packed");
+    assert.ok(
+      files.some((path) => /^dist\/ui\/assets\/app-[A-Z0-9]+\.js$/.test(path)),
+      "the UI's script is not packed",
+    );
     // The out-of-process driver protocol's service definition, loaded at run time.
     assert.ok(files.includes("proto/berth-driver.proto"), "proto/berth-driver.proto is not packed");
 
@@ -68,6 +74,8 @@ describe("npm package", () => {
           path === "README.md" ||
           path === "package.json" ||
           path === "proto/berth-driver.proto" ||
+          path === "dist/ui/index.html" ||
+          path.startsWith("dist/ui/assets/") ||
           path.startsWith("dist/src/"),
       ),
       files.join("\n"),

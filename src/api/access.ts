@@ -77,6 +77,7 @@ export function accessNeeds(kind: RouteKind, method: string, name: string): Acce
       return [{ type: "registry", name: "catalog", actions: ["*"] }];
     case "tags":
     case "referrers":
+    case "tagDetails":
       return repository(PULL);
     case "manifest":
     case "blob":

@@ -22,6 +22,8 @@ export interface ApiContext {
   readonly logger: ApiLogger | undefined;
   /** Where push, pull, delete and mount events go; undefined when no endpoint is configured. */
   readonly notifier: EventPublisher | undefined;
+  /** Whether deletes are enabled (`storage.delete.enabled`), for the UI's extension endpoint. */
+  readonly deleteEnabled: boolean;
 }
 
 /**

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { RegistryStorage } from "../storage/index.js";
 import { accessNeeds, OPEN_CALLER, requestContext, type AuthorizeHook } from "./access.js";
+import { listTagDetails } from "./berth.js";
 import { deleteBlob, getBlob } from "./blobs.js";
 import type { ApiContext, ApiRequest, EndpointHandler, RequestInfo } from "./context.js";
 import type { EventPublisher } from "./events.js";
@@ -26,6 +27,8 @@ export {
 export { HANDLER_NAMES, route, type Route, type RouteKind } from "./routes.js";
 export type { RequestInfo } from "./context.js";
 export type { EventPublisher } from "./events.js";
+export { DEFAULT_TAG_DETAILS, MAX_TAG_DETAILS } from "./berth.js";
+export type { Platform, TagDetail, TagDetailsPage } from "./berth-types.js";
 export {
   accessNeeds,
   OPEN_CALLER,
@@ -66,6 +69,11 @@ export interface ApiHandlerOptions {
    * format); the notifier of config.yml's `notifications`. Without one no event is made.
    */
   notifier?: EventPublisher;
+  /**
+   * Whether the storage allows deletes (config `storage.delete.enabled`); only reported to the UI
+   * (`/v2/_berth/tags/`), the storage layer enforces it. Default false.
+   */
+  deleteEnabled?: boolean;
 }
 
 /** `/v2/`: the API version check. */
@@ -87,6 +95,7 @@ const ENDPOINTS: Readonly<Record<RouteKind, Readonly<Record<string, EndpointHand
   uploadStart: { POST: startUpload },
   upload: { GET: uploadStatus, PATCH: patchUpload, PUT: finishUpload, DELETE: cancelUpload },
   referrers: { GET: listReferrers, HEAD: listReferrers },
+  tagDetails: { GET: listTagDetails, HEAD: listTagDetails },
 };
 
 /**
@@ -114,6 +123,7 @@ export function createApiHandler(options: ApiHandlerOptions): ApiHandler {
     prefix: (options.prefix ?? "").replace(/\/+$/, ""),
     logger: options.logger,
     notifier: options.notifier,
+    deleteEnabled: options.deleteEnabled ?? false,
   };
   const extraHeaders = Object.entries(options.headers ?? {});
   const authorize = options.authorize;

@@ -3,9 +3,20 @@
 // the name. A handful of string operations, no regular expressions, no allocation beyond the
 // returned route: this runs on every request.
 
-/** The endpoints of the OCI Distribution API. */
+/**
+ * The endpoints of the OCI Distribution API, and Berth's extension under `/v2/_berth/` (a name no
+ * repository can have, as with zot's `/v2/_zot/`): `tagDetails` at `/v2/_berth/tags/<name>`.
+ */
 export type RouteKind =
-  "base" | "catalog" | "tags" | "manifest" | "blob" | "uploadStart" | "upload" | "referrers";
+  | "base"
+  | "catalog"
+  | "tags"
+  | "manifest"
+  | "blob"
+  | "uploadStart"
+  | "upload"
+  | "referrers"
+  | "tagDetails";
 
 /** A routed path: the endpoint, the repository name and the last component (reference, digest, id). */
 export interface Route {
@@ -26,6 +37,7 @@ export const ALLOWED_METHODS: Readonly<Record<RouteKind, string>> = {
   uploadStart: "POST",
   upload: "GET, PATCH, PUT, DELETE",
   referrers: "GET, HEAD",
+  tagDetails: "GET, HEAD",
 };
 
 /** Each endpoint's name in metrics (distribution's route names, `-` as `_`). */
@@ -38,9 +50,11 @@ export const HANDLER_NAMES: Readonly<Record<RouteKind, string>> = {
   uploadStart: "blob_upload",
   upload: "blob_upload_chunk",
   referrers: "referrers",
+  tagDetails: "berth_tag_details",
 };
 
 const PREFIX = "/v2/";
+const EXTENSION_TAGS = "/v2/_berth/tags/";
 
 /**
  * Routes a request path (without its query). Null when the path is no endpoint of the API. The
@@ -52,6 +66,10 @@ export function route(path: string): Route | null {
     return path === "/v2" ? { kind: "base", name: "", argument: "" } : null;
   if (path.length === PREFIX.length) return { kind: "base", name: "", argument: "" };
   if (path === "/v2/_catalog") return { kind: "catalog", name: "", argument: "" };
+  if (path.startsWith(EXTENSION_TAGS)) {
+    const name = path.slice(EXTENSION_TAGS.length);
+    return name === "" ? null : { kind: "tagDetails", name, argument: "" };
+  }
 
   // Trailing slash: only the upload start has one (`/blobs/uploads/`).
   if (path.endsWith("/blobs/uploads/")) {

@@ -3,8 +3,8 @@
 // are reported as warnings (never silently dropped). Keys nobody knows are warnings too, as
 // distribution treats unknown environment variables. Problems are collected and reported together,
 // each naming its key (and the environment variable when one set it). Each section has its module:
-// log.ts, storage.ts, http.ts, auth.ts, health.ts, proxy.ts, notifications.ts; the value rules
-// are in reader.ts.
+// log.ts, storage.ts, http.ts, auth.ts, health.ts, proxy.ts, notifications.ts, ui.ts; the value
+// rules are in reader.ts.
 
 import type { AuthOptions } from "../auth/index.js";
 import { readAuth } from "./auth.js";
@@ -17,6 +17,7 @@ import type { NotificationsConfig } from "../notify/index.js";
 import { ConfigError, ConfigReader, type Mapping } from "./reader.js";
 import { readRedis, type RedisConfig } from "./redis.js";
 import { readStorage, type StorageConfig } from "./storage.js";
+import { readUi, type UiConfig } from "./ui.js";
 
 /** A checked config.yml. Build one with parseConfig, loadConfig or resolveConfig. */
 export interface BerthConfig {
@@ -32,6 +33,8 @@ export interface BerthConfig {
   /** Pull-through caching: the upstreams (none for an ordinary registry). */
   proxy: ProxyConfig;
   notifications: NotificationsConfig;
+  /** The web UI (Berth's own section). */
+  ui: UiConfig;
   /** What the config had that Berth ignores, one message each, for the caller to log at start. */
   warnings: string[];
 }
@@ -86,6 +89,7 @@ export function readConfigTree(
     "proxy",
     "redis",
     "notifications",
+    "ui",
     ...Object.keys(ignoredTopLevel),
   ];
   reader.unknownKeys(tree, "", known, ["auth"]);
@@ -99,6 +103,7 @@ export function readConfigTree(
     health: readHealth(reader, tree),
     proxy: readProxy(reader, tree),
     notifications: readNotifications(reader, tree),
+    ui: readUi(reader, tree),
     warnings: reader.warnings,
   };
   readIgnored(reader, tree);

@@ -29,22 +29,25 @@ export { type StorageConfig, type GcConfig } from "./storage.js";
 export { DEFAULT_PROXY_TTL_MS, type ProxyConfig, type UpstreamConfig } from "./proxy.js";
 export { type RedisConfig } from "./redis.js";
 export { parseDuration, formatDuration } from "./duration.js";
+export { type UiConfig } from "./ui.js";
 
 /** The environment a config reads its overrides from: variable name → value. */
 export type Environment = Record<string, string | undefined>;
 
 /**
  * The config `berth serve` runs without a config file: filesystem storage in `./data`, listening
- * on 127.0.0.1:5000, with deletes enabled. This is the developer's registry of `npm start`, where
+ * on 127.0.0.1:5000, with deletes enabled and the web UI at `/`. This is the developer's registry of `npm start`, where
  * every endpoint of the spec (the conformance suite's content management included) should work;
  * a config.yml keeps distribution's default of deletes off unless `storage.delete.enabled` is set,
- * and `REGISTRY_STORAGE_DELETE_ENABLED=false` turns them off here.
+ * and `REGISTRY_STORAGE_DELETE_ENABLED=false` turns them off here (as `REGISTRY_UI_ENABLED=false`
+ * turns off the UI, which a config.yml must ask for).
  */
 export function defaultConfigTree(): Record<string, unknown> {
   return {
     version: "0.1",
     storage: { filesystem: { rootdirectory: "./data" }, delete: { enabled: true } },
     http: { addr: "127.0.0.1:5000" },
+    ui: { enabled: true, path: "/" },
   };
 }
 

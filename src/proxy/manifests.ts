@@ -202,6 +202,11 @@ export class ProxyTags implements RepositoryTags {
     return fetched.digest;
   }
 
+  /** When the cache last stored the tag (its push into local storage). */
+  pushedAt(tag: string): Promise<Date> {
+    return this.local.tags.pushedAt(tag);
+  }
+
   async tag(): Promise<void> {
     throw unsupported("tagging");
   }

@@ -31,6 +31,7 @@ import { ProxyRegistry, proxyLogging, startProxy, withProxy } from "../proxy/ind
 import type { Notifier } from "../notify/index.js";
 import { createRegistryStorage, HealthProbe, type RegistryStorage } from "../storage/index.js";
 import { startDebugServer, type DebugServer } from "./debug.js";
+import { createUiHandler, UiNotBuiltError, type UiHandler } from "../ui/index.js";
 import { guardConnections, serverTimeoutOptions } from "./connections.js";
 import { HealthCheck, healthPath } from "./health.js";
 import { healthChecks, PeriodicChecks } from "./health-checks.js";
@@ -68,6 +69,8 @@ export interface DriverRegistryOptions extends RegistryOptionsBase {
   redirect?: boolean;
   /** The address to listen on. Default "127.0.0.1". */
   host?: string;
+  /** Serve the web UI (config `ui`): `{ enabled: true, path: "/" }`. Default off. */
+  ui?: { enabled?: boolean; path?: string };
   /** The port to listen on; 0 (the default) picks a free one. */
   port?: number;
   /** Serve the registry below this path (config `http.prefix`). */
@@ -149,6 +152,7 @@ function configFromDriverOptions(options: DriverRegistryOptions): BerthConfig {
       headers: options.headers,
     },
     ...(options.auth === undefined ? {} : { auth: options.auth }),
+    ...(options.ui === undefined ? {} : { ui: options.ui }),
   });
 }
 
@@ -265,6 +269,19 @@ async function openAuth(config: BerthConfig, logger: Logger): Promise<Auth | und
   }
 }
 
+/** The web UI of `config`, when enabled; a missing build becomes a ConfigError on ui.enabled. */
+async function openUi(config: BerthConfig): Promise<UiHandler | undefined> {
+  if (!config.ui.enabled) return undefined;
+  try {
+    return await createUiHandler({ path: config.ui.path, prefix: config.http.prefix });
+  } catch (error) {
+    if (error instanceof UiNotBuiltError) {
+      throw new ConfigError([{ key: "ui.enabled", message: error.message }]);
+    }
+    throw error;
+  }
+}
+
 /** Auth over plain HTTP sends passwords and tokens in the clear: say so unless on loopback. */
 function warnPlainAuth(config: BerthConfig, logger: Logger): void {
   if (config.auth === undefined || config.http.tls !== undefined) return;
@@ -282,6 +299,7 @@ function warnPlainAuth(config: BerthConfig, logger: Logger): void {
 /** Builds the driver, storage, API and server of `config` and listens. */
 async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const auth = await openAuth(config, logger);
+  const ui = await openUi(config);
   const opened = await openStorage(config, { logger });
   const close = opened.close;
   const { driver } = opened;
@@ -326,6 +344,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     prefix: urlBase,
     authorize: auth?.authorize,
     notifier: notifications?.notifier,
+    deleteEnabled: config.storage.deleteEnabled,
   });
   const tokenEndpoint = auth?.tokenEndpoint;
   const probe = new HealthProbe(driver, instance, config.storage.readOnly);
@@ -360,6 +379,10 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
       if (!url.startsWith(`${prefix}/`)) return outsidePrefix(req, res, url.split("?")[0]!);
       req.url = url.slice(prefix.length);
       if (req.url === healthPath) return void health.respond(req.method, res);
+    }
+    if (ui !== undefined) {
+      const path = (req.url ?? "/").split("?")[0]!;
+      if (ui.handles(path)) return ui.handle(req, res, path);
     }
     if (proxy !== undefined) req.url = proxy.rewriteNamespace(req.url ?? "/");
     if (tracing === undefined) {

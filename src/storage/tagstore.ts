@@ -81,6 +81,15 @@ export class TagStore implements RepositoryTags {
     }
   }
 
+  async pushedAt(tag: string): Promise<Date> {
+    checkTag(tag);
+    const info = await unlessNotFound(
+      this.context.driver.stat(paths.tagCurrentLink(this.repository, tag)),
+    );
+    if (info === undefined) throw tagUnknown(this.repository, tag);
+    return info.modTime;
+  }
+
   async lookup(digest: Digest): Promise<string[]> {
     const parsed = parseDigest(digest);
     const current = await this.currentLinks();

@@ -173,6 +173,11 @@ export interface RepositoryTags {
   untag(tag: string): Promise<void>;
   /** The tags pointing at `digest`, sorted. */
   lookup(digest: Digest): Promise<string[]>;
+  /**
+   * When `tag` was last pushed (pointed at a manifest): the modification time of its current link,
+   * which every push rewrites. MANIFEST_UNKNOWN if no such tag.
+   */
+  pushedAt(tag: string): Promise<Date>;
 }
 
 /** One repository: its blobs, manifests, tags and referrers. */
