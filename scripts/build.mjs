@@ -13,10 +13,9 @@ import * as esbuild from "esbuild";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const tsc = join(root, "node_modules", ".bin", "tsc");
 
-/** Bundles the web UI into dist/ui; returns 0, or 1 after printing esbuild's errors. */
-export function buildUi() {
+/** Bundles the web UI into `out` (dist/ui); returns 0, or 1 after printing esbuild's errors. */
+export function buildUi(out = join(root, "dist", "ui")) {
   const app = join(root, "src", "ui", "app");
-  const out = join(root, "dist", "ui");
   const check = spawnSync(tsc, ["-p", join(app, "tsconfig.json")], { stdio: "inherit" });
   if (check.status !== 0) return check.status ?? 1;
   rmSync(out, { recursive: true, force: true });

@@ -78,6 +78,7 @@ export function accessNeeds(kind: RouteKind, method: string, name: string): Acce
     case "tags":
     case "referrers":
     case "tagDetails":
+    case "repositoryUsage":
       return repository(PULL);
     case "manifest":
     case "blob":

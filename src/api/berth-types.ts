@@ -1,5 +1,6 @@
-// The answer of Berth's extension endpoint `GET /v2/_berth/tags/<name>` (berth.ts), in a file of
-// its own without imports so that the web UI (src/ui/app) shares these types with the server.
+// The answers of Berth's extension endpoints `GET /v2/_berth/tags/<name>` and
+// `GET /v2/_berth/usage/<name>` (berth.ts), in a file of its own without imports so that the web
+// UI (src/ui/app) shares these types with the server.
 
 /** A platform as OCI descriptors and image configs state it. */
 export interface Platform {
@@ -29,4 +30,13 @@ export interface TagDetailsPage {
   /** Whether the caller may delete in this repository (and deletes are enabled). */
   mayDelete: boolean;
   tags: TagDetail[];
+}
+
+/** The answer of `GET /v2/_berth/usage/<name>`. */
+export interface RepositoryUsagePage {
+  name: string;
+  /** Distinct blobs the repository links (layers, configs) and its manifests. */
+  blobs: number;
+  /** Their bytes; a blob shared with other repositories counts in each of them. */
+  bytes: number;
 }

@@ -23,21 +23,22 @@ import {
   pushIndex,
 } from "../testing/images.js";
 import { skipUnlessCommands } from "../testing/tools.js";
-import type { TagDetailsPage } from "./index.js";
+import type { RepositoryUsagePage, TagDetailsPage } from "./index.js";
 
 describe("GET /v2/_berth/tags/<name>", () => {
   let registry: TestRegistry;
   const image = buildImage({ layers: 2, architecture: "arm64", os: "linux" });
   const index = buildIndex({ layers: 1 });
+  const sbomArtifact = buildArtifact({
+    artifactType: "application/spdx+json",
+    subject: image.manifest,
+  });
   before(async () => {
     registry = await startTestRegistry({ deleteEnabled: false });
     const repository = registry.storage.repository("team/app");
     await pushImage(repository, image, "a-image");
     await pushIndex(repository, index, "b-index");
-    const artifact = buildArtifact({
-      artifactType: "application/spdx+json",
-      subject: image.manifest,
-    });
+    const artifact = sbomArtifact;
     for (const blob of artifact.blobs) await pushBlob(repository, blob);
     await repository.manifests.put(artifact.manifest.bytes, artifact.manifest.mediaType, {
       tag: "c-sbom",
@@ -106,6 +107,26 @@ describe("GET /v2/_berth/tags/<name>", () => {
     );
     const none = await registry.fetch("/v2/_berth/tags/team/app?n=0");
     assert.deepEqual(((await none.json()) as TagDetailsPage).tags, []);
+  });
+
+  it("sums the repository's distinct blobs and manifests in /v2/_berth/usage/<name>", async () => {
+    const response = await registry.fetch("/v2/_berth/usage/team/app");
+    assert.equal(response.status, 200);
+    const usage = (await response.json()) as RepositoryUsagePage;
+    // The image, the index's two images, the SBOM (the empty config and itself) and the index.
+    const images = [image, ...index.images];
+    const blobs = new Map<string, number>();
+    for (const item of images.flatMap((i) => [i.manifest, i.config, ...i.layers])) {
+      blobs.set(item.digest, item.size);
+    }
+    blobs.set(index.index.digest, index.index.size);
+    for (const item of [sbomArtifact.manifest, ...sbomArtifact.blobs])
+      blobs.set(item.digest, item.size);
+    const bytes = [...blobs.values()].reduce((sum, size) => sum + size, 0);
+    assert.deepEqual(usage, { name: "team/app", blobs: blobs.size, bytes });
+    const unknown = await registry.fetch("/v2/_berth/usage/team/nothing");
+    assert.equal(unknown.status, 404);
+    assert.equal(await errorCode(unknown), "NAME_UNKNOWN");
   });
 
   it("refuses bad input with the spec's codes", async () => {

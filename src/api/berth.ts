@@ -1,8 +1,9 @@
-// Berth's extension endpoint for the web UI: `GET /v2/_berth/tags/<name>?n=&last=`, one page of a
+// Berth's extension endpoints for the web UI. `GET /v2/_berth/tags/<name>?n=&last=`, one page of a
 // repository's tags with what the OCI API cannot say in one request per page: the digest each tag
 // points at, when it was pushed, the manifest's media type and artifact type, the image's size
 // (manifest, config and layers; for an index, the sum over its manifests) and its platforms. It
 // needs what the tags list needs (pull on the repository) and says whether the caller may delete.
+// `GET /v2/_berth/usage/<name>`: the distinct blobs the repository links and their bytes (pull).
 
 import {
   baseMediaType,
@@ -12,7 +13,7 @@ import {
 } from "../storage/index.js";
 import { sendJson, type ApiContext, type ApiRequest } from "./context.js";
 import { ApiError } from "./errors.js";
-import type { Platform, TagDetail, TagDetailsPage } from "./berth-types.js";
+import type { Platform, RepositoryUsagePage, TagDetail, TagDetailsPage } from "./berth-types.js";
 import { parsePage } from "./protocol.js";
 
 /** Tags per page when the client does not say `n`, and the most it may ask for. */
@@ -180,4 +181,12 @@ export async function listTagDetails(context: ApiContext, request: ApiRequest): 
     tags: details,
   };
   sendJson(request, body, headers);
+}
+
+/** GET: what the repository holds in storage. NAME_UNKNOWN for no such repository. */
+export async function repositoryUsage(context: ApiContext, request: ApiRequest): Promise<void> {
+  const { name } = request.route;
+  const usage = await context.storage.repository(name).usage();
+  const body: RepositoryUsagePage = { name, ...usage };
+  sendJson(request, body);
 }

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { RegistryStorage } from "../storage/index.js";
 import { accessNeeds, OPEN_CALLER, requestContext, type AuthorizeHook } from "./access.js";
-import { listTagDetails } from "./berth.js";
+import { listTagDetails, repositoryUsage } from "./berth.js";
 import { deleteBlob, getBlob } from "./blobs.js";
 import type { ApiContext, ApiRequest, EndpointHandler, RequestInfo } from "./context.js";
 import type { EventPublisher } from "./events.js";
@@ -28,7 +28,7 @@ export { HANDLER_NAMES, route, type Route, type RouteKind } from "./routes.js";
 export type { RequestInfo } from "./context.js";
 export type { EventPublisher } from "./events.js";
 export { DEFAULT_TAG_DETAILS, MAX_TAG_DETAILS } from "./berth.js";
-export type { Platform, TagDetail, TagDetailsPage } from "./berth-types.js";
+export type { Platform, RepositoryUsagePage, TagDetail, TagDetailsPage } from "./berth-types.js";
 export {
   accessNeeds,
   OPEN_CALLER,
@@ -96,6 +96,7 @@ const ENDPOINTS: Readonly<Record<RouteKind, Readonly<Record<string, EndpointHand
   upload: { GET: uploadStatus, PATCH: patchUpload, PUT: finishUpload, DELETE: cancelUpload },
   referrers: { GET: listReferrers, HEAD: listReferrers },
   tagDetails: { GET: listTagDetails, HEAD: listTagDetails },
+  repositoryUsage: { GET: repositoryUsage, HEAD: repositoryUsage },
 };
 
 /**

@@ -5,7 +5,8 @@
 
 /**
  * The endpoints of the OCI Distribution API, and Berth's extension under `/v2/_berth/` (a name no
- * repository can have, as with zot's `/v2/_zot/`): `tagDetails` at `/v2/_berth/tags/<name>`.
+ * repository can have, as with zot's `/v2/_zot/`): `tagDetails` at `/v2/_berth/tags/<name>`,
+ * `repositoryUsage` at `/v2/_berth/usage/<name>`.
  */
 export type RouteKind =
   | "base"
@@ -16,7 +17,8 @@ export type RouteKind =
   | "uploadStart"
   | "upload"
   | "referrers"
-  | "tagDetails";
+  | "tagDetails"
+  | "repositoryUsage";
 
 /** A routed path: the endpoint, the repository name and the last component (reference, digest, id). */
 export interface Route {
@@ -38,6 +40,7 @@ export const ALLOWED_METHODS: Readonly<Record<RouteKind, string>> = {
   upload: "GET, PATCH, PUT, DELETE",
   referrers: "GET, HEAD",
   tagDetails: "GET, HEAD",
+  repositoryUsage: "GET, HEAD",
 };
 
 /** Each endpoint's name in metrics (distribution's route names, `-` as `_`). */
@@ -51,10 +54,12 @@ export const HANDLER_NAMES: Readonly<Record<RouteKind, string>> = {
   upload: "blob_upload_chunk",
   referrers: "referrers",
   tagDetails: "berth_tag_details",
+  repositoryUsage: "berth_repository_usage",
 };
 
 const PREFIX = "/v2/";
 const EXTENSION_TAGS = "/v2/_berth/tags/";
+const EXTENSION_USAGE = "/v2/_berth/usage/";
 
 /**
  * Routes a request path (without its query). Null when the path is no endpoint of the API. The
@@ -69,6 +74,10 @@ export function route(path: string): Route | null {
   if (path.startsWith(EXTENSION_TAGS)) {
     const name = path.slice(EXTENSION_TAGS.length);
     return name === "" ? null : { kind: "tagDetails", name, argument: "" };
+  }
+  if (path.startsWith(EXTENSION_USAGE)) {
+    const name = path.slice(EXTENSION_USAGE.length);
+    return name === "" ? null : { kind: "repositoryUsage", name, argument: "" };
   }
 
   // Trailing slash: only the upload start has one (`/blobs/uploads/`).

@@ -2,15 +2,16 @@
 // manifests, tags and referrers; the catalog; upload purging; garbage collection.
 
 import type { StorageDriver } from "../driver/index.js";
-import { BlobStore, LinkStore, unlessNotFound } from "./blobstore.js";
+import { BlobStore, digestsBelow, LinkStore, unlessNotFound } from "./blobstore.js";
 import { boundedCache, KeyedQueue, type CacheStats } from "./cache.js";
 import { catalog } from "./catalog.js";
 import { mutationChecks, type StorageContext } from "./context.js";
 import { InProcessDescriptorCache, type BlobDescriptorCache } from "./descriptor-cache.js";
-import { garbageCollect } from "./gc.js";
+import { eachLimited, garbageCollect } from "./gc.js";
 import { acquireLease } from "./lease.js";
 import { LinkedBlobs } from "./linkedblobs.js";
 import { ManifestStore } from "./manifeststore.js";
+import { RegistryError, RegistryErrorCode } from "./errors.js";
 import { checkRepositoryName } from "./names.js";
 import { baseName, isRepositoryListing, paths, STORAGE_ROOT } from "./paths.js";
 import { DEFAULT_GC_DELAY_MS, Protection } from "./protection.js";
@@ -25,7 +26,11 @@ import type {
   RegistryStorage,
   RegistryStorageOptions,
   Repository,
+  RepositoryUsage,
 } from "./types.js";
+
+/** Blob stats in flight at once while summing a repository's usage. */
+const USAGE_PARALLEL = 16;
 
 /** Options of `createRegistryStorage` beyond the shared RegistryStorageOptions. */
 export interface RegistryStorageTuning {
@@ -52,9 +57,9 @@ class RepositoryView implements Repository {
   readonly tags: TagStore;
 
   constructor(
-    context: StorageContext,
+    private readonly context: StorageContext,
     readonly name: string,
-    exists: () => Promise<boolean>,
+    private readonly exists: () => Promise<boolean>,
   ) {
     this.blobs = new LinkedBlobs(context, name);
     this.tags = new TagStore(context, name, exists, (digest) => this.manifests.has(digest));
@@ -63,6 +68,30 @@ class RepositoryView implements Repository {
 
   referrers(digest: Digest, artifactType?: string): Promise<Descriptor[]> {
     return this.manifests.referrers(digest, artifactType);
+  }
+
+  async usage(): Promise<RepositoryUsage> {
+    const { driver, blobs } = this.context;
+    const [layers, revisions] = await Promise.all([
+      digestsBelow(driver, paths.layers(this.name)),
+      digestsBelow(driver, paths.revisions(this.name)),
+    ]);
+    if (layers.length === 0 && revisions.length === 0 && !(await this.exists())) {
+      throw new RegistryError(
+        RegistryErrorCode.NameUnknown,
+        `repository ${this.name} is not known to the registry`,
+        { name: this.name },
+      );
+    }
+    const distinct = new Map([...layers, ...revisions].map((digest) => [digest.digest, digest]));
+    const usage: RepositoryUsage = { blobs: 0, bytes: 0 };
+    await eachLimited([...distinct.values()], USAGE_PARALLEL, async (digest) => {
+      const info = await blobs.stat(digest);
+      if (info === undefined) return;
+      usage.blobs += 1;
+      usage.bytes += info.size;
+    });
+    return usage;
   }
 }
 

@@ -180,6 +180,14 @@ export interface RepositoryTags {
   pushedAt(tag: string): Promise<Date>;
 }
 
+/** What a repository holds in storage. */
+export interface RepositoryUsage {
+  /** Distinct blobs linked into the repository (layers, configs) and its manifest revisions. */
+  blobs: number;
+  /** Their bytes; a blob shared with other repositories counts in each of them. */
+  bytes: number;
+}
+
 /** One repository: its blobs, manifests, tags and referrers. */
 export interface Repository {
   readonly name: string;
@@ -191,6 +199,11 @@ export interface Repository {
    * filtered by `artifactType` when given. An empty list when there are none.
    */
   referrers(digest: Digest, artifactType?: string): Promise<Descriptor[]>;
+  /**
+   * The distinct blobs the repository links (layers, configs, manifests) and their bytes, a
+   * storage listing of its links and a (cached) stat per blob; NAME_UNKNOWN when it does not exist.
+   */
+  usage(): Promise<RepositoryUsage>;
 }
 
 /** Options of garbage collection. */

@@ -198,6 +198,10 @@ describe("web UI in Chromium", { skip }, () => {
         fixtures.index.index.digest,
       );
 
+      // The repository's storage: the index, two manifests, two configs, two layers, and the SBOM,
+      // its signature and their (shared) empty config.
+      await page.locator("#usage", { hasText: /^Storage: .+ in 10 blobs/ }).waitFor();
+
       await row.getByRole("link", { name: "1" }).click();
       await page.getByRole("heading", { name: "apps/multi:1" }).waitFor();
       const platforms = page.getByRole("table", { name: "Platforms" });

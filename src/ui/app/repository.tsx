@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { nextLink, type RegistryClient } from "./client.js";
 import { forgetCatalog } from "./catalog.js";
 import { deleteMessage } from "./deleting.js";
-import type { TagDetailsPage } from "../../api/berth-types.js";
+import type { RepositoryUsagePage, TagDetailsPage } from "../../api/berth-types.js";
 import { formatBytes, formatPlatform, formatTime, href } from "./format.js";
 import { CopyLine, Digest, ErrorNote, Loading, Pager } from "./parts.js";
 
@@ -28,8 +28,22 @@ export function RepositoryPage(props: { client: RegistryClient; name: string }) 
   const [confirming, setConfirming] = useState<string | undefined>();
   const [status, setStatus] = useState<{ text: string; error?: boolean } | undefined>();
   const [reload, setReload] = useState(0);
+  const [usage, setUsage] = useState<RepositoryUsagePage | undefined>();
   const heading = useRef<HTMLHeadingElement>(null);
   const cursor = cursors[cursors.length - 1];
+
+  useEffect(() => {
+    let stopped = false;
+    setUsage(undefined);
+    // Secondary: without it the page is whole, so a failure only leaves it out.
+    client.json<RepositoryUsagePage>(`/v2/_berth/usage/${name}`).then(
+      ({ body }) => !stopped && setUsage(body),
+      () => undefined,
+    );
+    return () => {
+      stopped = true;
+    };
+  }, [client, name, reload]);
 
   useEffect(() => {
     setCursors([undefined]);
@@ -77,6 +91,13 @@ export function RepositoryPage(props: { client: RegistryClient; name: string }) 
       <h1 id="repository-title" tabIndex={-1} ref={heading}>
         {name}
       </h1>
+      {usage !== undefined ? (
+        <p class="muted" id="usage">
+          Storage: {formatBytes(usage.bytes)} in {usage.blobs}{" "}
+          {usage.blobs === 1 ? "blob" : "blobs"} (blobs shared with other repositories count in
+          each)
+        </p>
+      ) : null}
       {status !== undefined ? (
         <p role={status.error ? "alert" : "status"} class={status.error ? "error" : "notice"}>
           {status.text}
