@@ -10,6 +10,7 @@ import type {
   RepositoryBlobs,
   RepositoryManifests,
   RepositoryTags,
+  RepositoryUsage,
 } from "../storage/index.js";
 import { ProxyBlobs } from "./blobs.js";
 import type { UpstreamContext } from "./context.js";
@@ -39,5 +40,10 @@ export class ProxyRepository implements Repository {
 
   referrers(digest: Digest, artifactType?: string): Promise<Descriptor[]> {
     return this.local.referrers(digest, artifactType);
+  }
+
+  /** What the cache holds of the repository. */
+  usage(): Promise<RepositoryUsage> {
+    return this.local.usage();
   }
 }
