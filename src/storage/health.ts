@@ -39,6 +39,8 @@ export class HealthProbe {
         if (root !== undefined) this.rootSeen = true;
         return;
       }
+      // The probe is written once and only read back after: a write racing with the root's
+      // deletion must not bring it back. Each check's write goes to a second file.
       if (this.written !== undefined) {
         const content = await unlessNotFound(this.driver.getContent(probe));
         if (content === undefined || Buffer.from(content).toString("utf8") !== this.written) {
@@ -46,8 +48,14 @@ export class HealthProbe {
         }
       }
       const stamp = `${this.instance} ${new Date().toISOString()}`;
-      await this.driver.putContent(probe, Buffer.from(stamp, "utf8"));
-      this.written = stamp;
+      if (this.written === undefined) {
+        await this.driver.putContent(probe, Buffer.from(stamp, "utf8"));
+        this.written = stamp;
+      }
+      await this.driver.putContent(
+        paths.healthProbeWrite(this.instance),
+        Buffer.from(stamp, "utf8"),
+      );
     } catch (error) {
       if (error instanceof HealthProbeError) throw error;
       throw new HealthProbeError("storage driver unavailable", { cause: error });
@@ -58,5 +66,6 @@ export class HealthProbe {
   async remove(): Promise<void> {
     if (this.written === undefined) return;
     await unlessNotFound(this.driver.delete(paths.healthProbe(this.instance))).catch(() => {});
+    await unlessNotFound(this.driver.delete(paths.healthProbeWrite(this.instance))).catch(() => {});
   }
 }

@@ -37,7 +37,8 @@
 // (it re-hashes from the data), and uploads are never shared between implementations mid-flight.
 //
 // Outside distribution's tree, Berth's own: `/berth/health/<instance>`, the file the storage driver
-// health check (`health.storagedriver`) writes and reads back; one per running registry; and
+// health check (`health.storagedriver`) writes once and reads back (each check writes `<instance>.write`);
+// one per running registry; and
 // `/berth/notifications/<endpoint>/<sequence>`, the events an endpoint has not acknowledged yet
 // (one file each, numbered in order), so that they survive a restart.
 
@@ -125,6 +126,8 @@ export const paths = {
   proxyPulls: (): string => "/berth/proxy/pulls.json",
   /** The health probe of one running registry (`instance`: a UUID), outside distribution's tree. */
   healthProbe: (instance: string): string => `/berth/health/${instance}`,
+  /** The file each health check writes (the probe itself is written once, then only read). */
+  healthProbeWrite: (instance: string): string => `/berth/health/${instance}.write`,
   /** The spool of the notification endpoint `endpoint` (a path component), outside distribution's tree. */
   notificationSpool: (endpoint: string): string => `/berth/notifications/${endpoint}`,
 } as const;
