@@ -114,16 +114,7 @@ export class S3Driver implements StorageDriver {
   async putContent(path: StoragePath, content: Uint8Array): Promise<void> {
     const key = this.key(path);
     try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Body: content,
-          ContentLength: content.length,
-          ContentType: "application/octet-stream",
-          ...this.writerContext.objectSettings,
-        }),
-      );
+      await this.client.send(this.putObject(key, content));
     } catch (error) {
       throw toDriverError(error, { operation: "PutObject", bucket: this.bucket, key, path });
     }
@@ -133,25 +124,31 @@ export class S3Driver implements StorageDriver {
   async putContentIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean> {
     const key = this.key(path);
     try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Body: content,
-          ContentLength: content.length,
-          ContentType: "application/octet-stream",
-          IfNoneMatch: "*",
-          ...this.writerContext.objectSettings,
-        }),
-      );
+      await this.client.send(this.putObject(key, content, { IfNoneMatch: "*" }));
       return true;
     } catch (error) {
-      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
-        ?.httpStatusCode;
+      const status = httpStatus(error);
       // 412: the key exists; 409: a concurrent conditional write is in progress (AWS).
       if (status === 412 || status === 409) return false;
       throw toDriverError(error, { operation: "PutObject", bucket: this.bucket, key, path });
     }
+  }
+
+  /** A PutObject of the whole content at `key`, with the configured object settings. */
+  private putObject(
+    key: string,
+    content: Uint8Array,
+    conditions: { IfNoneMatch?: string } = {},
+  ): PutObjectCommand {
+    return new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      Body: content,
+      ContentLength: content.length,
+      ContentType: "application/octet-stream",
+      ...conditions,
+      ...this.writerContext.objectSettings,
+    });
   }
 
   async reader(path: StoragePath, offset = 0, options?: CallOptions): Promise<Readable> {
