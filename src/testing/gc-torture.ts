@@ -100,6 +100,7 @@ async function torture(
     mounts: counts.mounts,
     tagMoves: counts.tagMoves,
     deletes: counts.deletes,
+    deletesCollectedFirst: counts.collectedFirst,
     orphans: counts.orphans,
     gcRuns: sum("runs"),
     gcSkippedLeaseHeld: sum("skipped"),

@@ -51,6 +51,11 @@ export interface TortureCounts {
   mounts: number;
   tagMoves: number;
   deletes: number;
+  /**
+   * Manifest DELETEs answered MANIFEST_UNKNOWN for an image no tag pointed at any more: with
+   * untagged manifests collected, the collector may have taken it first.
+   */
+  collectedFirst: number;
   /** Blobs uploaded and never referenced. */
   orphans: number;
   /** Other failed requests (they must be 0). */
@@ -70,11 +75,14 @@ export class Torture {
     mounts: 0,
     tagMoves: 0,
     deletes: 0,
+    collectedFirst: 0,
     orphans: 0,
     errors: [],
   };
   /** (repository, digest) keys a worker is changing now: others leave them alone. */
   private readonly busy = new Set<string>();
+  /** The digest each `${repository}:${tag}` points at, as the last PUT answered 201 set it. */
+  private readonly tags = new Map<string, string>();
   private readonly shared: Blob[] = Array.from({ length: 12 }, () => blob(randomBytes(2048)));
   private readonly repositories: string[];
   private sequence = 0;
@@ -129,6 +137,7 @@ export class Torture {
     if (response.status === 201) {
       const digest = sha256(bytes);
       this.acked.set(`${repository}@${digest}`, { repository, digest, bytes, blobs, tag });
+      this.tags.set(`${repository}:${tag}`, digest);
       this.deleted.delete(`${repository}@${digest}`);
       this.counts.pushes++;
     } else if (response.status === 400 && text.includes("MANIFEST_BLOB_UNKNOWN")) {
@@ -219,9 +228,22 @@ export class Torture {
         (other) => other.repository === image.repository && other.digest !== image.digest,
       );
       if (others.length === 0) return;
-      const tag = randomItem(others).tag;
-      await this.putManifest(image.repository, tag, image.bytes, image.blobs);
-      this.counts.tagMoves++;
+      const other = randomItem(others);
+      // The image losing its tag may become untagged garbage: no DELETE of it meanwhile, so that
+      // a DELETE answered "unknown" can tell from `tags` whether the collector was entitled to it.
+      const holder = this.tags.get(`${other.repository}:${other.tag}`) ?? other.digest;
+      const otherKey = `${other.repository}@${holder}`;
+      const tagKey = `${other.repository}:#${other.tag}`;
+      if (this.busy.has(otherKey) || this.busy.has(tagKey)) return;
+      this.busy.add(otherKey);
+      this.busy.add(tagKey);
+      try {
+        await this.putManifest(image.repository, other.tag, image.bytes, image.blobs);
+        this.counts.tagMoves++;
+      } finally {
+        this.busy.delete(otherKey);
+        this.busy.delete(tagKey);
+      }
     } finally {
       picked.done();
     }
@@ -240,10 +262,20 @@ export class Torture {
       });
       await response.arrayBuffer();
       if (response.status === 202) this.counts.deletes++;
-      else this.fail(`manifest DELETE in ${image.repository}`, response);
+      else if (response.status === 404 && this.options.untagged && !this.tagged(image)) {
+        this.counts.collectedFirst++;
+      } else this.fail(`manifest DELETE in ${image.repository}`, response);
     } finally {
       picked.done();
     }
+  }
+
+  /** True when a tag of the image's repository points at it, as far as the answered PUTs tell. */
+  private tagged(image: AckedImage): boolean {
+    for (const [key, digest] of this.tags) {
+      if (digest === image.digest && key.startsWith(`${image.repository}:`)) return true;
+    }
+    return false;
   }
 
   /** Uploads a blob no manifest will ever reference: garbage for sure, once `delay` passed. */

@@ -235,8 +235,9 @@ describe("web UI in Chromium", { skip }, () => {
       await nested.waitFor();
       await page.getByRole("link", { name: `application/spdx+json ${sbom}` }).click();
       await page.getByRole("heading", { name: `apps/multi@${sbom}` }).waitFor();
-      assert.equal(await page.locator("dd", { hasText: "application/spdx+json" }).count(), 1);
+      // The heading shows before the manifest arrives: count once its details are on the page.
       await page.getByRole("term").filter({ hasText: "Subject" }).waitFor();
+      assert.equal(await page.locator("dd", { hasText: "application/spdx+json" }).count(), 1);
     });
 
     it("deletes a tag after a confirmation", async () => {
