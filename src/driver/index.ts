@@ -33,3 +33,9 @@ export {
 } from "./azure/index.js";
 export { createS3Driver, readS3Parameters, type S3Driver, type S3Parameters } from "./s3/index.js";
 export { FilesystemDriver, createFilesystemDriver } from "./filesystem/index.js";
+export {
+  createRadosDriver,
+  readRadosParameters,
+  type RadosDriver,
+  type RadosParameters,
+} from "./rados/index.js";

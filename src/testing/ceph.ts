@@ -1,6 +1,6 @@
 // Test support: a throwaway single-node Ceph cluster with an S3 endpoint (the RADOS Gateway), in a
 // temp dir, without root or systemd. One monitor, one OSD, one radosgw (beast frontend on a free
-// loopback port), cephx off, pools of size 1. Start it once per test file (`before`), stop it at the
+// loopback port; `rgw: false` leaves it out, for librados clients), cephx off, pools of size 1. Start it once per test file (`before`), stop it at the
 // end (`after`); `stop()` kills every daemon and removes the temp dir.
 //
 // Daemons run in the foreground (`-f`) as children of the test process. They are killed by
@@ -30,8 +30,16 @@ const run = (command: string, args: string[]) => execFileAsync(command, args, { 
 
 /** A running cluster's S3 endpoint and how to end it. */
 export interface CephCluster {
-  /** The radosgw S3 endpoint, `http://127.0.0.1:<port>`. */
+  /** The radosgw S3 endpoint, `http://127.0.0.1:<port>` ("" when started with `rgw: false`). */
   endpoint: string;
+  /** The cluster's ceph.conf, for librados clients (`CEPH_CONF`, the rados driver's `conffile`). */
+  confFile: string;
+  /** Creates a RADOS pool (8 placement groups, size 1). */
+  createPool(name: string): Promise<void>;
+  /** Stops (SIGSTOP) the OSD: every object operation waits from then on, as in an outage. */
+  pauseOsd(): void;
+  /** Lets a paused OSD run again (SIGCONT). */
+  resumeOsd(): void;
   /** Keys of the S3 user created for the tests (full control of its buckets). */
   accessKey: string;
   secretKey: string;
@@ -49,6 +57,8 @@ export interface CephCluster {
 export interface CephOptions {
   /** OSD object store: "memstore" (default; RAM) or "bluestore" (a sparse file in the temp dir). */
   objectStore?: "memstore" | "bluestore";
+  /** Start the RADOS Gateway (default true); without it the cluster is up a few seconds sooner. */
+  rgw?: boolean;
 }
 
 const REGION = "us-east-1";
@@ -209,7 +219,34 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
       run("ceph", ["-c", conf, "--connect-timeout", "30", "osd", "create"]),
       run("ceph-osd", ["-c", conf, "-i", "0", "--mkfs"]),
     ]);
-    await daemon("osd.0", ["ceph-osd", "-i", "0"]);
+    const osd = await daemon("osd.0", ["ceph-osd", "-i", "0"]);
+    const signalOsd = (signal: NodeJS.Signals) => {
+      if (osd.exitCode === null && osd.signalCode === null) osd.kill(signal);
+    };
+    const cluster = {
+      confFile: conf,
+      startMs: 0,
+      createPool: async (name: string) => {
+        await run("ceph", ["-c", conf, "osd", "pool", "create", name, "8", "8"]);
+      },
+      pauseOsd: () => signalOsd("SIGSTOP"),
+      resumeOsd: () => signalOsd("SIGCONT"),
+    };
+    if (options.rgw === false) {
+      // The OSD is up once a pool accepts a write: wait for it as the gateway's start would.
+      await run("ceph", ["-c", conf, "osd", "pool", "create", "berth-ready", "8", "8"]);
+      await run("rados", ["-c", conf, "-p", "berth-ready", "put", "ready", "/dev/null"]);
+      return {
+        ...cluster,
+        endpoint: "",
+        accessKey: "",
+        secretKey: "",
+        region: REGION,
+        startMs: Math.round(performance.now() - started),
+        createBucket: () => Promise.reject(new Error("Ceph started without radosgw (rgw: false)")),
+        stop,
+      };
+    }
     const rgw = await daemon("client.rgw", ["radosgw", "-n", "client.rgw"]);
 
     const endpoint = `http://127.0.0.1:${rgwPort}`;
@@ -244,6 +281,7 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
       responseChecksumValidation: "WHEN_REQUIRED",
     });
     return {
+      ...cluster,
       endpoint,
       accessKey,
       secretKey,
