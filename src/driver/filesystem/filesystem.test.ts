@@ -391,4 +391,30 @@ describe("filesystem driver", () => {
     await driver.putContent("/repos/new/data", Buffer.from("ok"));
     assert.equal(Buffer.from(await driver.getContent("/repos/new/data")).toString(), "ok");
   });
+  it("judges each directory below the root once: a link planted below a judged directory is refused, one inside the root is followed, a dangling one is refused", async () => {
+    const dir = await freshDirectory();
+    const root = join(dir, "root");
+    const outside = join(dir, "outside");
+    await mkdir(join(root, "a", "b"), { recursive: true });
+    await mkdir(join(root, "inner"));
+    await mkdir(outside);
+    await writeFile(join(outside, "secret"), "outside");
+    await writeFile(join(root, "inner", "file"), "inner");
+    const driver = await createDriver("filesystem", { rootdirectory: root });
+    const notFound = DriverErrorCode.PathNotFound;
+    // /a and /a/b are judged (and remembered) by this write; links planted below them afterwards
+    // are judged on their own.
+    await driver.putContent("/a/b/own", Buffer.from("own"));
+    await symlink(outside, join(root, "a", "b", "evil"));
+    await symlink(join(dir, "nowhere"), join(root, "a", "b", "dangling"));
+    await symlink(join(root, "inner"), join(root, "a", "b", "alias"));
+    await rejectsWithCode(driver.getContent("/a/b/evil/secret"), notFound);
+    await assert.rejects(driver.putContent("/a/b/evil/deeper/planted", Buffer.from("x")));
+    await rejectsWithCode(driver.getContent("/a/b/dangling/x"), notFound);
+    await assert.rejects(driver.putContent("/a/b/dangling/planted", Buffer.from("x")));
+    assert.equal(Buffer.from(await driver.getContent("/a/b/alias/file")).toString(), "inner");
+    assert.deepEqual(await readdir(outside), ["secret"]);
+    assert.deepEqual(await readdir(dir), ["outside", "root"]);
+    assert.equal(Buffer.from(await driver.getContent("/a/b/own")).toString(), "own");
+  });
 });
