@@ -11,11 +11,10 @@ import type { KeyObject } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname } from "node:path";
-import { jwtVerify, SignJWT } from "jose";
 import type { Action } from "../api/index.js";
 import { checkLogin, type Login } from "./basic.js";
 import { parseBasic, quoted } from "./challenge.js";
-import { libtrustKeyId } from "./keys.js";
+import { libtrustKeyId, loadJose } from "./keys.js";
 import type { AuthLogger, IssueOptions, TokenOptions } from "./options.js";
 import type { AccessRules } from "./rules.js";
 import { parseScope, type ResourceActions } from "./token.js";
@@ -189,6 +188,7 @@ export class TokenService {
   /** The user of a valid refresh token who is still in the htpasswd file. */
   private async refreshUser(token: string): Promise<string | undefined> {
     try {
+      const { jwtVerify } = await loadJose();
       const { payload } = await jwtVerify(token, this.publicKey, {
         algorithms: [this.algorithm],
         issuer: this.options.issuer,
@@ -247,13 +247,14 @@ export class TokenService {
     return { status: 200, body };
   }
 
-  private sign(
+  private async sign(
     claims: Record<string, unknown>,
     subject: string,
     audience: string,
     now: number,
     lifetime: number,
   ): Promise<string> {
+    const { SignJWT } = await loadJose();
     return new SignJWT(claims)
       .setProtectedHeader({ alg: this.algorithm, kid: this.kid, typ: "JWT" })
       .setIssuer(this.options.issuer)

@@ -11,7 +11,15 @@ import {
   type KeyObject,
 } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { calculateJwkThumbprint, exportJWK, type JWK } from "jose";
+import type { JWK } from "jose";
+
+let joseModule: Promise<typeof import("jose")> | undefined;
+
+/** jose, loaded on first use: a registry without token auth never loads it (idle RSS). */
+export function loadJose(): Promise<typeof import("jose")> {
+  joseModule ??= import("jose");
+  return joseModule;
+}
 
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
@@ -44,6 +52,7 @@ export function libtrustKeyId(key: KeyObject): string {
 
 /** The RFC 7638 thumbprint (SHA-256, base64url) of a public key. */
 export async function jwkThumbprint(key: KeyObject): Promise<string> {
+  const { calculateJwkThumbprint, exportJWK } = await loadJose();
   return calculateJwkThumbprint(await exportJWK(key));
 }
 

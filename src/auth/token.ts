@@ -4,8 +4,7 @@
 // a minute of leeway; the `access` claim lists what the bearer may do.
 
 import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
-import { decodeProtectedHeader, jwtVerify } from "jose";
-import { TrustedKeys, verifyChain } from "./keys.js";
+import { loadJose, TrustedKeys, verifyChain } from "./keys.js";
 
 /** distribution's leeway on `exp` and `nbf` for clock skew. */
 export const LEEWAY_SECONDS = 60;
@@ -84,6 +83,7 @@ export class TokenVerifier {
   /** The token's claims when it is valid now; InvalidTokenError saying why otherwise. */
   async verify(raw: string): Promise<VerifiedToken> {
     if (raw.length > MAX_TOKEN) throw new InvalidTokenError("token too large");
+    const { decodeProtectedHeader, jwtVerify } = await loadJose();
     let header: Record<string, unknown>;
     try {
       header = decodeProtectedHeader(raw);

@@ -4,9 +4,23 @@
 // by name: the second `counter("x", ...)` returns the first one's counter, so that the layers that
 // share a metric need not pass it around, and a name asked for as two different kinds throws.
 
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+//
+// prom-client (and the OpenTelemetry API it loads) is required on first use, not at start: a
+// registry that neither serves metrics nor runs a job that counts never loads it (idle RSS 12 MiB
+// lower, docs/performance.md). It is CommonJS, so a synchronous require keeps this API synchronous.
 
-export { Counter, Gauge, Histogram } from "prom-client";
+import { createRequire } from "node:module";
+import type { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export type { Counter, Gauge, Histogram } from "prom-client";
+
+let promClient: typeof import("prom-client") | undefined;
+
+/** prom-client, loaded on first use. */
+function prom(): typeof import("prom-client") {
+  promClient ??= createRequire(import.meta.url)("prom-client") as typeof import("prom-client");
+  return promClient;
+}
 
 /** What makes a metric: its name (`registry_<subsystem>_<what>[_unit]`), help and label names. */
 export interface MetricOptions<L extends string = string> {
@@ -45,22 +59,30 @@ export const sizeBuckets: readonly number[] = Array.from({ length: 22 }, (_, i) 
 
 /** The metrics of one registry, served in Prometheus's text format. */
 export class MetricsRegistry {
-  /** prom-client's registry, for what this class does not cover. */
-  readonly prometheus = new Registry();
+  private registry: Registry | undefined;
   private defaults = false;
+
+  /** prom-client's registry, for what this class does not cover (created on first use). */
+  get prometheus(): Registry {
+    this.registry ??= new (prom().Registry)();
+    return this.registry;
+  }
 
   /** The counter called `options.name`, created on first use. */
   counter<L extends string>(options: CounterOptions<L>): Counter<L> {
+    const { Counter } = prom();
     return this.lookup(options.name, Counter, () => new Counter<L>(this.settings(options)));
   }
 
   /** The gauge called `options.name`, created on first use. */
   gauge<L extends string>(options: GaugeOptions<L>): Gauge<L> {
+    const { Gauge } = prom();
     return this.lookup(options.name, Gauge, () => new Gauge<L>(this.settings(options)));
   }
 
   /** The histogram called `options.name`, created on first use. */
   histogram<L extends string>(options: HistogramOptions<L>): Histogram<L> {
+    const { Histogram } = prom();
     return this.lookup(
       options.name,
       Histogram,
@@ -72,7 +94,7 @@ export class MetricsRegistry {
   collectDefaultMetrics(): void {
     if (this.defaults) return;
     this.defaults = true;
-    collectDefaultMetrics({ register: this.prometheus });
+    prom().collectDefaultMetrics({ register: this.prometheus });
   }
 
   /** Every metric in Prometheus's text exposition format. */

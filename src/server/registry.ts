@@ -39,7 +39,6 @@ import { listen, localUrl } from "./listen.js";
 import { trackRequest, type RequestTracking } from "./requests.js";
 import { createLogger } from "./logger.js";
 import { startGarbageCollector, type GarbageCollector } from "./garbage-collector.js";
-import { connectRedisCache } from "./redis-cache.js";
 import { startUploadPurger } from "./upload-purger.js";
 import { startNotifier, type RegistryNotifier } from "./notifications.js";
 import { startTracing, type Tracing } from "../tracing/index.js";
@@ -195,7 +194,9 @@ export async function openStorage(
   }
   const descriptorCache =
     config.storage.blobDescriptorCache === "redis" && config.redis !== undefined
-      ? await connectRedisCache(config.redis, use.logger ?? pino({ level: "silent" }))
+      ? await (
+          await import("./redis-cache.js")
+        ).connectRedisCache(config.redis, use.logger ?? pino({ level: "silent" }))
       : undefined;
   const storage = createRegistryStorage(driver, {
     deleteEnabled: config.storage.deleteEnabled,

@@ -11,16 +11,7 @@
 // OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG), OTEL_PROPAGATORS, OTEL_BSP_*.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import {
-  context,
-  propagation,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Context,
-  type Tracer,
-} from "@opentelemetry/api";
+import type { Context, Tracer } from "@opentelemetry/api";
 import { PathNotFoundError, type DriverBase, type DriverCallTracer } from "../driver/index.js";
 
 /** The environment tracing is configured from (process.env, or a test's own). */
@@ -126,6 +117,9 @@ export async function startTracing(env: TracingEnvironment): Promise<Tracing | u
   if (exporter === undefined) return undefined;
   started ??= startSdk(exporter, env);
   const { tracer, flush } = await started;
+  // Loaded only when tracing is on: the API alone is ~9 MiB of a process's memory.
+  const { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } =
+    await import("@opentelemetry/api");
   return {
     startRequest: (req, res, describe) => {
       const parent = propagation.extract(ROOT_CONTEXT, req.headers);
