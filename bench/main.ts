@@ -4,6 +4,8 @@
 // and every write repetition starts from a settled disk (see settleDisk). Table on stdout, JSON
 // lines with --json, progress on stderr. `--driver-ipc` measures issue 17's cost instead: Berth with
 // its filesystem driver out of process (gRPC, `berth driver-server`) against Berth with it in process.
+// `--driver rados` measures issue 16's: Berth on the rados driver against Berth on s3 through the
+// RADOS Gateway, both on one throwaway Ceph cluster (bluestore on a sparse file in /tmp).
 
 import { Command, InvalidArgumentError } from "commander";
 import { execFile, execFileSync } from "node:child_process";
@@ -18,6 +20,7 @@ import {
   compare,
   formatTable,
   IPC_GOALS,
+  RADOS_GOALS,
   type RegistryResults,
   type WorkloadResult,
 } from "./report.js";
@@ -29,6 +32,7 @@ import {
   type RegistryUnderTest,
 } from "./registries.js";
 import { Meter, WORKLOADS, type Workload, type WorkloadContext } from "./workloads.js";
+import { startCeph } from "../src/testing/ceph.js";
 
 const execFileAsync = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -46,6 +50,7 @@ interface Options {
   berthEnv: Record<string, string>;
   seed?: string;
   driverIpc: boolean;
+  driver?: "rados";
 }
 
 /** The workloads of --driver-ipc unless --only names others: issue 17's three. */
@@ -109,6 +114,15 @@ function parseOptions(): Options {
         `Berth with it in process; default workloads ${IPC_WORKLOADS.join(", ")}`,
       false,
     )
+    .option(
+      "--driver <name>",
+      "rados: Berth on the rados driver against Berth on s3 through the RADOS Gateway, on one " +
+        `throwaway Ceph cluster; default workloads ${IPC_WORKLOADS.join(", ")}`,
+      (value: string) => {
+        if (value !== "rados") throw new InvalidArgumentError(`only rados is benched: ${value}`);
+        return value;
+      },
+    )
     .parse();
   return program.opts<Options>();
 }
@@ -133,12 +147,15 @@ function machine(): Record<string, unknown> {
   };
 }
 
-async function startRegistries(
-  options: Options,
-): Promise<{ registries: RegistryUnderTest[]; note?: string }> {
+async function startRegistries(options: Options): Promise<{
+  registries: RegistryUnderTest[];
+  note?: string;
+  cleanup?: () => Promise<void>;
+}> {
   if (options.url !== undefined)
     return { registries: [await connectRegistry(options.url, options.pid)] };
   const berth = { cli: options.berthCli, cpuProfileDir: options.cpuProf, env: options.berthEnv };
+  if (options.driver === "rados") return startOnCeph(berth);
   if (options.driverIpc) {
     const outOfProcess = await startBerth({ ...berth, outOfProcess: true });
     try {
@@ -163,6 +180,53 @@ async function startRegistries(
     throw error;
   }
   return { registries };
+}
+
+/** Berth on rados and Berth on s3 through RGW, on one throwaway Ceph cluster. */
+async function startOnCeph(berth: {
+  cli: string | undefined;
+  cpuProfileDir: string | undefined;
+  env: Record<string, string>;
+}) {
+  const ceph = await startCeph({ objectStore: "bluestore" });
+  const registries: RegistryUnderTest[] = [];
+  try {
+    progress(`Ceph (bluestore, with radosgw) up in ${ceph.startMs} ms`);
+    await ceph.createPool("berth-bench");
+    await ceph.createBucket("berth-bench");
+    registries.push(
+      await startBerth({
+        ...berth,
+        name: "Berth rados",
+        storage: { rados: { poolname: "berth-bench", conffile: ceph.confFile } },
+      }),
+    );
+    registries.push(
+      await startBerth({
+        ...berth,
+        name: "Berth s3 RGW",
+        storage: {
+          s3: {
+            bucket: "berth-bench",
+            region: ceph.region,
+            regionendpoint: ceph.endpoint,
+            accesskey: ceph.accessKey,
+            secretkey: ceph.secretKey,
+          },
+          redirect: { disable: true },
+        },
+      }),
+    );
+  } catch (error) {
+    await Promise.all(registries.map((registry) => registry.stop()));
+    await ceph.stop();
+    throw error;
+  }
+  return {
+    registries,
+    note: "one Ceph cluster (1 monitor, 1 OSD on bluestore, radosgw) serves both",
+    cleanup: () => ceph.stop(),
+  };
 }
 
 /**
@@ -313,18 +377,20 @@ async function main(): Promise<void> {
   const options = parseOptions();
   const seed = options.seed === undefined ? randomBytes(16) : Buffer.from(options.seed, "hex");
   const content = new ContentSource(seed);
-  const only = options.only ?? (options.driverIpc ? IPC_WORKLOADS : undefined);
+  const only =
+    options.only ?? (options.driverIpc || options.driver !== undefined ? IPC_WORKLOADS : undefined);
   const workloads = WORKLOADS.filter(
     (workload) => only === undefined || only.includes(workload.id),
   );
   progress(`machine: ${JSON.stringify(machine())}; seed ${seed.toString("hex")}`);
 
-  const { registries, note } = await startRegistries(options);
+  const { registries, note, cleanup } = await startRegistries(options);
   if (note !== undefined) progress(note);
   const clients = registries.map((registry) => new RegistryClient(registry.url));
   const stopAll = async () => {
     for (const client of clients) client.close();
     await Promise.all(registries.map((registry) => registry.stop()));
+    await cleanup?.();
   };
   process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
 
@@ -365,7 +431,12 @@ async function main(): Promise<void> {
 
   const subject = results[0] as RegistryResults;
   const baseline = results[1];
-  const rows = compare(workloads, subject, baseline, options.driverIpc ? IPC_GOALS : undefined);
+  const goals = options.driverIpc
+    ? IPC_GOALS
+    : options.driver === "rados"
+      ? RADOS_GOALS
+      : undefined;
+  const rows = compare(workloads, subject, baseline, goals);
   const seconds = (Date.now() - started) / 1000;
   process.stdout.write(`${formatTable(rows, subject.name, baseline?.name)}\n`);
   for (const line of clientSaturation(results)) process.stdout.write(`${line}\n`);

@@ -46,6 +46,10 @@ export interface BerthOptions {
    * cost). The registry is then named "Berth IPC".
    */
   outOfProcess?: boolean;
+  /** The storage section's driver and parameters instead of a filesystem root (`{ rados: {...} }`). */
+  storage?: Record<string, unknown>;
+  /** The registry's name in the results; default "Berth". */
+  name?: string;
 }
 
 /** The out-of-process driver's name in config.yml (`registry-storage-benchfs` on PATH). */
@@ -60,6 +64,12 @@ export async function startBerth(options: BerthOptions = {}): Promise<RegistryUn
       ? []
       : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir];
   const serve: Command = (config) => [process.execPath, [...nodeFlags, cli, "serve", config]];
+  const storage = options.storage;
+  if (storage !== undefined) {
+    return startChild(options.name ?? "Berth", serve, options.env ?? {}, () =>
+      Promise.resolve({ storage, env: {} }),
+    );
+  }
   if (options.outOfProcess !== true) return startChild("Berth", serve, options.env ?? {});
   return startChild("Berth IPC", serve, options.env ?? {}, async (work, root) => {
     const bin = join(work, "bin");

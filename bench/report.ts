@@ -73,6 +73,13 @@ const GOALS: Record<string, Goal> = {
  * Issue 17's goals with --driver-ipc: the filesystem driver out of process keeps at least 80% of
  * the in-process figure (Berth IPC ÷ Berth in the same run).
  */
+/** --driver rados: the native path should beat the gateway on each (issue 16). */
+export const RADOS_GOALS: Record<string, Goal> = {
+  "push-1g": atLeast(1),
+  "pull-1g": atLeast(1),
+  "push-small": atLeast(1),
+};
+
 export const IPC_GOALS: Record<string, Goal> = {
   "push-1g": atLeast(0.8),
   "pull-1g": atLeast(0.8),

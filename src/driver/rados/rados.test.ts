@@ -19,8 +19,11 @@ const skip = skipUnlessCommands(
   ["ceph-mon", "ceph-osd", "ceph"],
   ["ceph-mon", "ceph-osd", "ceph-common"],
 );
-/** The large write: 1 GiB with BERTH_RADOS_LARGE=1 (npm run bench does), 256 MiB in npm test. */
-const LARGE = process.env.BERTH_RADOS_LARGE === "1" ? 1024 * MiB : 256 * MiB;
+/**
+ * The large write: 128 MiB in npm test (some 15 s on the loaded CI machine), the issue's 1 GiB
+ * with BERTH_RADOS_LARGE=1 (docs/driver-rados.md gives the command and its figure).
+ */
+const LARGE = process.env.BERTH_RADOS_LARGE === "1" ? 1024 * MiB : 128 * MiB;
 
 describe("rados driver on Ceph", { skip }, () => {
   let ceph: CephCluster;
@@ -99,7 +102,7 @@ describe("rados driver on Ceph", { skip }, () => {
   describe("rados memory", () => {
     it(
       `writes ${LARGE / MiB} MiB with memory bounded by the chunk size`,
-      { timeout: 300_000 },
+      { timeout: LARGE > 128 * MiB ? 1_800_000 : 300_000 },
       async () => {
         const driver = await driverFor();
         const piece = randomBytes(MiB);
