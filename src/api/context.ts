@@ -24,6 +24,8 @@ export interface ApiContext {
   readonly notifier: EventPublisher | undefined;
   /** Whether deletes are enabled (`storage.delete.enabled`), for the UI's extension endpoint. */
   readonly deleteEnabled: boolean;
+  /** Told of each manifest GET (retention's pull times); undefined when nothing records them. */
+  readonly recordPull: ((repository: string, digest: string, tag?: string) => void) | undefined;
 }
 
 /**

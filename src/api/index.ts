@@ -74,6 +74,11 @@ export interface ApiHandlerOptions {
    * (`/v2/_berth/tags/`), the storage layer enforces it. Default false.
    */
   deleteEnabled?: boolean;
+  /**
+   * Called after each manifest GET with the repository, the digest and the tag it was pulled by
+   * (retention's pull times; it must not do I/O on the request path).
+   */
+  recordPull?: (repository: string, digest: string, tag?: string) => void;
 }
 
 /** `/v2/`: the API version check. */
@@ -125,6 +130,7 @@ export function createApiHandler(options: ApiHandlerOptions): ApiHandler {
     logger: options.logger,
     notifier: options.notifier,
     deleteEnabled: options.deleteEnabled ?? false,
+    recordPull: options.recordPull,
   };
   const extraHeaders = Object.entries(options.headers ?? {});
   const authorize = options.authorize;

@@ -62,6 +62,7 @@ export async function getManifest(context: ApiContext, request: ApiRequest): Pro
   });
   res.end(request.isHead ? undefined : manifest.content);
   manifestEvent(context, request, "pull", manifest, byTag ? reference : undefined);
+  if (!request.isHead) context.recordPull?.(route.name, digest, byTag ? reference : undefined);
 }
 
 /**

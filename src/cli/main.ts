@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `berth` command: `serve` runs a registry, `garbage-collect` removes blobs nothing references,
+// `retention` applies storage.retention once, `usage` prints what each storage quota holds,
 // `driver-server` serves a built-in storage driver to another Berth as an out-of-process driver.
 // Both read a config.yml in distribution's shape (with REGISTRY_* environment overrides); `serve`
 // without one stores in ./data and listens on 127.0.0.1:5000. A bad config exits non-zero with the
@@ -10,7 +11,14 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { ConfigError, loadConfig, parseDuration } from "../config/index.js";
-import { collectOnce, openStorage, startRegistry, type RunningRegistry } from "../server/index.js";
+import {
+  collectOnce,
+  openStorage,
+  retainOnce,
+  startRegistry,
+  type RunningRegistry,
+} from "../server/index.js";
+import { formatBytes, PullRecord } from "../storage/index.js";
 import { ProgressLine } from "./progress.js";
 import { createBuiltinDriver } from "../driver/index.js";
 
@@ -124,6 +132,53 @@ async function garbageCollect(
   }
 }
 
+async function retention(file: string, options: { dryRun?: boolean }): Promise<void> {
+  const config = await loadConfig(file);
+  if (config.storage.retention.policies.length === 0) {
+    throw new ConfigError([
+      { key: "storage.retention.policies", message: "storage.retention.policies: none configured" },
+    ]);
+  }
+  const { driver, storage, close } = await openStorage(config, { mustExist: true });
+  const progress = new ProgressLine(process.stderr);
+  try {
+    const run = await retainOnce(storage, config, {
+      dryRun: options.dryRun === true || config.storage.retention.dryRun,
+      pulls: new PullRecord(driver),
+      log: (line) => progress.above(line, process.stdout),
+      progress: (repositories) =>
+        progress.status(`retention: ${repositories} repositories looked at`, "retention"),
+      gcProgress: (state) => progress.update(state),
+    });
+    if (run.collectionSkipped !== undefined) process.exitCode = 3;
+  } finally {
+    progress.end();
+    await close();
+  }
+}
+
+async function usage(file: string): Promise<void> {
+  const config = await loadConfig(file);
+  if (config.storage.quotas.length === 0) {
+    throw new ConfigError([
+      { key: "storage.quotas", message: "storage.quotas: no quota configured" },
+    ]);
+  }
+  const { storage, close } = await openStorage(config, { mustExist: true });
+  try {
+    for (const quota of await storage.quotaUsage()) {
+      const percent = quota.limit === 0 ? 100 : (100 * quota.bytes) / quota.limit;
+      process.stdout.write(
+        `${quota.repositories.join(", ")}: ${formatBytes(quota.bytes)} of ` +
+          `${formatBytes(quota.limit)} (${percent.toFixed(1)}%), ${quota.blobs} blobs in ` +
+          `${quota.repositoryCount} repositories\n`,
+      );
+    }
+  } finally {
+    await close();
+  }
+}
+
 const program = new Command()
   .name("berth")
   .description(
@@ -153,6 +208,22 @@ program
     "keep what is younger than this (default storage.maintenance.gc.delay, 1h); 0s only while nothing pushes",
   )
   .action(garbageCollect);
+
+program
+  .command("retention")
+  .description(
+    "untag what storage.retention's policies do not keep, then collect what only those tags " +
+      "reached where a policy says deleteUntagged (docs/retention.md)",
+  )
+  .argument("<config>", "config.yml with storage.retention.policies")
+  .option("-d, --dry-run", "list what would be untagged and deleted, change nothing")
+  .action(retention);
+
+program
+  .command("usage")
+  .description("print the bytes each storage quota (storage.quotas) holds and its limit")
+  .argument("<config>", "config.yml with storage.quotas")
+  .action(usage);
 
 program
   .command("driver-server")

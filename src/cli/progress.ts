@@ -1,4 +1,4 @@
-// Progress of `berth garbage-collect` on stderr: on a terminal one line rewritten in place
+// Progress of `berth garbage-collect` (and `berth retention`) on stderr: on a terminal one line rewritten in place
 // (repositories and blobs seen, bytes to free, elapsed, ETA while sweeping), else a plain line
 // every few seconds and at each phase change, so logs stay readable.
 
@@ -58,6 +58,17 @@ export class ProgressLine {
     this.phase = state.phase;
     this.last = now;
     this.show(describeProgress(state));
+  }
+
+  /** Shows a progress text of another phase (retention's), throttled like `update`. */
+  status(text: string, phase: string): void {
+    const now = performance.now();
+    if (phase === this.phase && now - this.last < (this.tty ? TTY_EVERY_MS : PLAIN_EVERY_MS)) {
+      return;
+    }
+    this.phase = phase;
+    this.last = now;
+    this.show(text);
   }
 
   /** Writes `line` to `stream` without tearing the progress line. */

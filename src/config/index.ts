@@ -26,6 +26,7 @@ export {
   type TcpCheckConfig,
 } from "./health.js";
 export { type StorageConfig, type GcConfig } from "./storage.js";
+export { parseRetentionDuration, parseSize, type RetentionConfig } from "./retention.js";
 export { DEFAULT_PROXY_TTL_MS, type ProxyConfig, type UpstreamConfig } from "./proxy.js";
 export { type RedisConfig } from "./redis.js";
 export { parseDuration, formatDuration } from "./duration.js";

@@ -10,6 +10,8 @@ import {
   type DriverParameters,
 } from "../driver/index.js";
 import { formatDuration } from "./duration.js";
+import type { QuotaRule } from "../storage/index.js";
+import { readImmutableTags, readQuotas, readRetention, type RetentionConfig } from "./retention.js";
 import { closeName, type ConfigReader, type Mapping } from "./reader.js";
 
 /** The storage section: one driver and the registry's storage options. */
@@ -41,6 +43,12 @@ export interface StorageConfig {
    * (`inmemory`, the default) or in Redis, shared by the replicas (`redis`, needs `redis`).
    */
   blobDescriptorCache: "inmemory" | "redis";
+  /** `storage.retention`: which tags stay (docs/retention.md). */
+  retention: RetentionConfig;
+  /** `storage.tags.immutable`: regular expressions of tags that never move once they exist. */
+  immutableTags: string[];
+  /** `storage.quotas`: bytes per repository pattern. */
+  quotas: QuotaRule[];
 }
 
 /** `storage.maintenance.gc` (Berth's, beside distribution's uploadpurging; docs/gc.md). */
@@ -67,6 +75,9 @@ export const storageOptions: ReadonlySet<string> = new Set([
   "delete",
   "redirect",
   "tag",
+  "tags",
+  "retention",
+  "quotas",
 ]);
 
 const defaultPurging: StorageConfig["uploadPurging"] = {
@@ -199,5 +210,8 @@ export function readStorage(reader: ConfigReader, tree: Mapping): StorageConfig 
     redirect: !reader.boolean(redirect.disable, "storage.redirect.disable", false),
     ...readMaintenance(reader, storage),
     blobDescriptorCache,
+    retention: readRetention(reader, storage),
+    immutableTags: readImmutableTags(reader, storage),
+    quotas: readQuotas(reader, storage),
   };
 }

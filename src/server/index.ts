@@ -19,3 +19,4 @@ export {
   type GarbageCollector,
   type GarbageCollectorStats,
 } from "./garbage-collector.js";
+export { retainOnce, type RetentionRun, type RetentionRunOptions } from "./retention.js";

@@ -29,7 +29,15 @@ import {
 import { HttpMetrics, MetricsRegistry, observeDriver, observeStorage } from "../metrics/index.js";
 import { ProxyRegistry, proxyLogging, startProxy, withProxy } from "../proxy/index.js";
 import type { Notifier } from "../notify/index.js";
-import { createRegistryStorage, HealthProbe, type RegistryStorage } from "../storage/index.js";
+import {
+  createRegistryStorage,
+  HealthProbe,
+  PULL_FLUSH_MS,
+  PullRecord,
+  type Registry,
+  type RegistryStorage,
+} from "../storage/index.js";
+import { startRetention, type RetentionJob } from "./retention.js";
 import { startDebugServer, type DebugServer } from "./debug.js";
 import { createUiHandler, UiNotBuiltError, type UiHandler } from "../ui/index.js";
 import { guardConnections, serverTimeoutOptions } from "./connections.js";
@@ -105,6 +113,8 @@ export interface RunningRegistry {
   readonly config: BerthConfig;
   readonly driver: StorageDriver;
   readonly storage: RegistryStorage;
+  /** The storage layer itself, beneath a pull-through cache's wrapper if any (quotas, retention). */
+  readonly registry: Registry;
   readonly logger: Logger;
   readonly server: Server;
   /** The background garbage collector, when `storage.maintenance.gc.enabled`. */
@@ -116,6 +126,8 @@ export interface RunningRegistry {
   readonly metrics: MetricsRegistry;
   /** The notifier, when `notifications` has an enabled endpoint. */
   readonly notifier?: Notifier;
+  /** The pull times retention reads, when `storage.retention` has policies (flushed every minute). */
+  readonly pulls?: PullRecord;
   /** The debug server's URL (`http.debug.addr`), such as `http://127.0.0.1:5001`; else undefined. */
   readonly debugUrl: string | undefined;
   /**
@@ -172,7 +184,7 @@ export function registryConfig(options: StartRegistryOptions): BerthConfig {
 export async function openStorage(
   config: BerthConfig,
   use: { mustExist?: boolean; logger?: Logger } = {},
-): Promise<{ driver: StorageDriver; storage: RegistryStorage; close: () => Promise<void> }> {
+): Promise<{ driver: StorageDriver; storage: Registry; close: () => Promise<void> }> {
   const { driver: name, parameters } = config.storage;
   let driver: StorageDriver;
   try {
@@ -203,8 +215,31 @@ export async function openStorage(
     readOnly: config.storage.readOnly,
     gcDelayMs: config.storage.gc.delayMs,
     descriptorCache,
+    immutableTags: config.storage.immutableTags,
+    quotas: config.storage.quotas,
   });
   return { driver, storage, close: async () => await descriptorCache?.close() };
+}
+
+/** The quotas' gauges (docs/metrics.md): bytes used and the limit, by the rule's patterns. */
+function observeQuotas(metrics: MetricsRegistry, storage: Registry): void {
+  const series = [
+    ["used", "Bytes of the distinct blobs the manifests of a quota's repositories reference."],
+    ["limit", "The limit of a quota (storage.quotas), by its repository patterns."],
+  ] as const;
+  for (const [which, help] of series) {
+    metrics.gauge({
+      name: `registry_storage_quota_${which}_bytes`,
+      help,
+      labelNames: ["repositories"],
+      async collect() {
+        for (const usage of await storage.currentQuotaUsage()) {
+          const value = which === "used" ? usage.bytes : usage.limit;
+          this.set({ repositories: usage.repositories.join(",") }, value);
+        }
+      },
+    });
+  }
 }
 
 /** A path outside http.prefix: 404 with the same error envelope the API uses for unknown paths. */
@@ -242,6 +277,9 @@ async function createServer(config: BerthConfig): Promise<Server> {
 interface Serving {
   driver: StorageDriver;
   storage: RegistryStorage;
+  /** The storage layer itself (under a pull-through cache's wrapper, if any). */
+  registry: Registry;
+  pulls: PullRecord | undefined;
   server: Server;
   metrics: MetricsRegistry;
   debug: DebugServer | undefined;
@@ -310,6 +348,11 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   if (tracing !== undefined && driver instanceof DriverBase) tracing.traceDriver(driver);
   const metrics = new MetricsRegistry();
   const prometheus = config.http.debug?.prometheus.enabled === true;
+  if (prometheus && config.storage.quotas.length > 0) observeQuotas(metrics, opened.storage);
+  const pulls =
+    config.storage.retention.policies.length > 0 && !config.storage.readOnly
+      ? new PullRecord(driver)
+      : undefined;
   const tracking: RequestTracking = {
     logger,
     accessLog: config.log.accessLog,
@@ -346,6 +389,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     authorize: auth?.authorize,
     notifier: notifications?.notifier,
     deleteEnabled: config.storage.deleteEnabled,
+    recordPull: pulls === undefined ? undefined : (...pull) => pulls.record(...pull),
   });
   const tokenEndpoint = auth?.tokenEndpoint;
   const probe = new HealthProbe(driver, instance, config.storage.readOnly);
@@ -422,6 +466,8 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   return {
     driver,
     storage,
+    registry: opened.storage,
+    pulls,
     server,
     metrics,
     debug,
@@ -478,6 +524,20 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       ? startGarbageCollector(storage, config.storage.gc, logger, metrics)
       : undefined;
 
+  const { pulls } = running;
+  const retention: RetentionJob | undefined =
+    pulls !== undefined ? startRetention(running.registry, config, logger, pulls) : undefined;
+  const flushPulls = async (): Promise<void> => {
+    try {
+      await pulls?.flush();
+    } catch (error) {
+      logger.warn({ err: error }, "could not write pull times (kept for the next flush)");
+    }
+  };
+  const pullFlusher =
+    pulls === undefined ? undefined : setInterval(() => void flushPulls(), PULL_FLUSH_MS);
+  pullFlusher?.unref();
+
   const stopProxy =
     storage instanceof ProxyRegistry ? await startProxy(storage, logger, metrics) : async () => {};
 
@@ -522,6 +582,9 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       await running.tracing?.flush();
       await stopPurger();
       await collector?.stop();
+      await retention?.stop();
+      clearInterval(pullFlusher);
+      await flushPulls();
       await running.stopHealth();
       await stopProxy();
       await running.closeStorage();
@@ -539,11 +602,13 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
     config,
     driver,
     storage,
+    registry: running.registry,
     logger,
     server,
     metrics,
     debugUrl: debug?.url,
     collector,
+    pulls,
     notifier: running.notifications?.notifier,
     close,
   };

@@ -5,6 +5,7 @@ import type { StorageDriver } from "../driver/index.js";
 import type { BlobStore, LinkStore } from "./blobstore.js";
 import type { BoundedCache, KeyedQueue } from "./cache.js";
 import type { Protection } from "./protection.js";
+import type { Quotas } from "./quota.js";
 import type { Hash } from "node:crypto";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
 import type { Digest, RegistryStorageOptions } from "./types.js";
@@ -36,6 +37,10 @@ export interface StorageContext {
   readonly manifestCache: BoundedCache<Digest, { content: Buffer; mediaType: string }>;
   /** Refresh records for a concurrent garbage collector (protection.ts). */
   readonly protection: Protection;
+  /** The immutable tag rules (`storage.tags.immutable`), compiled. */
+  readonly immutableTags: readonly { source: string; pattern: RegExp }[];
+  /** The storage quotas and their counts (quota.ts). */
+  readonly quotas: Quotas;
   /** UNSUPPORTED in read-only mode. */
   checkWritable(): void;
   /** UNSUPPORTED unless deleting is enabled (and not read-only). */

@@ -72,9 +72,11 @@ export interface RepositoryManifestGraph {
   tags: string[];
 }
 
-async function loadRepository(
+/** The manifests of repository `name`, with its tags (but `ignoredTags`) and what they point at. */
+export async function loadRepository(
   context: StorageContext,
   name: string,
+  ignoredTags?: ReadonlySet<string>,
 ): Promise<RepositoryManifestGraph> {
   const manifests = new Map<Digest, ManifestReferences | undefined>();
   const parsed = new Map<Digest, ParsedDigest>();
@@ -94,6 +96,7 @@ async function loadRepository(
   }
   const tags = ((await unlessNotFound(context.driver.list(paths.tags(name)))) ?? [])
     .map(baseName)
+    .filter((tag) => ignoredTags?.has(tag) !== true)
     .sort();
   const tagged = new Set<Digest>();
   for (const tag of tags) {
@@ -206,16 +209,17 @@ export async function garbageCollect(
   const unkept: { graph: RepositoryManifestGraph; digest: Digest }[] = [];
   for (const name of repositories) {
     options.signal?.throwIfAborted();
-    const graph = await loadRepository(context, name);
+    const graph = await loadRepository(context, name, options.ignoredTags?.get(name));
+    const untaggedHere = deleteUntagged || (options.untaggedIn?.(name) ?? false);
     const young = new Set<Digest>();
-    if (deleteUntagged) {
+    if (untaggedHere) {
       await eachLimited([...graph.parsed.values()], PARALLEL, async (parsed) => {
         if (!graph.tagged.has(parsed.digest) && (await sweeper.manifestIsYoung(name, parsed))) {
           young.add(parsed.digest);
         }
       });
     }
-    const kept = keptManifests(graph, deleteUntagged, young);
+    const kept = keptManifests(graph, untaggedHere, young);
     for (const digest of graph.manifests.keys()) {
       if (kept.has(digest)) continue;
       log(`${name}: manifest eligible for deletion: ${digest}`);

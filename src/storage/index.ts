@@ -40,6 +40,14 @@ export { notificationSpoolPath, proxyPullsPath, STORAGE_ROOT } from "./paths.js"
 export { CLOCK_SLACK_MS } from "./gc.js";
 export { HealthProbe, HealthProbeError } from "./health.js";
 export { isValidUploadId } from "./upload.js";
+export { PullRecord, PULL_FLUSH_MS } from "./pulls.js";
+export { formatBytes, repositoryMatcher } from "./quota.js";
+export type {
+  RetentionDecision,
+  RetentionOptions,
+  RetentionPolicy,
+  RetentionResult,
+} from "./retention.js";
 // What a blob copy rejects with when the client it writes to went away.
 export { DestinationClosedError } from "../driver/index.js";
 // Whether a failure means the storage is full (the API answers 507).

@@ -15,6 +15,7 @@ import {
   type ParsedManifest,
 } from "./manifest.js";
 import { checkTag } from "./names.js";
+import { manifestBlobs } from "./quota.js";
 import { paths } from "./paths.js";
 import type { TagStore } from "./tagstore.js";
 import type {
@@ -115,7 +116,29 @@ export class ManifestStore implements RepositoryManifests {
     }
     const manifest = parseManifest(content, mediaType);
     if (options.verifyReferences ?? true) await this.checkReferences(manifest);
+    if (options.tag !== undefined) await this.tags.checkMutable(options.tag, digest.digest);
+    const references = (): Promise<Map<Digest, number>> =>
+      manifestBlobs(this.context, {
+        digest: digest.digest,
+        size: content.length,
+        references: [
+          ...(manifest.config === undefined ? [] : [manifest.config.digest]),
+          ...manifest.layers.map((layer) => layer.digest),
+          ...manifest.manifests.map((child) => child.digest),
+        ],
+      });
+    return this.context.quotas.admit(this.context, this.repository, references, () =>
+      this.store(content, digest, manifest, options.tag),
+    );
+  }
 
+  /** Stores a validated manifest, its referrer entry and revision link, and tags it. */
+  private async store(
+    content: Buffer,
+    digest: ParsedDigest,
+    manifest: ParsedManifest,
+    tag: string | undefined,
+  ): Promise<PutManifestResult> {
     // The manifest's own bytes, protected from a concurrent garbage collector like its references.
     const refreshed = performance.now();
     await this.context.protection.refresh(digest);
@@ -133,7 +156,7 @@ export class ManifestStore implements RepositoryManifests {
       await this.context.links.write(paths.referrerLink(this.repository, subject, digest), digest);
     }
     await this.context.links.writeKnown(paths.revisionLink(this.repository, digest), digest);
-    if (options.tag !== undefined) await this.tags.link(options.tag, digest);
+    if (tag !== undefined) await this.tags.link(tag, digest);
     return {
       digest: digest.digest,
       mediaType: manifest.mediaType,
@@ -187,10 +210,14 @@ export class ManifestStore implements RepositoryManifests {
     this.context.checkDeletable();
     const parsed = parseDigest(digest);
     if (!(await this.has(parsed))) throw manifestUnknown(this.repository, digest);
-    for (const tag of await this.tags.lookup(parsed.digest)) {
+    const tags = await this.tags.lookup(parsed.digest);
+    // Nothing is removed when an immutable tag points at it.
+    for (const tag of tags) await this.tags.checkMutable(tag);
+    for (const tag of tags) {
       await deleteIfPresent(this.context.driver, paths.tag(this.repository, tag));
     }
     await this.removeRevision(parsed);
+    this.context.quotas.drop(this.repository);
   }
 
   /** Removes a revision and its referrer entry (tags are the caller's business). */

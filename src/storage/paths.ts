@@ -40,7 +40,9 @@
 // health check (`health.storagedriver`) writes once and reads back (each check writes `<instance>.write`);
 // one per running registry; and
 // `/berth/notifications/<endpoint>/<sequence>`, the events an endpoint has not acknowledged yet
-// (one file each, numbered in order), so that they survive a restart.
+// (one file each, numbered in order), so that they survive a restart; and
+// `/berth/pulls/<name>/_pulls.json`, when the tags and manifests of repository <name> were last
+// pulled (pulls.ts), for retention's `pulledWithin` (distribution keeps no pull times).
 
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
 
@@ -128,6 +130,8 @@ export const paths = {
   healthProbe: (instance: string): string => `/berth/health/${instance}`,
   /** The file each health check writes (the probe itself is written once, then only read). */
   healthProbeWrite: (instance: string): string => `/berth/health/${instance}.write`,
+  /** When the tags and manifests of repository `name` were last pulled (`_` ends a repository name). */
+  pulls: (name: string): string => `/berth/pulls/${name}/_pulls.json`,
   /** The spool of the notification endpoint `endpoint` (a path component), outside distribution's tree. */
   notificationSpool: (endpoint: string): string => `/berth/notifications/${endpoint}`,
 } as const;

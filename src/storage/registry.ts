@@ -17,6 +17,13 @@ import { baseName, isRepositoryListing, paths, STORAGE_ROOT } from "./paths.js";
 import { DEFAULT_GC_DELAY_MS, Protection } from "./protection.js";
 import { purgeUploads } from "./purge.js";
 import { TagStore } from "./tagstore.js";
+import {
+  applyRetention,
+  type RetentionOptions,
+  type RetentionPolicy,
+  type RetentionResult,
+} from "./retention.js";
+import { Quotas } from "./quota.js";
 import type {
   Descriptor,
   Digest,
@@ -25,6 +32,7 @@ import type {
   GcLease,
   RegistryStorage,
   RegistryStorageOptions,
+  QuotaUsage,
   Repository,
   RepositoryUsage,
 } from "./types.js";
@@ -112,6 +120,8 @@ export class Registry implements RegistryStorage {
       deleteEnabled: options.deleteEnabled ?? false,
       readOnly: options.readOnly ?? false,
       gcDelayMs: options.gcDelayMs ?? DEFAULT_GC_DELAY_MS,
+      immutableTags: options.immutableTags ?? [],
+      quotas: options.quotas ?? [],
     };
     const descriptors =
       options.descriptorCache ??
@@ -133,13 +143,41 @@ export class Registry implements RegistryStorage {
         this.cacheStats.manifest,
       ),
       protection: new Protection(driver, resolved.gcDelayMs, options.linkCacheSize ?? 100_000),
+      immutableTags: resolved.immutableTags.map((source) => ({
+        source,
+        pattern: new RegExp(source),
+      })),
+      quotas: new Quotas(resolved.quotas),
       ...mutationChecks(resolved),
     };
   }
 
   repository(name: string): Repository {
+    return this.view(name);
+  }
+
+  private view(name: string): RepositoryView {
     checkRepositoryName(name);
     return new RepositoryView(this.context, name, () => this.repositoryExists(name));
+  }
+
+  /** Every quota's usage, counted afresh from storage (`berth usage`). */
+  quotaUsage(): Promise<QuotaUsage[]> {
+    return this.context.quotas.usage(this.context);
+  }
+
+  /** The quotas' current counts (for metrics): storage is read only for a namespace not counted. */
+  currentQuotaUsage(): Promise<QuotaUsage[]> {
+    return this.context.quotas.current(this.context);
+  }
+
+  /** Untags what `policies` do not keep (retention.ts); the caller collects after. */
+  applyRetention(
+    policies: readonly RetentionPolicy[],
+    options: RetentionOptions = {},
+  ): Promise<RetentionResult> {
+    if (!options.dryRun) this.context.checkWritable();
+    return applyRetention(this.context, (name) => this.view(name).tags, policies, options);
   }
 
   async repositoryExists(name: string): Promise<boolean> {
@@ -170,7 +208,12 @@ export class Registry implements RegistryStorage {
 
   async garbageCollect(options: GarbageCollectOptions = {}): Promise<GarbageCollectResult> {
     if (!options.dryRun) this.context.checkWritable();
-    return garbageCollect(this.context, options);
+    try {
+      return await garbageCollect(this.context, options);
+    } finally {
+      // What was collected is no longer counted against quotas: count again when next needed.
+      if (!options.dryRun) this.context.quotas.drop();
+    }
   }
 
   acquireGcLease(owner: string, ttlMs: number): Promise<GcLease | undefined> {

@@ -21,6 +21,22 @@ function tagUnknown(repository: string, tag: string): RegistryError {
   );
 }
 
+function immutable(
+  repository: string,
+  tag: string,
+  rule: string,
+  current: Digest,
+  wanted: Digest | undefined,
+): RegistryError {
+  const what = wanted === undefined ? "deleted" : `moved to ${wanted}`;
+  return new RegistryError(
+    RegistryErrorCode.Denied,
+    `tag ${JSON.stringify(tag)} of ${repository} is immutable (storage.tags.immutable rule ` +
+      `${JSON.stringify(rule)}): it points at ${current} and cannot be ${what}`,
+    { tag, rule, current, ...(wanted === undefined ? {} : { wanted }) },
+  );
+}
+
 export class TagStore implements RepositoryTags {
   constructor(
     private readonly context: StorageContext,
@@ -63,22 +79,86 @@ export class TagStore implements RepositoryTags {
     await this.link(tag, parsed);
   }
 
-  /** Writes the tag's links; the manifest is known to be in the repository. */
-  async link(tag: string, digest: ParsedDigest): Promise<void> {
-    const { links } = this.context;
-    await links.write(paths.tagIndexEntryLink(this.repository, tag, digest), digest);
-    await links.write(paths.tagCurrentLink(this.repository, tag), digest);
+  /** The `storage.tags.immutable` rule `tag` falls under, if any. */
+  immutableRule(tag: string): string | undefined {
+    return this.context.immutableTags.find((rule) => rule.pattern.test(tag))?.source;
+  }
+
+  /**
+   * DENIED when `tag` is immutable and exists pointing at another manifest than `digest` (at any,
+   * for a delete: `digest` undefined). A check before the work; `link` decides atomically.
+   */
+  async checkMutable(tag: string, digest?: Digest): Promise<void> {
+    const rule = this.immutableRule(tag);
+    if (rule === undefined) return;
+    const current = await this.context.links.read(paths.tagCurrentLink(this.repository, tag));
+    if (current === undefined || current.digest === digest) return;
+    throw immutable(this.repository, tag, rule, current.digest, digest);
+  }
+
+  /** What serializes the writes of one tag in this process (pushes and retention). */
+  private key(tag: string): string {
+    return `tag:${paths.tag(this.repository, tag)}`;
+  }
+
+  /**
+   * Writes the tag's links; the manifest is known to be in the repository. An immutable tag's
+   * current link is created with the driver's conditional write, so of concurrent pushes of
+   * different manifests (on any replica) one wins and the others get DENIED.
+   */
+  link(tag: string, digest: ParsedDigest): Promise<void> {
+    return this.context.queue.run(this.key(tag), async () => {
+      const { links, driver } = this.context;
+      const current = paths.tagCurrentLink(this.repository, tag);
+      const rule = this.immutableRule(tag);
+      if (rule !== undefined) {
+        const created = await driver.putContentIfAbsent?.(current, Buffer.from(digest.digest));
+        const existing = created ? undefined : await links.read(current);
+        if (existing !== undefined && existing.digest !== digest.digest) {
+          throw immutable(this.repository, tag, rule, existing.digest, digest.digest);
+        }
+        await links.write(paths.tagIndexEntryLink(this.repository, tag, digest), digest);
+        // The same manifest again: rewritten, as any push rewrites it (its time is the push time).
+        if (!created) await links.write(current, digest);
+        return;
+      }
+      await links.write(paths.tagIndexEntryLink(this.repository, tag, digest), digest);
+      await links.write(current, digest);
+    });
   }
 
   async untag(tag: string): Promise<void> {
     this.context.checkDeletable();
     checkTag(tag);
+    await this.checkMutable(tag);
     try {
       await this.context.driver.delete(paths.tag(this.repository, tag));
     } catch (error) {
       if (isPathNotFound(error)) throw tagUnknown(this.repository, tag);
       throw error;
     }
+  }
+
+  /**
+   * Retention's untag: removes `tag` only if it still points at `digest` and was not pushed since
+   * `pushedAt` (a push that raced with the decision wins). Needs no `storage.delete.enabled` (an
+   * operator's policy, as garbage collection); never removes an immutable tag. True if removed.
+   */
+  untagIfUnchanged(tag: string, digest: Digest, pushedAt: Date): Promise<boolean> {
+    this.context.checkWritable();
+    if (this.immutableRule(tag) !== undefined) return Promise.resolve(false);
+    return this.context.queue.run(this.key(tag), async () => {
+      const current = paths.tagCurrentLink(this.repository, tag);
+      const [target, info] = await Promise.all([
+        this.context.links.read(current),
+        unlessNotFound(this.context.driver.stat(current)),
+      ]);
+      if (target?.digest !== digest || info?.modTime.getTime() !== pushedAt.getTime()) {
+        return false;
+      }
+      await unlessNotFound(this.context.driver.delete(paths.tag(this.repository, tag)));
+      return true;
+    });
   }
 
   async pushedAt(tag: string): Promise<Date> {

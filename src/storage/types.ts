@@ -38,6 +38,37 @@ export interface RegistryStorageOptions {
    * `berth garbage-collect` (see docs/gc.md).
    */
   gcDelayMs?: number;
+  /**
+   * Regular expressions on tags (config `storage.tags.immutable`): a tag matching one, once it
+   * exists, is never moved to another manifest nor deleted (DENIED naming the rule); pushing the
+   * same manifest again is accepted. Default none.
+   */
+  immutableTags?: string[];
+  /** Storage quotas per repository pattern (config `storage.quotas`, docs/retention.md). */
+  quotas?: QuotaRule[];
+}
+
+/**
+ * A storage quota: the repositories it covers, as glob patterns on the name (`team-a/**`: every
+ * repository below team-a; `*` stays within one component), and the bytes of distinct blobs
+ * their manifests may reference together.
+ */
+export interface QuotaRule {
+  repositories: string[];
+  bytes: number;
+}
+
+/** What a quota's namespace holds now. */
+export interface QuotaUsage {
+  /** The rule's patterns. */
+  repositories: string[];
+  /** Bytes of the distinct blobs (manifests, configs, layers) its manifests reference. */
+  bytes: number;
+  /** The rule's limit. */
+  limit: number;
+  /** How many distinct blobs, and in how many repositories. */
+  blobs: number;
+  repositoryCount: number;
 }
 
 /**
@@ -212,6 +243,16 @@ export interface GarbageCollectOptions {
   dryRun?: boolean;
   /** Also remove manifests no tag reaches (and what only they reference). */
   deleteUntagged?: boolean;
+  /**
+   * Remove untagged manifests (as `deleteUntagged`) only in the repositories for which this holds:
+   * retention's per-policy `deleteUntagged`. Ignored when `deleteUntagged` is true.
+   */
+  untaggedIn?: (repository: string) => boolean;
+  /**
+   * Tags to treat as absent, by repository: a retention dry run shows what its untagging would
+   * let the collection remove.
+   */
+  ignoredTags?: ReadonlyMap<string, ReadonlySet<string>>;
   /** Called with a line of progress (what is marked, what is deleted). */
   log?: (line: string) => void;
   /**

@@ -32,7 +32,7 @@ import type { BlobInfo, Digest, StreamOptions, UploadSession } from "./types.js"
 /** What uploads share across sessions: storage, the hash states and the per-upload queue. */
 export type UploadContext = Pick<
   StorageContext,
-  "driver" | "blobs" | "links" | "hashStates" | "queue" | "checkWritable" | "protection"
+  "driver" | "blobs" | "links" | "hashStates" | "queue" | "checkWritable" | "protection" | "quotas"
 >;
 
 /**
@@ -197,6 +197,13 @@ class Upload implements UploadSession {
           `upload ${this.id} has digest ${actual}, the client said ${expected.digest}`,
           { expected: expected.digest, actual },
         );
+      }
+
+      try {
+        this.context.quotas.checkBlob(this.repository, total);
+      } catch (error) {
+        await this.remove();
+        throw error;
       }
 
       // Stays true when the blob was stored already: then the data is left to remove. Protected
