@@ -31,6 +31,7 @@ import {
   type LayoutEntry,
 } from "../testing/oci-layout.js";
 import { skopeoCopy } from "../testing/skopeo.js";
+import { eventually } from "../testing/eventually.js";
 import { skipUnlessCommands } from "../testing/tools.js";
 import { startRegistry, type RunningRegistry } from "./index.js";
 
@@ -314,3 +315,44 @@ describe(
     });
   },
 );
+
+describe("retention as a job of berth serve", () => {
+  it("untags and collects every storage.retention.interval", async () => {
+    const directory = await mkdtemp(join(tmpdir(), "berth-retention-job-"));
+    const root = join(directory, "root");
+    const berth = await startRegistry({
+      logLevel: "silent",
+      config: {
+        version: "0.1",
+        storage: {
+          filesystem: { rootdirectory: root },
+          maintenance: { uploadpurging: { enabled: false }, gc: { delay: "0s" } },
+          retention: {
+            interval: "500ms",
+            policies: [{ repositories: ["job/*"], keep: { mostRecent: 1 }, deleteUntagged: true }],
+          },
+        },
+        http: { addr: "127.0.0.1:0" },
+      },
+    });
+    try {
+      const repo = berth.storage.repository("job/app");
+      const old = buildImage({ layers: 1 });
+      await pushImage(repo, old, "old");
+      const link = join(
+        root,
+        "docker/registry/v2/repositories/job/app/_manifests/tags/old/current/link",
+      );
+      const past = new Date(Date.now() - DAY);
+      await utimes(link, past, past);
+      const kept = buildImage({ layers: 1 });
+      await pushImage(repo, kept, "new");
+      await eventually(async () => !(await repo.manifests.exists(old.manifest.digest)), 30_000);
+      assert.deepEqual(await repo.tags.list(), ["new"]);
+      assert.equal(await repo.manifests.exists(kept.manifest.digest), true);
+    } finally {
+      await berth.close();
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});
