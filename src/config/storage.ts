@@ -203,14 +203,23 @@ export function readStorage(reader: ConfigReader, tree: Mapping): StorageConfig 
     "inmemory",
   );
   if (storage.tag !== undefined) reader.warn("storage.tag", "not supported, ignored");
+  const maintenance = readMaintenance(reader, storage);
+  const retention = readRetention(reader, storage);
+  if (maintenance.gc.delayMs === 0 && retention.policies.some((policy) => policy.deleteUntagged)) {
+    reader.warn(
+      "storage.maintenance.gc.delay",
+      "0s while a storage.retention policy deletes untagged manifests: in berth serve, a push " +
+        "racing with retention's collection can lose what it uploaded; 0s is for offline runs",
+    );
+  }
   return {
     driver,
     parameters: { ...parameters },
     deleteEnabled: reader.boolean(del.enabled, "storage.delete.enabled", false),
     redirect: !reader.boolean(redirect.disable, "storage.redirect.disable", false),
-    ...readMaintenance(reader, storage),
+    ...maintenance,
     blobDescriptorCache,
-    retention: readRetention(reader, storage),
+    retention,
     immutableTags: readImmutableTags(reader, storage),
     quotas: readQuotas(reader, storage),
   };

@@ -326,7 +326,8 @@ describe("retention as a job of berth serve", () => {
         version: "0.1",
         storage: {
           filesystem: { rootdirectory: root },
-          maintenance: { uploadpurging: { enabled: false }, gc: { delay: "0s" } },
+          // A delay protects the push of `new` from the job's collection (0s is only offline).
+          maintenance: { uploadpurging: { enabled: false }, gc: { delay: "1s" } },
           retention: {
             interval: "500ms",
             policies: [{ repositories: ["job/*"], keep: { mostRecent: 1 }, deleteUntagged: true }],
