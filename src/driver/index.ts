@@ -39,3 +39,13 @@ export {
   type RadosDriver,
   type RadosParameters,
 } from "./rados/index.js";
+export {
+  createCasDriver,
+  CasDriver,
+  CAStore,
+  TransferNotFoundError,
+  parseLayoutPath,
+  type Transferer,
+  type TransferHint,
+  type TransferStat,
+} from "./cas/index.js";
