@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `berth` command: `serve` runs a registry, `garbage-collect` removes blobs nothing references,
 // `retention` applies storage.retention once, `usage` prints what each storage quota holds,
-// `driver-server` serves a built-in storage driver to another Berth as an out-of-process driver.
+// `driver-server` serves a built-in storage driver to another Berth as an out-of-process driver;
+// `agent`, `tracker` and `origin` distribute blobs between hosts peer to peer (./p2p.ts).
 // Both read a config.yml in distribution's shape (with REGISTRY_* environment overrides); `serve`
 // without one stores in ./data and listens on 127.0.0.1:5000. A bad config exits non-zero with the
 // offending key named on stderr.
@@ -21,6 +22,7 @@ import {
 import { formatBytes, PullRecord } from "../storage/index.js";
 import { ProgressLine } from "./progress.js";
 import { createBuiltinDriver } from "../driver/index.js";
+import { addP2PCommands } from "./p2p.js";
 
 /** The version in package.json, found by walking up from this file (src/ or dist/src/). */
 function packageVersion(): string {
@@ -237,5 +239,7 @@ program
     const { serveDriverProcess } = await import("../driver/remote/index.js");
     await serveDriverProcess((values) => createBuiltinDriver(driver, values), parameters);
   });
+
+addP2PCommands(program);
 
 program.parseAsync().catch(reportFailure);

@@ -41,6 +41,7 @@ export {
 } from "./rados/index.js";
 export {
   createCasDriver,
+  registerTransferer,
   CasDriver,
   CAStore,
   TransferNotFoundError,

@@ -36,7 +36,7 @@ export {
   baseMediaType,
   isManifestMediaType,
 } from "./manifest.js";
-export { notificationSpoolPath, proxyPullsPath, STORAGE_ROOT } from "./paths.js";
+export { notificationSpoolPath, p2pBlobPaths, proxyPullsPath, STORAGE_ROOT } from "./paths.js";
 export { CLOCK_SLACK_MS } from "./gc.js";
 export { HealthProbe, HealthProbeError } from "./health.js";
 export { isValidUploadId } from "./upload.js";

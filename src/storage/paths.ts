@@ -38,7 +38,9 @@
 //
 // Outside distribution's tree, Berth's own: `/berth/health/<instance>`, the file the storage driver
 // health check (`health.storagedriver`) writes once and reads back (each check writes `<instance>.write`);
-// one per running registry; and
+// one per running registry;
+// `/berth/p2p/metainfo/<algorithm>/<hex>`, the BitTorrent metainfo (piece hashes) of a blob an
+// origin seeds to its peers (src/p2p), computed once per blob; and
 // `/berth/notifications/<endpoint>/<sequence>`, the events an endpoint has not acknowledged yet
 // (one file each, numbered in order), so that they survive a restart; and
 // `/berth/pulls/<name>/_pulls.json`, when the tags and manifests of repository <name> were last
@@ -132,6 +134,8 @@ export const paths = {
   healthProbeWrite: (instance: string): string => `/berth/health/${instance}.write`,
   /** When the tags and manifests of repository `name` were last pulled (`_` ends a repository name). */
   pulls: (name: string): string => `/berth/pulls/${name}/_pulls.json`,
+  /** The BitTorrent metainfo of a blob an origin seeds (src/p2p). */
+  p2pMetainfo: (digest: ParsedDigest): string => `/berth/p2p/metainfo/${digestComponents(digest)}`,
   /** The spool of the notification endpoint `endpoint` (a path component), outside distribution's tree. */
   notificationSpool: (endpoint: string): string => `/berth/notifications/${endpoint}`,
 } as const;
@@ -144,6 +148,12 @@ export function proxyPullsPath(): string {
 /** Where the notification endpoint `endpoint` keeps its undelivered events (see the tree above). */
 export function notificationSpoolPath(endpoint: string): string {
   return paths.notificationSpool(endpoint);
+}
+
+/** Where an origin keeps the BitTorrent metainfo of the blob `digest`, and the blob's data path. */
+export function p2pBlobPaths(digest: string): { metainfo: string; data: string } | undefined {
+  const parsed = tryParseDigest(digest);
+  return parsed && { metainfo: paths.p2pMetainfo(parsed), data: paths.blobData(parsed) };
 }
 
 /** The last component of a path. */

@@ -200,7 +200,13 @@ describe("cas driver: read-write", () => {
     await writer.write(bytes);
     await writer.commit();
     await driver.move(upload, blobPath(digest));
+    assert.deepEqual(transferer.uploads, []);
+    const layerLink = `${V2}/repositories/app/_layers/sha256/${digest.slice(7)}/link`;
+    await assert.rejects(driver.getContent(layerLink), { code: DriverErrorCode.PathNotFound });
+    await driver.putContent(layerLink, Buffer.from(digest));
     assert.deepEqual(transferer.uploads, [{ digest, repository: "app" }]);
+    await driver.putContent(layerLink, Buffer.from(digest));
+    assert.equal(transferer.uploads.length, 1, "sent once: the other side has it now");
     await assert.rejects(driver.stat(upload), { code: DriverErrorCode.PathNotFound });
 
     const manifest = Buffer.from('{"schemaVersion":2}');

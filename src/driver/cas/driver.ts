@@ -47,7 +47,7 @@ export class CasDriver implements StorageDriver {
   private readonly local: StorageDriver;
   private readonly transferer: Transferer;
   private readonly readWrite: boolean;
-  private readonly hints = new Map<string, string>();
+  private readonly hints = new Map<string, TransferHint>();
   /** Downloads in flight by digest: concurrent readers of one blob share one transfer. */
   private readonly downloads = new Map<string, Promise<void>>();
 
@@ -69,6 +69,8 @@ export class CasDriver implements StorageDriver {
         return readFile(this.cas.file(parsed.digest));
       case "layerLink":
       case "revisionLink":
+        await this.checkLink(parsed.repository, parsed.digest, parsed.kind, path);
+        return Buffer.from(parsed.digest);
       case "tagIndexLink":
         return Buffer.from(parsed.digest);
       case "tagLink":
@@ -101,9 +103,12 @@ export class CasDriver implements StorageDriver {
         );
       }
       case "layerLink":
+        // The blob goes out when the origin's repository lacks it (the registry skips an upload
+        // of a blob it has, and links it; that blob may be in another repository at the origin).
+        return this.sendUnlessPresent(parsed.digest, path, parsed.repository);
       case "tagIndexLink":
       case "referrers":
-        // Implied by the blob and the tag: the transferer's side keeps its own.
+        // Implied by the tag: the transferer's side keeps its own.
         return;
       default:
         throw this.unsupported("putContent", path);
@@ -153,6 +158,8 @@ export class CasDriver implements StorageDriver {
         return { path, size: 0, modTime: new Date(), isDir: true };
       case "layerLink":
       case "revisionLink":
+        await this.checkLink(parsed.repository, parsed.digest, parsed.kind, path);
+        return file(parsed.digest.length);
       case "tagIndexLink":
         return file(parsed.digest.length);
       case "tagLink":
@@ -183,11 +190,11 @@ export class CasDriver implements StorageDriver {
     if (source.kind !== "upload" || destination.kind !== "blob" || !this.readWrite) {
       throw this.unsupported("move", `${sourcePath} to ${destPath}`);
     }
-    // A finished upload: into the CAS by its digest (verified), then out through the transferer.
+    // A finished upload: into the CAS by its digest (verified). It goes out through the
+    // transferer when the registry links it into the repository (putContent of the layer link).
     const content = await this.local.reader(sourcePath, 0, options);
     await this.transfer("move", destPath, () => this.cas.put(destination.digest, content));
     await this.local.delete(sourcePath);
-    await this.send(destination.digest, destPath, { repository: source.repository });
   }
 
   async delete(path: StoragePath, options?: CallOptions): Promise<void> {
@@ -216,15 +223,16 @@ export class CasDriver implements StorageDriver {
     const parsed = parseLayoutPath(path);
     if (parsed.kind === "layerLink" || parsed.kind === "revisionLink") {
       this.hints.delete(parsed.digest);
-      this.hints.set(parsed.digest, parsed.repository);
+      const hint: TransferHint = { repository: parsed.repository };
+      if (parsed.kind === "revisionLink") hint.manifest = true;
+      this.hints.set(parsed.digest, hint);
       if (this.hints.size > HINTS) this.hints.delete(this.hints.keys().next().value!);
     }
     return parsed;
   }
 
   private hint(digest: string): TransferHint {
-    const repository = this.hints.get(digest);
-    return repository === undefined ? {} : { repository };
+    return { ...this.hints.get(digest) };
   }
 
   private unsupported(method: string, path: string): UnsupportedMethodError {
@@ -245,6 +253,22 @@ export class CasDriver implements StorageDriver {
     }
   }
 
+  /**
+   * A read-only driver answers links from their path (a missing blob is found missing when read).
+   * A read-write one asks whether the repository has the blob, so that a client pushing to it
+   * uploads what the origin's repository lacks.
+   */
+  private async checkLink(
+    repository: string,
+    digest: string,
+    kind: "layerLink" | "revisionLink",
+    path: string,
+  ): Promise<void> {
+    if (!this.readWrite) return;
+    const hint = { repository, manifest: kind === "revisionLink", inRepository: true };
+    await this.transfer("stat", path, () => this.transferer.stat(digest, hint));
+  }
+
   private async tag(repository: string, tag: string, path: string): Promise<string> {
     return this.transfer("getTag", path, () => this.transferer.getTag(repository, tag));
   }
@@ -258,8 +282,20 @@ export class CasDriver implements StorageDriver {
     return size;
   }
 
+  private async sendUnlessPresent(digest: string, path: string, repository: string): Promise<void> {
+    try {
+      await this.checkLink(repository, digest, "layerLink", path);
+      return;
+    } catch (error) {
+      if (!(error instanceof PathNotFoundError)) throw error;
+    }
+    await this.send(digest, path, { repository });
+  }
+
   /** Sends a blob of the CAS out through the transferer. */
   private async send(digest: string, path: string, hint: TransferHint): Promise<void> {
+    // Content the transferer's side already had (so the client never sent it) is fetched first.
+    await this.ensure(digest, path);
     await this.transfer("upload", path, async () => {
       const content = await this.cas.reader(digest);
       if (content === undefined) throw new TransferNotFoundError(digest);

@@ -2,8 +2,9 @@
 // Transferer. Parameters: `rootdirectory` (required: the CAS and the scratch area live below it),
 // `constructor` (`ro`, the default, or `rw`, as Kraken's read-only and read-write constructors),
 // `capacity` (bytes the CAS may hold, least recently used out first; 0, the default, is
-// unbounded) and `transferer` (a Transferer object: given by the program that creates the driver,
-// such as `berth agent`, never by config.yml alone).
+// unbounded) and `transferer` (a Transferer object, or the name a program registered one under
+// with registerTransferer, as `berth agent` does: config passes through a deep copy, which keeps
+// names but not objects).
 
 import { join, resolve } from "node:path";
 import { InvalidParameterError, type DriverParameters, type DriverUse } from "../driver.js";
@@ -27,6 +28,18 @@ export {
 
 const TRANSFERER_METHODS = ["download", "upload", "getTag", "putTag", "stat"] as const;
 
+const namedTransferers = new Map<string, Transferer>();
+
+/** Makes `transferer` the one a CAS driver gets by `transferer: <name>`; returns an unregister function. */
+export function registerTransferer(name: string, transferer: Transferer): () => void {
+  if (namedTransferers.has(name))
+    throw new Error(`a transferer named ${name} is already registered`);
+  namedTransferers.set(name, transferer);
+  return () => {
+    if (namedTransferers.get(name) === transferer) namedTransferers.delete(name);
+  };
+}
+
 function isTransferer(value: unknown): value is Transferer {
   if (typeof value !== "object" || value === null) return false;
   const candidate = value as Record<string, unknown>;
@@ -44,12 +57,13 @@ export async function createCasDriver(
   const root = resolve(reader.requiredString("rootdirectory"));
   const constructor = reader.oneOf("constructor", ["ro", "rw"] as const, "ro");
   const capacity = reader.integer("capacity", 0);
-  const transferer = parameters.transferer;
+  const given = parameters.transferer;
+  const transferer = typeof given === "string" ? namedTransferers.get(given) : given;
   if (!isTransferer(transferer)) {
     throw new InvalidParameterError(
       CAS_DRIVER_NAME,
       "transferer",
-      `must be an object with ${TRANSFERER_METHODS.join(", ")} (given by the program creating the driver, such as berth agent)`,
+      `${JSON.stringify(typeof given === "string" ? given : typeof given)}: must be a registered transferer's name or an object with ${TRANSFERER_METHODS.join(", ")} (given by the program creating the driver, such as berth agent)`,
     );
   }
   const filesystem = await createFilesystemDriver({ rootdirectory: join(root, "local") }, use);

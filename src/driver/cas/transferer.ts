@@ -10,6 +10,11 @@ export interface TransferHint {
   repository?: string;
   /** True when the blob is a manifest (uploaded to an origin as a manifest, not a blob). */
   manifest?: boolean;
+  /**
+   * For `stat`: whether `repository` has the blob (a read-write driver's link check, before a
+   * client skips an upload), not whether the blob exists anywhere.
+   */
+  inRepository?: boolean;
 }
 
 /** Size of a blob a transferer can give. */
