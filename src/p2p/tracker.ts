@@ -90,7 +90,16 @@ export class Tracker {
     } else {
       swarm.set(id, { ip, port, seeding: params.get("left") === "0", seen: Date.now() });
     }
-    const others = [...swarm.entries()].filter(([other]) => other !== id).map(([, peer]) => peer);
+    // A peer on the tracker's own host (the origin's) announced from loopback: a remote peer
+    // reaches it at the address it reached the tracker at.
+    const here = ipv4(request.socket.localAddress);
+    const reachable = (peer: Peer): Peer =>
+      peer.ip.startsWith("127.") && !ip.startsWith("127.") && here !== undefined
+        ? { ...peer, ip: here }
+        : peer;
+    const others = [...swarm.entries()]
+      .filter(([other]) => other !== id)
+      .map(([, peer]) => reachable(peer));
     const compact = Buffer.alloc(Math.min(others.length, NUMWANT) * 6);
     others.slice(0, NUMWANT).forEach((peer, index) => {
       peer.ip.split(".").forEach((octet, at) => compact.writeUInt8(Number(octet), index * 6 + at));
