@@ -142,14 +142,14 @@ async function startBerth(host: Host, args: string[], name: string): Promise<Chi
     : { file: process.execPath, args: [CLI, ...args] };
   const child = spawn(command.file, command.args, { stdio: ["ignore", "pipe", "pipe"] });
   let errors = "";
-  child.stderr!.on("data", (chunk: Buffer) => {
+  child.stderr.on("data", (chunk: Buffer) => {
     errors = (errors + chunk.toString()).slice(-4000);
   });
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.once("data", () => resolve());
+    child.stdout.once("data", () => resolve());
     child.once("exit", (code) => reject(new Error(`${name} exited ${code}: ${errors}`)));
   });
-  child.stdout!.resume();
+  child.stdout.resume();
   return child;
 }
 
@@ -197,11 +197,9 @@ async function pushBlob(
   const finish = await fetch(target, {
     method: "PUT",
     headers: { "content-type": "application/octet-stream" },
-    body: Buffer.isBuffer(body)
-      ? body
-      : (Readable.toWeb(body as Readable) as unknown as RequestInit["body"]),
+    body: Buffer.isBuffer(body) ? body : Readable.toWeb(body),
     duplex: "half",
-  } as RequestInit);
+  });
   if (finish.status !== 201)
     throw new Error(`upload of ${digest}: ${finish.status} ${await finish.text()}`);
 }
@@ -332,7 +330,7 @@ async function pullRound(
       const [file, args] = host.namespace
         ? ["ip", ["netns", "exec", host.namespace, "skopeo", ...skopeo]]
         : ["skopeo", skopeo];
-      await execFileAsync(file as string, args as string[], {
+      await execFileAsync(file, args, {
         maxBuffer: 16 * MiB,
         timeout: 900_000,
       });
