@@ -6,8 +6,7 @@ import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import bencode from "bencode";
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
+const MiB = 1024 * 1024;
 /** SHA-1 size: each piece's hash in `pieces`. */
 const HASH = 20;
 
@@ -23,10 +22,13 @@ export interface Metainfo {
   infoHash: string;
 }
 
-/** Pieces of 256 KiB to 4 MiB, about 256 of them per blob (enough for peers to trade early). */
+/**
+ * Pieces of 1 MiB to 4 MiB, at most about 128 per blob: enough for peers to trade early, few
+ * enough that piece bookkeeping (have messages, picking) stays small.
+ */
 export function pieceLengthFor(length: number): number {
-  let pieceLength = 256 * KiB;
-  while (pieceLength < 4 * MiB && length / pieceLength > 256) pieceLength *= 2;
+  let pieceLength = MiB;
+  while (pieceLength < 4 * MiB && length / pieceLength > 128) pieceLength *= 2;
   return pieceLength;
 }
 
