@@ -68,8 +68,8 @@ describe(
       await rm(dir, { recursive: true, force: true });
     });
 
-    it("3 agents pull 32 MiB at once, digests verified, origin egress under 3 images", async () => {
-      for (let index = 0; index < 3; index++) {
+    it("3 agents pull 32 MiB at once, digests verified, origin egress under 3 images; a 4th peer dying mid-transfer fails none of them", async () => {
+      for (let index = 0; index < 4; index++) {
         agents.push(
           await startAgent({
             root: join(dir, `agent${index}`),
@@ -78,20 +78,35 @@ describe(
           }),
         );
       }
-      await Promise.all(
-        agents.map((agent, index) =>
-          skopeoCopy(reference(agent.url, "team/app:v1"), `dir:${join(dir, `pull${index}`)}`, {
-            all: false,
-          }),
-        ),
+      const victim = agents.pop()!;
+      const pulls = agents.map((agent, index) =>
+        skopeoCopy(reference(agent.url, "team/app:v1"), `dir:${join(dir, `pull${index}`)}`, {
+          all: false,
+        }),
       );
+      const victimPull = skopeoCopy(
+        reference(victim.url, "team/app:v1"),
+        `dir:${join(dir, "victim")}`,
+        {
+          all: false,
+        },
+      ).catch(() => "failed");
+      // Once the 4th peer is serving pieces to the others, it dies: its connections drop at once.
+      const deadline = Date.now() + 60_000;
+      while ((victim.node?.uploaded ?? 0) < 2 * MiB && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await victim.node!.close();
+      await victim.close();
+      await victimPull;
+      await Promise.all(pulls);
       for (let index = 0; index < 3; index++) await verifyDir(join(dir, `pull${index}`), image);
       const egress = p2p.egressBytes();
       assert.ok(
         egress < imageBytes * 3,
         `origin sent ${(egress / MiB).toFixed(1)} MiB for 3 pulls of ${imageBytes / MiB} MiB`,
       );
-      // Each agent served pieces to the others.
+      // The agents served pieces to each other.
       const served = agents.filter((agent) => (agent.node?.uploaded ?? 0) > MiB).length;
       assert.ok(served >= 1, "agents seeded to each other");
     });

@@ -113,6 +113,7 @@ export class PeerNode {
 
   /** The swarm of `meta`, joined now if it was not; `complete` when `store` holds every piece. */
   join(meta: Metainfo, store: PieceStore, complete: boolean): Swarm {
+    if (this.closed) throw new Error("this peer is closed");
     let swarm = this.swarms.get(meta.infoHash);
     if (swarm === undefined) {
       swarm = new Swarm(this, meta, store, complete);
