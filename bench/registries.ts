@@ -36,7 +36,10 @@ export const BERTH_CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta
 export interface BerthOptions {
   /** The CLI to run; default BERTH_CLI. Another build lets an experiment be measured in a run. */
   cli?: string | undefined;
-  /** Run Berth under `node --cpu-prof`, writing the profile into this directory on exit. */
+  /**
+   * Run Berth under `node --cpu-prof`, writing the profile into this directory on exit (and the
+   * driver process too, when it runs out of process).
+   */
   cpuProfileDir?: string | undefined;
   /** Extra environment variables for Berth (e.g. UV_THREADPOOL_SIZE). */
   env?: Record<string, string>;
@@ -77,7 +80,7 @@ export async function startBerth(options: BerthOptions = {}): Promise<RegistryUn
     const script = join(bin, `registry-storage-${IPC_DRIVER}`);
     await writeFile(
       script,
-      `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} driver-server filesystem "$1"\n`,
+      `#!/bin/sh\nexec ${[process.execPath, ...nodeFlags, cli].map((word) => JSON.stringify(word)).join(" ")} driver-server filesystem "$1"\n`,
       { mode: 0o755 },
     );
     return {

@@ -32,7 +32,8 @@ export function copyContent(
   return copyByReader(driver, path, destination, offset, length, options?.signal);
 }
 
-async function copyByReader(
+/** copyContent through the driver's `reader`, for a driver whose own copyTo cannot serve a path. */
+export async function copyByReader(
   driver: StorageDriver,
   path: StoragePath,
   destination: Writable,

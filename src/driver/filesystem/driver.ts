@@ -229,6 +229,20 @@ export class FilesystemDriver implements StorageDriver {
     return handle.createReadStream({ start: offset });
   }
 
+  /**
+   * The local file that holds `path`'s content (checked as copyTo checks it), for a process on
+   * this machine that reads it itself: the out-of-process protocol's LocalFile (driver/remote).
+   */
+  async localFile(path: StoragePath): Promise<string> {
+    const full = this.fullPath(path);
+    try {
+      await this.confine(dirname(full));
+    } catch (error) {
+      throw this.failure(error, "localFile", path);
+    }
+    return full;
+  }
+
   async copyTo(
     path: StoragePath,
     destination: Writable,

@@ -16,6 +16,8 @@ import { FilesystemDriver } from "./driver.js";
 import { NAME, mkdir, stat } from "./fs.js";
 
 export { FilesystemDriver };
+export { copyRange } from "./copy.js";
+export { READ_NOFOLLOW } from "./fs.js";
 
 /**
  * Creates a filesystem driver from its parameters: `rootdirectory` (required; a relative path is

@@ -5,22 +5,34 @@
 // elsewhere (a child process, see process.ts). Calls have a deadline, aborts cancel the call, and
 // a transport failure (the process died) becomes a BackendError that says so.
 
-import { Readable } from "node:stream";
+import { open, type FileHandle } from "node:fs/promises";
+import { Readable, type Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
+import { copyByReader } from "../copy.js";
 import {
   AbortedError,
   BackendError,
+  DestinationClosedError,
+  StorageDriverError,
+  UnsupportedMethodError,
   type CallOptions,
   type FileInfo,
   type FileWriter,
   type RedirectOptions,
   type StorageDriver,
-  type StorageDriverError,
   type StoragePath,
   type WalkFn,
 } from "../driver.js";
+import { READ_NOFOLLOW, copyRange } from "../filesystem/index.js";
 import { WriterState } from "../writer-state.js";
-import { MAX_CHUNK, fromStatus, fromWireInfo, type WireFileInfo } from "./protocol.js";
+import { Batch, MAX_CHUNK, SendWindow } from "./framing.js";
+import { fromStatus, fromWireInfo, type WireFileInfo } from "./protocol.js";
+
+/** Content a writer keeps sent but not yet handed to the socket (see SendWindow). */
+const WRITER_WINDOW = 4 * MAX_CHUNK;
+
+/** The smallest batch a writer gathers in (its first MAX_CHUNK goes in batches this large). */
+const SMALL_BATCH = 64 * 1024;
 
 /** A gRPC client of the StorageDriver service (methods as generated from the .proto). */
 export type ServiceClient = grpc.Client & Record<RpcName, (...args: unknown[]) => unknown>;
@@ -38,7 +50,8 @@ export type RpcName =
   | "Move"
   | "Delete"
   | "RedirectURL"
-  | "Walk";
+  | "Walk"
+  | "LocalFile";
 
 /** Where a RemoteDriver's calls go: the current client, and why it may have been lost. */
 export interface DriverConnection {
@@ -271,6 +284,97 @@ export class RemoteDriver implements StorageDriver {
     return stream;
   }
 
+  /**
+   * The content's local file when the driver gives one (protocol 1.1's LocalFile) and this
+   * process can open it: copied from there as the filesystem driver copies (no bytes through the
+   * protocol). Otherwise streamed through Reader.
+   */
+  async copyTo(
+    path: StoragePath,
+    destination: Writable,
+    offset: number,
+    length?: number,
+    options?: CallOptions,
+  ): Promise<void> {
+    if (this.localFiles) {
+      const local = await this.localFile(path, options?.signal);
+      if (local !== undefined) {
+        const copied = await this.copyLocal(local, path, destination, offset, length, options);
+        if (copied) return;
+      }
+    }
+    await copyByReader(this, path, destination, offset, length, options?.signal);
+  }
+
+  /** Whether to ask for local files: until the driver says it has none it could give. */
+  private localFiles = true;
+
+  private async localFile(
+    path: StoragePath,
+    signal: AbortSignal | undefined,
+  ): Promise<{ file: string; size: number } | undefined> {
+    try {
+      const reply = await this.unary<{ file: string; size: number }>(
+        "LocalFile",
+        { path },
+        path,
+        signal,
+      );
+      return reply.file === "" ? undefined : { file: reply.file, size: Number(reply.size) };
+    } catch (error) {
+      // A driver of protocol 1.0 does not know the call.
+      if (error instanceof UnsupportedMethodError) {
+        this.localFiles = false;
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  /** Copies from the local file; false (nothing written) when it cannot be opened as given. */
+  private async copyLocal(
+    local: { file: string; size: number },
+    path: StoragePath,
+    destination: Writable,
+    offset: number,
+    length: number | undefined,
+    options: CallOptions | undefined,
+  ): Promise<boolean> {
+    let handle: FileHandle;
+    try {
+      handle = await open(local.file, READ_NOFOLLOW);
+    } catch (error) {
+      // Not allowed to (another user's files): stream from now on. Gone (deleted or replaced
+      // since): Reader says what is there now.
+      const code = (error as { code?: unknown }).code;
+      if (code === "EACCES" || code === "EPERM") this.localFiles = false;
+      return false;
+    }
+    const signal = options?.signal;
+    try {
+      const info = await handle.stat();
+      if (!info.isFile() || info.size !== local.size) return false;
+      const end = length === undefined ? info.size : Math.min(info.size, offset + length);
+      await copyRange(
+        handle,
+        destination,
+        offset,
+        end,
+        (cause) => new DestinationClosedError(this.name, path, cause),
+        signal && {
+          signal,
+          error: () => new AbortedError(this.name, "copyTo", path, signal.reason),
+        },
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof StorageDriverError) throw error;
+      throw new BackendError(this.name, "copyTo", path, { cause: error });
+    } finally {
+      await handle.close();
+    }
+  }
+
   async writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
     const client = await this.connection.client();
     const call = client.Writer() as grpc.ClientDuplexStream<unknown, WriterReply>;
@@ -369,6 +473,13 @@ class RemoteWriter implements FileWriter {
   private readonly broken: Promise<never>;
   /** The caller's signal aborted: writes stop sending and reject. */
   private aborted = false;
+  /** Content taken by write() and not yet sent. */
+  private batch: Batch | undefined;
+  /** The `opened` reply is still to come (see open). */
+  private openPending = false;
+  /** Bytes of content sent so far. */
+  private sent = 0;
+  private readonly window = new SendWindow(WRITER_WINDOW);
 
   constructor(
     private readonly driver: RemoteDriver,
@@ -416,20 +527,17 @@ class RemoteWriter implements FileWriter {
     }
   }
 
-  /** Sends `message`; resolves once the transport took it (HTTP/2 flow control: backpressure). */
-  private async send(message: object, what: string): Promise<void> {
+  /**
+   * Sends `message` (`bytes` of content); resolves at once while the writer's window has room,
+   * else once the transport took enough (HTTP/2 flow control: backpressure).
+   */
+  private async send(message: object, what: string, bytes = 0, batch?: Batch): Promise<void> {
     if (this.failed !== undefined) return this.failed;
+    this.window.write(this.call, message, bytes, batch);
+    if (!this.window.full) return;
     const limit = timer(this.driver.callTimeoutMs, () => this.driver.timedOut(what, this.path));
     try {
-      await Promise.race([
-        limit.promise,
-        new Promise<void>((resolve, reject) => {
-          this.call.write(message, (error: Error | null | undefined) =>
-            error ? reject(error) : resolve(),
-          );
-        }),
-        this.broken,
-      ]);
+      await Promise.race([limit.promise, this.window.room(), this.broken]);
     } catch (error) {
       if (this.failed !== undefined) return this.failed;
       this.call.cancel();
@@ -439,17 +547,50 @@ class RemoteWriter implements FileWriter {
     }
   }
 
+  /** Sends the batch being gathered, if any. */
+  private async flush(what: string): Promise<void> {
+    const batch = this.batch;
+    if (batch === undefined || batch.size === 0) return;
+    this.batch = undefined;
+    await this.send(batch.message(), what, batch.size, batch);
+  }
+
+  /**
+   * Opens the writer. A new one (not `append`) starts at size 0, so its `opened` reply is not
+   * waited for: writes follow the open at once, and a failed open fails the next call (the
+   * small push saves a round trip). A resumed one needs the size the reply gives.
+   */
   async open(append: boolean): Promise<void> {
     await this.send({ open: { path: this.path, append } }, "writer");
+    if (!append) {
+      this.openPending = true;
+      return;
+    }
     const reply = await this.reply("writer");
     this.written = Number(reply.opened?.size ?? 0);
   }
 
+  /**
+   * Copies `chunk` into the batch being gathered (the caller may reuse it once this resolves),
+   * sending each full batch: a writer's content travels in messages of MAX_CHUNK, whatever the
+   * size of its chunks. The first MAX_CHUNK of a writer go in smaller batches, so that a small
+   * blob does not cost a MAX_CHUNK buffer.
+   */
   write(chunk: Uint8Array): Promise<void> {
     return this.state.run(async () => {
-      for (let at = 0; at < chunk.length; at += MAX_CHUNK) {
+      if (this.failed !== undefined) return this.failed;
+      for (let at = 0; at < chunk.length;) {
         if (this.aborted) break;
-        await this.send({ data: chunk.subarray(at, at + MAX_CHUNK) }, "writer.write");
+        this.batch ??= new Batch(
+          this.sent >= MAX_CHUNK
+            ? MAX_CHUNK
+            : Math.min(MAX_CHUNK, Math.max(SMALL_BATCH, chunk.length - at)),
+        );
+        at += this.batch.add(at === 0 ? chunk : chunk.subarray(at));
+        if (this.batch.room === 0) {
+          this.sent += this.batch.size;
+          await this.flush("writer.write");
+        }
       }
       // The server drops data that reaches it after the abort: how much it kept, close() says.
       if (this.aborted) throw new AbortedError(this.driver.name, "writer.write", this.path);
@@ -460,13 +601,27 @@ class RemoteWriter implements FileWriter {
   /** Aborts the writer's signal on the server (write and commit fail there too). */
   abort(): void {
     this.aborted = true;
-    if (this.failed === undefined) this.call.write({ abort: {} });
+    if (this.failed !== undefined) return;
+    // What write() already took goes first: the server keeps what reached it before the abort.
+    const batch = this.batch;
+    this.batch = undefined;
+    if (batch !== undefined && batch.size > 0) {
+      this.window.write(this.call, batch.message(), 0, batch);
+    }
+    this.window.write(this.call, { abort: {} }, 0);
   }
 
   private end(action: "CLOSE" | "CANCEL" | "COMMIT", method: string): Promise<void> {
     const ending = action === "CLOSE" ? "closed" : action === "CANCEL" ? "cancelled" : "committed";
     return this.state.run(async () => {
+      // Cancel drops what is still gathered; close and commit keep it.
+      if (action === "CANCEL") this.batch = undefined;
+      await this.flush(method);
       await this.send({ end: { action } }, method);
+      if (this.openPending) {
+        await this.reply(method);
+        this.openPending = false;
+      }
       const reply = await this.reply(method);
       this.written = Number(reply.ended?.size ?? this.written);
       this.call.end();

@@ -203,17 +203,20 @@ describe("out-of-process driver faults", () => {
     try {
       const error = await rejection(createRemoteDriver("slow", SLOW_SCRIPT, {}, { log: () => {} }));
       assert.equal(error.code, DriverErrorCode.InvalidStorageDriver);
-      assert.match(error.message, /protocol version 2\.0, Berth speaks 1\.0/);
+      assert.match(error.message, /protocol version 2\.0, Berth speaks 1\.1/);
       assert.ok(error.message.includes(SLOW_SCRIPT), error.message);
     } finally {
       delete process.env.FAKE_VERSION;
     }
-    process.env.FAKE_VERSION = "1.7";
-    try {
-      const newer = await createRemoteDriver("slow", SLOW_SCRIPT, {}, { log: () => {} });
-      await newer.close();
-    } finally {
-      delete process.env.FAKE_VERSION;
+    // A later minor, and the 1.0 that drivers written before LocalFile (1.1) report, are accepted.
+    for (const version of ["1.7", "1.0"]) {
+      process.env.FAKE_VERSION = version;
+      try {
+        const accepted = await createRemoteDriver("slow", SLOW_SCRIPT, {}, { log: () => {} });
+        await accepted.close();
+      } finally {
+        delete process.env.FAKE_VERSION;
+      }
     }
   });
 

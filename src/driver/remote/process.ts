@@ -38,6 +38,18 @@ interface Handshake {
   error?: { code?: string; message?: string; parameter?: string };
 }
 
+/**
+ * glibc malloc settings a driver process gets unless Berth's environment sets them: the protocol
+ * moves content in messages of about 1 MiB, which glibc would otherwise map and unmap one by one
+ * (or trim from its heap), so that every message's buffers fault their pages in afresh. Measured
+ * (1 GiB written and read through `berth driver-server filesystem`): the driver process's CPU
+ * 5.2 → 4.1 s and its page faults 46k → 27k. Other C libraries ignore them.
+ */
+const ALLOCATOR_ENV = {
+  MALLOC_MMAP_THRESHOLD_: String(32 * 1024 * 1024),
+  MALLOC_TRIM_THRESHOLD_: String(128 * 1024 * 1024),
+};
+
 /** Processes still running, stopped when Berth exits. */
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -199,7 +211,7 @@ export class DriverProcess implements DriverConnection {
       `driver-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.sock`,
     );
     const child = spawn(this.executable, [JSON.stringify(this.parameters)], {
-      env: { ...process.env, [SOCKET_ENV]: socket },
+      env: { ...ALLOCATOR_ENV, ...process.env, [SOCKET_ENV]: socket },
       stdio: ["pipe", "pipe", "pipe"],
     });
     running.add(child);

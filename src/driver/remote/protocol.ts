@@ -19,12 +19,17 @@ import {
   WriterClosedError,
   type FileInfo,
 } from "../driver.js";
+import { dataSerializer } from "./framing.js";
 
 /**
- * The protocol version Berth speaks, "major.minor". A driver is accepted when its major is equal
- * and its minor at least this one (seed 000's rule); a new minor only adds.
+ * The protocol version Berth speaks, "major.minor"; a new minor only adds (1.1: LocalFile). Berth
+ * accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR, and uses what a
+ * later minor added only when the driver has it (a call it does not know answers UNIMPLEMENTED).
  */
-export const PROTOCOL_VERSION = "1.0";
+export const PROTOCOL_VERSION = "1.1";
+
+/** The oldest minor of PROTOCOL_VERSION's major that Berth still accepts: 1.0's drivers work. */
+export const MIN_PROTOCOL_MINOR = 0;
 
 /** The .proto file of the service, shipped in the package (proto/ at its root). */
 export const PROTO_FILE = fileURLToPath(
@@ -34,15 +39,15 @@ export const PROTO_FILE = fileURLToPath(
 /** Environment variable naming the Unix socket a driver process must listen on. */
 export const SOCKET_ENV = "BERTH_DRIVER_SOCKET";
 
+/** The HTTP/2 flow-control window of both sides, per stream and per connection. */
+export const FLOW_CONTROL_WINDOW = 8 * 1024 * 1024;
+
 /** Channel and server options of both sides: large messages and a flow-control window of 8 MiB. */
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_receive_message_length": -1,
   "grpc.max_send_message_length": -1,
-  "grpc-node.flow_control_window": 8 * 1024 * 1024,
+  "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW,
 };
-
-/** The largest `data` message a writer or reader sends; bigger chunks are split. */
-export const MAX_CHUNK = 1024 * 1024;
 
 let loaded: grpc.ServiceClientConstructor | undefined;
 
@@ -56,6 +61,10 @@ export function driverService(): grpc.ServiceClientConstructor {
     defaults: true,
     oneofs: true,
   });
+  // Content messages skip protobuf.js's copy of their bytes (framing.ts).
+  const methods = definition["berth.driver.v1.StorageDriver"] as protoLoader.ServiceDefinition;
+  methods.Reader!.responseSerialize = dataSerializer(1, methods.Reader!.responseSerialize);
+  methods.Writer!.requestSerialize = dataSerializer(2, methods.Writer!.requestSerialize);
   const root = grpc.loadPackageDefinition(definition) as unknown as {
     berth: { driver: { v1: { StorageDriver: grpc.ServiceClientConstructor } } };
   };
@@ -101,8 +110,8 @@ export function incompatibility(version: string): string | undefined {
   const theirs = parseVersion(version);
   const ours = parseVersion(PROTOCOL_VERSION)!;
   if (theirs === undefined) return `its version ${JSON.stringify(version)} is not major.minor`;
-  if (theirs.major !== ours.major || theirs.minor < ours.minor) {
-    return `it speaks protocol version ${version}, Berth speaks ${PROTOCOL_VERSION} (the major must be equal and the minor at least ${ours.minor})`;
+  if (theirs.major !== ours.major || theirs.minor < MIN_PROTOCOL_MINOR) {
+    return `it speaks protocol version ${version}, Berth speaks ${PROTOCOL_VERSION} (the major must be equal and the minor at least ${MIN_PROTOCOL_MINOR})`;
   }
   return undefined;
 }

@@ -5,10 +5,15 @@ import { unlink } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import { DriverBase } from "../base.js";
-import { WriterClosedError, type FileWriter, type StorageDriver } from "../driver.js";
+import {
+  WriterClosedError,
+  type FileWriter,
+  type StorageDriver,
+  type StoragePath,
+} from "../driver.js";
+import { Batch, MAX_CHUNK, SendWindow } from "./framing.js";
 import {
   CHANNEL_OPTIONS,
-  MAX_CHUNK,
   PROTOCOL_VERSION,
   driverService,
   toStatus,
@@ -21,6 +26,24 @@ export interface ServeDriverOptions {
   socket: string;
   /** The protocol version to report; default PROTOCOL_VERSION (other values are for tests). */
   version?: string;
+  /**
+   * Answer LocalFile with the driver's files, when it has them (a driver with a `localFile`
+   * method, such as the filesystem driver). Default true; false when Berth runs elsewhere or must
+   * not open the driver's files.
+   */
+  localFiles?: boolean;
+}
+
+/** A driver whose content lies in local files (FilesystemDriver). */
+interface LocalFileDriver extends StorageDriver {
+  localFile(path: StoragePath): Promise<string>;
+}
+
+function localFilesOf(driver: StorageDriver): LocalFileDriver | undefined {
+  const inner = driver instanceof DriverBase ? driver.inner : driver;
+  return typeof (inner as Partial<LocalFileDriver>).localFile === "function"
+    ? (inner as LocalFileDriver)
+    : undefined;
 }
 
 /** A driver being served; `close` stops the server (calls in flight are cancelled). */
@@ -74,17 +97,58 @@ async function send(
   });
 }
 
-/** Sends `stream`'s bytes as Chunks in messages of at most MAX_CHUNK. */
+/** How long a partly filled batch of a reader waits for more content before it is sent. */
+const FLUSH_DELAY_MS = 2;
+
+/** Content a reader keeps sent but not yet handed to the socket (see SendWindow). */
+const READER_WINDOW = 4 * MAX_CHUNK;
+
+/**
+ * Sends `stream`'s bytes as Chunks batched into messages of up to MAX_CHUNK: a batch goes out when
+ * full, at the end, or when the content stops coming for FLUSH_DELAY_MS (a slow backend's bytes
+ * are not held back).
+ */
 async function streamOut(
   call: grpc.ServerWritableStream<unknown, unknown>,
   stream: Readable,
+  window: SendWindow,
+  cancelled: Promise<void>,
 ): Promise<void> {
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    for (let at = 0; at < chunk.length; at += MAX_CHUNK) {
+  const chunks = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  let batch: Batch | undefined;
+  const flush = async () => {
+    if (batch === undefined || batch.size === 0) return;
+    window.write(call, batch.message(), batch.size, batch);
+    batch = undefined;
+    if (window.full) await Promise.race([window.room(), cancelled]);
+  };
+  for (;;) {
+    const next = chunks.next();
+    let result: IteratorResult<Buffer> | "idle";
+    if (batch === undefined) {
+      result = await next;
+    } else {
+      let handle: NodeJS.Timeout | undefined;
+      const idle = new Promise<"idle">((resolve) => {
+        handle = setTimeout(() => resolve("idle"), FLUSH_DELAY_MS);
+      });
+      result = await Promise.race([next, idle]);
+      clearTimeout(handle);
+      if (result === "idle") {
+        await flush();
+        result = await next;
+      }
+    }
+    if (result.done === true) break;
+    const chunk = result.value;
+    for (let at = 0; at < chunk.length;) {
       if ((call as { cancelled?: boolean }).cancelled) return;
-      await send(call, { data: chunk.subarray(at, at + MAX_CHUNK) });
+      batch ??= new Batch(MAX_CHUNK);
+      at += batch.add(at === 0 ? chunk : chunk.subarray(at));
+      if (batch.room === 0) await flush();
     }
   }
+  await flush();
 }
 
 interface WriterRequest {
@@ -151,6 +215,7 @@ export async function serveDriver(
   options: ServeDriverOptions,
 ): Promise<DriverServer> {
   const served = driver instanceof DriverBase ? driver : new DriverBase(driver);
+  const local = options.localFiles === false ? undefined : localFilesOf(driver);
   const server = new grpc.Server(CHANNEL_OPTIONS);
   type PathRequest = { path: string };
   server.addService(driverService().service, {
@@ -169,6 +234,12 @@ export async function serveDriver(
       stored: await served.putContentIfAbsent(path, content),
     })),
     Stat: unary(async ({ path }: PathRequest) => toWireInfo(await served.stat(path))),
+    LocalFile: unary(async ({ path }: PathRequest) => {
+      // Stat first: it checks the path and answers NOT_FOUND as Stat does.
+      const info = await served.stat(path);
+      if (local === undefined || info.isDir) return { file: "", size: 0 };
+      return { file: await local.localFile(path), size: info.size };
+    }),
     List: unary(async ({ path }: PathRequest, signal) => ({
       paths: await served.list(path, { signal }),
     })),
@@ -193,9 +264,11 @@ export async function serveDriver(
         let stream: Readable | undefined;
         try {
           stream = await served.reader(call.request.path, Number(call.request.offset), { signal });
-          // The first message says the content is open.
-          await send(call, { data: Buffer.alloc(0) });
-          await streamOut(call, stream);
+          const cancelled = new Promise<void>((resolve) => call.once("cancelled", resolve));
+          const window = new SendWindow(READER_WINDOW);
+          // The first message, empty, says the content is open.
+          window.write(call, { data: Buffer.alloc(0) }, 0);
+          await streamOut(call, stream, window, cancelled);
           call.end();
         } catch (error) {
           fail(call, error);
