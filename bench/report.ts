@@ -57,6 +57,11 @@ const GOALS: Record<string, Goal> = {
   "v2-check": atLeast(4),
   "v2-check-p99": atMost(1.0, "no worse (≤ 1×)"),
   "push-small": atLeast(2),
+  "push-small-p50": atMost(1.0, "no worse (≤ 1×)"),
+  "push-small-p99": atMost(1.0, "no worse (≤ 1×)"),
+  "push-small-cold": atLeast(2),
+  "push-small-cold-p50": atMost(1.0, "no worse (≤ 1×)"),
+  "push-small-cold-p99": atMost(1.0, "no worse (≤ 1×)"),
   "skopeo-push": atMost(1.0),
   "skopeo-pull": atMost(1.0),
   "push-1g-peak-rss": {
