@@ -47,30 +47,31 @@ export class PullRecord {
 
   /** Records a pull of manifest `digest` of `repository` (by `tag` when pulled by tag). No I/O. */
   record(repository: string, digest: Digest, tag?: string, now = Date.now()): void {
-    let times = this.pending.get(repository);
-    if (times === undefined) {
-      times = new Map();
-      this.pending.set(repository, times);
-    }
+    const times = this.pendingFor(repository);
     times.set(digest, now);
     if (tag !== undefined) times.set(tag, now);
   }
 
-  /** Writes what was recorded since the last flush into storage. */
+  /**
+   * Writes what was recorded since the last flush into storage. A repository whose write fails
+   * keeps its times for the next flush, and the others are still written; the first error is
+   * thrown once all were tried.
+   */
   async flush(): Promise<void> {
     const pending = this.pending;
     this.pending = new Map();
+    let failure: Error | undefined;
     for (const [repository, times] of pending) {
       try {
         const stored = await this.stored(repository);
         const content = JSON.stringify({ pulls: Object.fromEntries(merge(stored, times)) });
         await this.driver.putContent(paths.pulls(repository), Buffer.from(content));
       } catch (error) {
-        // Kept for the next flush.
         merge(this.pendingFor(repository), times);
-        throw error;
+        failure ??= error instanceof Error ? error : new Error(String(error));
       }
     }
+    if (failure !== undefined) throw failure;
   }
 
   /** The pull times of `repository`: what storage has and what this process has not flushed. */
