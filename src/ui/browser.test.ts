@@ -217,7 +217,7 @@ describe("web UI in Chromium", { skip }, () => {
       const arm = fixtures.index.images[1]!;
       await page.getByRole("heading", { name: `apps/multi@${arm.manifest.digest}` }).waitFor();
       const layers = page.getByRole("table", { name: /^Layers/ });
-      await layers.waitFor();
+      await layers.locator("tbody tr").first().waitFor();
       assert.equal(await layers.locator("tbody tr").count(), 1);
       await page.getByText("linux/arm64", { exact: true }).waitFor();
     });
@@ -247,6 +247,8 @@ describe("web UI in Chromium", { skip }, () => {
       await page.getByRole("button", { name: "Delete 2" }).click();
       await page.getByRole("status").filter({ hasText: "Deleted tag 2." }).waitFor();
       await page.getByRole("row", { name: /^2 / }).waitFor({ state: "detached" });
+      // The list is fetched again after the delete: count once it is back on the page.
+      await page.getByRole("row", { name: /^1 / }).waitFor();
       assert.equal(await page.getByRole("row", { name: /^1 / }).count(), 1);
       const gone = await fetch(`${registry.url}/v2/apps/multi/manifests/2`);
       assert.equal(gone.status, 404);
