@@ -9,6 +9,7 @@ import { copyContent } from "./copy.js";
 import {
   AbortedError,
   BackendError,
+  type BackendRequestObserver,
   InvalidOffsetError,
   InvalidPathError,
   PathNotFoundError,
@@ -69,7 +70,20 @@ export class DriverBase implements StorageDriver {
   /** Wraps each call (OpenTelemetry spans); none by default, and then it costs one check. */
   tracer: DriverCallTracer | undefined;
 
-  constructor(readonly inner: StorageDriver) {}
+  /**
+   * Requests the driver sent to its backend, by operation (see StorageDriver.onBackendRequest);
+   * empty for a driver that does not report them.
+   */
+  readonly backendRequests: Record<string, number> = {};
+  /** Told of each backend request as `backendRequests` counts it (Prometheus); none by default. */
+  backendObserver: BackendRequestObserver | undefined;
+
+  constructor(readonly inner: StorageDriver) {
+    inner.onBackendRequest = (operation) => {
+      this.backendRequests[operation] = (this.backendRequests[operation] ?? 0) + 1;
+      this.backendObserver?.(operation);
+    };
+  }
 
   get name(): string {
     return this.inner.name;

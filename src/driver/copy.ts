@@ -41,8 +41,27 @@ export async function copyByReader(
   length: number | undefined,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const closed: ClosedError = (cause) => new DestinationClosedError(driver.name, path, cause);
-  const source: Readable = await driver.reader(path, offset, { signal });
+  const source = await driver.reader(path, offset, { signal });
+  await copyStream(driver.name, path, source, destination, length, signal);
+}
+
+/**
+ * Writes `length` bytes (all when undefined) of `source`, a reader of the content at `path`, to
+ * `destination`, as copyTo does (see StorageDriver.copyTo); destroys `source` when done. Aborting
+ * `signal` destroys `source` with AbortedError, also while the copy waits for its next chunk.
+ */
+export async function copyStream(
+  driverName: string,
+  path: StoragePath,
+  source: Readable,
+  destination: Writable,
+  length: number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const closed: ClosedError = (cause) => new DestinationClosedError(driverName, path, cause);
+  const aborted = () => new AbortedError(driverName, "copyTo", path, signal?.reason);
+  const abort = () => source.destroy(aborted());
+  signal?.addEventListener("abort", abort, { once: true });
   let remaining = length ?? Number.POSITIVE_INFINITY;
   // The copy is done when the destination has taken every byte (its write callbacks ran), as
   // with a driver's own copyTo, not merely when the last write was queued in its buffer.
@@ -60,7 +79,7 @@ export async function copyByReader(
     for await (const chunk of source as AsyncIterable<Buffer>) {
       const part = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
       remaining -= part.length;
-      if (signal?.aborted) throw new AbortedError(driver.name, "copyTo", path, signal.reason);
+      if (signal?.aborted) throw aborted();
       if (failure !== undefined) throw failure;
       if (destination.destroyed) throw closed();
       lastWrite = written(destination, part, closed);
@@ -71,8 +90,9 @@ export async function copyByReader(
     }
     await whileOpen(destination, lastWrite, closed);
     // An abort during the last write still rejects: the caller gave up on this copy.
-    if (signal?.aborted) throw new AbortedError(driver.name, "copyTo", path, signal.reason);
+    if (signal?.aborted) throw aborted();
   } finally {
+    signal?.removeEventListener("abort", abort);
     // Also stops a source read only in part (a range), which frees its file or connection.
     source.destroy();
     // A destination destroyed but not yet closed has its "error" and "close" still to emit (on the

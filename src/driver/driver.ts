@@ -67,6 +67,9 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Told of one request a driver sent to its backend: the backend's name of the operation. */
+export type BackendRequestObserver = (operation: string) => void;
+
 /** What `walk`'s callback may return to steer the walk. */
 export type WalkAction = "continue" | "skip" | "stop";
 
@@ -202,6 +205,14 @@ export interface StorageDriver {
    * owner of a driver calls it once when done; every call after it rejects. Content is kept.
    */
   close?(): Promise<void>;
+
+  /**
+   * Optional, set by the driver's owner (DriverBase): a driver that talks to its backend over HTTP
+   * calls it once per request it sends, retries included, with the backend's name of the
+   * operation (`GetObject`, `PutBlock`). What a registry operation costs in backend requests
+   * (and in a cloud bill) is counted from it.
+   */
+  onBackendRequest?: BackendRequestObserver;
 }
 
 /** The parameters a driver is created from: a driver's section of config.yml, as a plain object. */

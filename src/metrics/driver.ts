@@ -1,6 +1,7 @@
 // Storage driver metrics from DriverBase's observer: distribution's `registry_storage_action_seconds`
 // histogram by driver and action (the contract method, or `writer.write` and so on for a writer's
-// calls), and a counter by outcome, which distribution has not, so that failing backends show.
+// calls), and a counter by outcome, which distribution has not, so that failing backends show;
+// and the requests the driver sent to its backend by operation (s3, azure), retries included.
 
 import type { CallOutcome, DriverBase, DriverCallObserver } from "../driver/index.js";
 import type { Counter, Histogram } from "prom-client";
@@ -42,5 +43,19 @@ export function observeDriver(registry: MetricsRegistry, driver: DriverBase): Dr
     counter.inc();
   };
   driver.observer = observer;
+  const backend = registry.counter({
+    name: "registry_storage_backend_requests_total",
+    help: "Requests the storage driver sent to its backend (retries included), by driver and the backend's operation.",
+    labelNames: ["driver", "operation"],
+  });
+  const backendCounters = new Map<string, CounterChild>();
+  driver.backendObserver = (operation: string) => {
+    let counter = backendCounters.get(operation);
+    if (counter === undefined) {
+      counter = backend.labels(name, operation);
+      backendCounters.set(operation, counter);
+    }
+    counter.inc();
+  };
   return observer;
 }

@@ -19,6 +19,7 @@ import {
   writeOciLayout,
 } from "../testing/oci-layout.js";
 import { assertBlobRedirects } from "../testing/redirects.js";
+import { sampleValue, scrapeMetrics } from "../testing/prometheus.js";
 import { skopeoCopy } from "../testing/skopeo.js";
 import { skipUnlessCommands } from "../testing/tools.js";
 import { startRegistry, type RunningRegistry } from "./index.js";
@@ -70,6 +71,10 @@ describe(
           `    rootdirectory: /${ROOT}`,
           "http:",
           "  addr: 127.0.0.1:0",
+          "  debug:",
+          "    addr: 127.0.0.1:0",
+          "    prometheus:",
+          "      enabled: true",
           "",
         ].join("\n"),
       );
@@ -103,6 +108,18 @@ describe(
       await skopeoCopy(`oci:${source}:image`, `${remote}/image:v1`);
       await skopeoCopy(`oci:${source}:multi`, `${remote}/multi:v1`);
       const pushSeconds = (performance.now() - started) / 1000;
+      // What the push cost in requests to RGW, by S3 operation.
+      const pushed = await scrapeMetrics(`${redirecting.debugUrl}/metrics`);
+      const requests = (operation: string) =>
+        sampleValue(pushed, "registry_storage_backend_requests_total", { driver: "s3", operation });
+      for (const operation of [
+        "PutObject",
+        "UploadPart",
+        "CompleteMultipartUpload",
+        "HeadObject",
+      ]) {
+        assert.ok(requests(operation) > 0, `${operation}: ${requests(operation)}`);
+      }
 
       // Pulled through the redirecting registry: skopeo fetches every blob from RGW, so Berth
       // signs a URL per blob and reads none itself (manifests are read whole, not streamed).

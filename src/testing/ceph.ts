@@ -47,6 +47,11 @@ export interface CephCluster {
   region: string;
   /** Milliseconds from the first command to an S3 endpoint ready with its user. */
   startMs: number;
+  /**
+   * The radosgw log; its `beast:` lines are the gateway's access log, one per HTTP request
+   * (method, path, status, user agent), at the default debug_rgw level.
+   */
+  rgwLog: string;
   /** Creates a bucket owned by the test user. */
   createBucket(name: string): Promise<void>;
   /** Kills all daemons and removes the temp dir. Safe to call twice. */
@@ -242,6 +247,7 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
         accessKey: "",
         secretKey: "",
         region: REGION,
+        rgwLog: "",
         startMs: Math.round(performance.now() - started),
         createBucket: () => Promise.reject(new Error("Ceph started without radosgw (rgw: false)")),
         stop,
@@ -286,6 +292,7 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
       accessKey,
       secretKey,
       region: REGION,
+      rgwLog: join(dir, "log", "client.rgw.log"),
       startMs: Math.round(performance.now() - started),
       createBucket: async (name: string) => {
         await client.send(new CreateBucketCommand({ Bucket: name }));
@@ -300,6 +307,34 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
     await stop();
     throw new Error(`Ceph did not start: ${(error as Error).message}\n${logs}`, { cause: error });
   }
+}
+
+/** One request of the gateway's access log. */
+export interface RgwRequest {
+  method: string;
+  /** The request's path and query, as sent: `/<bucket>/<key>?<query>`. */
+  target: string;
+  status: number;
+  userAgent: string;
+}
+
+/** The requests in the gateway's access log `log` (CephCluster.rgwLog), in order. */
+export async function readRgwRequests(log: string): Promise<RgwRequest[]> {
+  const text = await readFile(log, "utf8");
+  const requests: RgwRequest[] = [];
+  // beast: 0x7f..: 127.0.0.1 - berth [29/Nov/2026:02:48:08.194 +0000] "PUT /b/k HTTP/1.1" 200 5 - "ua" ...
+  const line = / beast: \S+ \S+ - \S+ \[[^\]]*\] "(\S+) (\S+) [^"]*" (\d+) \S+ \S+ "([^"]*)"/;
+  for (const entry of text.split("\n")) {
+    const match = line.exec(entry);
+    if (match === null) continue;
+    requests.push({
+      method: match[1]!,
+      target: match[2]!,
+      status: Number(match[3]),
+      userAgent: match[4]!,
+    });
+  }
+  return requests;
 }
 
 /** Polls the gateway until it answers HTTP; fails early when a daemon has exited. */

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
 import {
+  DriverBase,
   DriverErrorCode,
   createDriver,
   type DriverParameters,
@@ -49,6 +50,25 @@ const unique = () => randomBytes(6).toString("hex");
 runDriverSuite("azure", () => azureDriver());
 
 describe("azure driver", () => {
+  it("counts each request it sends to the Blob service by operation", async () => {
+    const driver = await azureDriver({ rootdirectory: `/${unique()}` });
+    assert.ok(driver instanceof DriverBase);
+    await driver.putContent("/a/link", Buffer.from("x"));
+    assert.deepEqual({ ...driver.backendRequests }, { PutBlob: 1 });
+    await driver.stat("/a/link");
+    await driver.getContent("/a/link");
+    await driver.list("/a");
+    const writer = await driver.writer("/a/data", false);
+    await writer.write(randomBytes(1000));
+    await writer.commit();
+    const counts: Record<string, number> = driver.backendRequests;
+    assert.equal(counts.PutBlob, 1);
+    assert.equal(counts.GetBlobProperties, 1);
+    assert.equal(counts.GetBlob, 1);
+    assert.ok((counts.ListBlobs ?? 0) >= 1);
+    assert.ok((counts.PutBlock ?? 0) + (counts.PutBlockList ?? 0) >= 1, JSON.stringify(counts));
+  });
+
   it("for a garbage collection (mustExist), a missing container is an error naming it, not created", async () => {
     const missing = `missing-${unique()}`;
     await assert.rejects(

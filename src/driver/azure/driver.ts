@@ -9,6 +9,7 @@ import type { TokenCredential } from "@azure/identity";
 import {
   BlobSASPermissions,
   BlobServiceClient,
+  newPipeline,
   SASProtocol,
   StorageSharedKeyCredential,
   type BlobItem,
@@ -19,6 +20,7 @@ import {
 import {
   BackendError,
   InvalidParameterError,
+  type BackendRequestObserver,
   PathNotFoundError,
   type CallOptions,
   type FileInfo,
@@ -31,6 +33,7 @@ import {
 import { walkFlatListing } from "../walk.js";
 import { serviceErrorCode, serviceStatus, translateError } from "./errors.js";
 import { DRIVER_NAME, type AzureDriverOptions } from "./parameters.js";
+import { countingPolicy } from "./requests.js";
 import { resumeWriter, startWriter, type WriterTarget } from "./writer.js";
 
 const DEFAULT_REDIRECT_SECONDS = 20 * 60;
@@ -66,6 +69,7 @@ export class AzureDriver implements StorageDriver {
   private delegationKeyExpiry = 0;
   /** Until when to stop asking for a delegation key after the service refused one. */
   private delegationDeniedUntil = 0;
+  onBackendRequest: BackendRequestObserver | undefined;
 
   /**
    * `identity` authenticates when `options` has no account key (see `createAzureDriver`, which
@@ -87,9 +91,9 @@ export class AzureDriver implements StorageDriver {
         "is required without an identity credential",
       );
     }
-    this.service = new BlobServiceClient(options.serviceUrl, credential, {
-      userAgentOptions: { userAgentPrefix: "berth" },
-    });
+    const pipeline = newPipeline(credential, { userAgentOptions: { userAgentPrefix: "berth" } });
+    pipeline.factories.push(countingPolicy((operation) => this.onBackendRequest?.(operation)));
+    this.service = new BlobServiceClient(options.serviceUrl, pipeline);
     this.container = this.service.getContainerClient(options.container);
   }
 

@@ -16,7 +16,12 @@ import {
 } from "../index.js";
 import { runDriverSuite } from "../testsuite/index.js";
 import { MemoryWatch } from "../testsuite/support.js";
-import { startCeph, type CephCluster } from "../../testing/ceph.js";
+import { DriverBase } from "../base.js";
+import { startCeph, readRgwRequests, type CephCluster } from "../../testing/ceph.js";
+import { eventually } from "../../testing/eventually.js";
+import { readS3Parameters } from "./parameters.js";
+import { S3Driver as S3DriverClass, type S3ReadTuning } from "./driver.js";
+import { Writable } from "node:stream";
 import { skipUnlessCommands } from "../../testing/tools.js";
 
 const MiB = 1024 * 1024;
@@ -272,6 +277,178 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
       assert.equal(head.status, 200);
       assert.equal(head.headers.get("content-length"), String(content.length));
       await driver.delete("/blobs");
+    });
+  });
+
+  describe("s3 ranged reads", () => {
+    /** A driver reading in parts of 1 MiB, 4 in flight, within `readAheadBytes`. */
+    const rangedDriver = (tuning: Partial<S3ReadTuning> = {}) => {
+      const root = `/${randomBytes(6).toString("hex")}`;
+      const parameters = readS3Parameters({
+        bucket,
+        region: ceph.region,
+        regionendpoint: ceph.endpoint,
+        accesskey: ceph.accessKey,
+        secretkey: ceph.secretKey,
+        rootdirectory: root,
+      });
+      const inner = new S3DriverClass(parameters, {
+        partSize: MiB,
+        window: 4,
+        readAheadBytes: 8 * MiB,
+        ...tuning,
+      });
+      return { driver: new DriverBase(inner), root };
+    };
+    const content = randomBytes(9 * MiB + 12345);
+
+    /** The GETs RGW logged for keys below `root`, once `marker` (requested last) is logged. */
+    const loggedGets = async (root: string, marker: string) => {
+      let requests: Awaited<ReturnType<typeof readRgwRequests>> = [];
+      await eventually(async () => {
+        requests = await readRgwRequests(ceph.rgwLog);
+        return requests.some((request) => request.target.includes(marker));
+      });
+      return requests.filter(
+        (request) => request.method === "GET" && request.target.startsWith(`/${bucket}${root}/`),
+      );
+    };
+
+    it("reads in order through parallel ranged GETs, from any offset, one GET for a small file", async () => {
+      const { driver, root } = rangedDriver();
+      await driver.putContent("/big", content);
+      await driver.putContent("/small", content.subarray(0, 1000));
+      for (const offset of [0, 1, MiB - 1, 5 * MiB + 7, content.length - 1, content.length]) {
+        const chunks: Buffer[] = [];
+        for await (const chunk of await driver.reader("/big", offset)) chunks.push(chunk as Buffer);
+        assert.ok(Buffer.concat(chunks).equals(content.subarray(offset)), `from ${offset}`);
+      }
+      const small: Buffer[] = [];
+      for await (const chunk of await driver.reader("/small")) small.push(chunk as Buffer);
+      assert.ok(Buffer.concat(small).equals(content.subarray(0, 1000)));
+      await driver.stat("/marker-small").catch(() => undefined);
+      const gets = await loggedGets(root, "marker-small");
+      const smallGets = gets.filter((request) =>
+        request.target.startsWith(`/${bucket}${root}/small`),
+      );
+      assert.equal(smallGets.length, 1);
+      assert.ok(gets.every((request) => request.status === 206 || request.status === 416));
+    });
+
+    it("copies a range to a slow destination with memory bounded by the read-ahead budget", async () => {
+      const { driver } = rangedDriver({ partSize: 2 * MiB, readAheadBytes: 4 * MiB });
+      const large = randomBytes(64 * MiB);
+      await driver.putContent("/large", large);
+      // Collections every 8 MiB passed: garbage the reader no longer holds must not count.
+      const watch = new MemoryWatch(8 * MiB);
+      const hash = createHash("sha256");
+      let received = 0;
+      // A destination taking 64 KiB per 2 ms: the reader must wait for it, not buffer the blob.
+      const slow = new Writable({
+        highWaterMark: 64 * 1024,
+        write(chunk: Buffer, _encoding, callback) {
+          hash.update(chunk);
+          received += chunk.length;
+          watch.passed(chunk.length);
+          if (received % (64 * 1024) < chunk.length) setTimeout(callback, 2);
+          else callback();
+        },
+      });
+      await driver.copyTo("/large", slow, 3, 40 * MiB);
+      assert.equal(received, 40 * MiB);
+      assert.equal(
+        hash.digest("hex"),
+        createHash("sha256")
+          .update(large.subarray(3, 3 + 40 * MiB))
+          .digest("hex"),
+      );
+      const growth = watch.growth() / MiB;
+      assert.ok(growth < 32, `peak RSS growth ${growth.toFixed(1)} MiB copying 40 MiB`);
+    });
+
+    it("an abort mid-way stops the read and every ranged GET in flight", async () => {
+      const { driver } = rangedDriver();
+      await driver.putContent("/abort", content);
+      const controller = new AbortController();
+      const stream = await driver.reader("/abort", 0, { signal: controller.signal });
+      let read = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of stream) {
+            read += (chunk as Buffer).length;
+            if (read >= 2 * MiB) controller.abort();
+          }
+        })(),
+        (error: Error & { code?: string }) => error.code === DriverErrorCode.Aborted,
+      );
+      assert.ok(read < content.length);
+      const sink = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+      const copy = new AbortController();
+      const copying = driver.copyTo("/abort", sink, 0, undefined, { signal: copy.signal });
+      setTimeout(() => copy.abort(), 5);
+      await assert.rejects(
+        copying,
+        (error: Error & { code?: string }) => error.code === DriverErrorCode.Aborted,
+      );
+    });
+
+    it("fails a read whose object is replaced between its parts (If-Match), never mixing them", async () => {
+      const { driver } = rangedDriver({ window: 1 });
+      await driver.putContent("/replaced", content);
+      const stream = await driver.reader("/replaced");
+      await driver.putContent("/replaced", randomBytes(content.length));
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of stream) void chunk;
+        })(),
+        /412|PreconditionFailed/,
+      );
+      await assert.rejects(
+        driver.reader("/missing"),
+        (error: Error & { code?: string }) => error.code === DriverErrorCode.PathNotFound,
+      );
+    });
+  });
+
+  describe("s3 backend requests", () => {
+    it("counts every request the driver sends, retries included, as RGW's access log does", async () => {
+      const driver = await driverFor({ chunksize: 5 * MiB });
+      assert.ok(driver instanceof DriverBase);
+      // Plain GETs of missing keys mark where the driver's requests start and end in the log.
+      const mark = async () => {
+        const marker = randomBytes(6).toString("hex");
+        await fetch(`${ceph.endpoint}/${bucket}/${marker}`).then((answer) => answer.arrayBuffer());
+        return marker;
+      };
+      const start = await mark();
+      const seen: string[] = [];
+      driver.backendObserver = (operation) => seen.push(operation);
+      const writer = await driver.writer("/a/data", false);
+      await writer.write(randomBytes(6 * MiB));
+      await writer.commit();
+      await driver.putContent("/a/link", Buffer.from("x"));
+      await driver.stat("/a/link");
+      await driver.list("/a");
+      await driver.getContent("/a/link");
+      await driver.move("/a/link", "/b/link");
+      await driver.delete("/a");
+      assert.ok((driver.backendRequests.PutObject ?? 0) >= 1);
+      assert.ok((driver.backendRequests.UploadPart ?? 0) >= 1);
+      assert.ok((driver.backendRequests.CopyObject ?? 0) === 1);
+      assert.ok((driver.backendRequests.ListObjectsV2 ?? 0) >= 1);
+      const counted = Object.values(driver.backendRequests).reduce((sum, count) => sum + count, 0);
+      assert.equal(seen.length, counted);
+      // The same count in the gateway's own log, between the markers.
+      const end = await mark();
+      let logged = 0;
+      await eventually(async () => {
+        const requests = await readRgwRequests(ceph.rgwLog);
+        const from = requests.findIndex((request) => request.target.endsWith(start));
+        const to = requests.findIndex((request) => request.target.endsWith(end));
+        logged = to - from - 1;
+        return from >= 0 && to > from;
+      });
+      assert.equal(counted, logged, JSON.stringify(driver.backendRequests));
     });
   });
 
