@@ -6,6 +6,8 @@
 // its filesystem driver out of process (gRPC, `berth driver-server`) against Berth with it in process.
 // `--driver rados` measures issue 16's: Berth on the rados driver against Berth on s3 through the
 // RADOS Gateway, both on one throwaway Ceph cluster (bluestore on a sparse file in /tmp).
+// `--driver s3` measures issue 21's s3 read path: Berth's s3 driver against distribution's on one
+// RGW, then their backend requests for an image (bench/s3.ts).
 
 import { Command, InvalidArgumentError } from "commander";
 import { execFile, execFileSync } from "node:child_process";
@@ -21,6 +23,7 @@ import {
   formatTable,
   IPC_GOALS,
   RADOS_GOALS,
+  S3_GOALS,
   type RegistryResults,
   type WorkloadResult,
 } from "./report.js";
@@ -32,7 +35,8 @@ import {
   type RegistryUnderTest,
 } from "./registries.js";
 import { Meter, WORKLOADS, type Workload, type WorkloadContext } from "./workloads.js";
-import { startCeph } from "../src/testing/ceph.js";
+import { startCeph, type CephCluster } from "../src/testing/ceph.js";
+import { countBackendRequests, formatRequestCounts, S3_WORKLOADS, startOnRgw } from "./s3.js";
 
 const execFileAsync = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -50,7 +54,7 @@ interface Options {
   berthEnv: Record<string, string>;
   seed?: string;
   driverIpc: boolean;
-  driver?: "rados";
+  driver?: "rados" | "s3";
 }
 
 /** The workloads of --driver-ipc unless --only names others: issue 17's three. */
@@ -117,9 +121,12 @@ function parseOptions(): Options {
     .option(
       "--driver <name>",
       "rados: Berth on the rados driver against Berth on s3 through the RADOS Gateway, on one " +
-        `throwaway Ceph cluster; default workloads ${IPC_WORKLOADS.join(", ")}`,
+        `throwaway Ceph cluster; default workloads ${IPC_WORKLOADS.join(", ")}. s3: Berth's s3 ` +
+        "driver against distribution's on one RGW, redirects off, then their backend requests " +
+        `for an image (and Berth on azure's); default workloads ${S3_WORKLOADS.join(", ")}`,
       (value: string) => {
-        if (value !== "rados") throw new InvalidArgumentError(`only rados is benched: ${value}`);
+        if (value !== "rados" && value !== "s3")
+          throw new InvalidArgumentError(`only rados and s3 are benched: ${value}`);
         return value;
       },
     )
@@ -151,11 +158,13 @@ async function startRegistries(options: Options): Promise<{
   registries: RegistryUnderTest[];
   note?: string;
   cleanup?: () => Promise<void>;
+  ceph?: CephCluster;
 }> {
   if (options.url !== undefined)
     return { registries: [await connectRegistry(options.url, options.pid)] };
   const berth = { cli: options.berthCli, cpuProfileDir: options.cpuProf, env: options.berthEnv };
   if (options.driver === "rados") return startOnCeph(berth);
+  if (options.driver === "s3") return startOnRgw(berth, progress);
   if (options.driverIpc) {
     const outOfProcess = await startBerth({ ...berth, outOfProcess: true });
     try {
@@ -378,13 +387,18 @@ async function main(): Promise<void> {
   const seed = options.seed === undefined ? randomBytes(16) : Buffer.from(options.seed, "hex");
   const content = new ContentSource(seed);
   const only =
-    options.only ?? (options.driverIpc || options.driver !== undefined ? IPC_WORKLOADS : undefined);
+    options.only ??
+    (options.driver === "s3"
+      ? S3_WORKLOADS
+      : options.driverIpc || options.driver !== undefined
+        ? IPC_WORKLOADS
+        : undefined);
   const workloads = WORKLOADS.filter(
     (workload) => only === undefined || only.includes(workload.id),
   );
   progress(`machine: ${JSON.stringify(machine())}; seed ${seed.toString("hex")}`);
 
-  const { registries, note, cleanup } = await startRegistries(options);
+  const { registries, note, cleanup, ceph } = await startRegistries(options);
   if (note !== undefined) progress(note);
   const clients = registries.map((registry) => new RegistryClient(registry.url));
   const stopAll = async () => {
@@ -394,6 +408,7 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
 
+  let requestCounts: Awaited<ReturnType<typeof countBackendRequests>> | undefined;
   const results: RegistryResults[] = registries.map((registry) => ({
     name: registry.name,
     idleRssMiB: undefined,
@@ -425,6 +440,10 @@ async function main(): Promise<void> {
       progress(`${workload.id}: ${workload.title}`);
       await runWorkload(workload, contexts, results, options.repetitions);
     }
+    if (ceph !== undefined && options.driver === "s3") {
+      const berth = { cli: options.berthCli, cpuProfileDir: undefined, env: options.berthEnv };
+      requestCounts = await countBackendRequests(ceph, registries, content, berth, progress);
+    }
   } finally {
     await stopAll();
   }
@@ -435,11 +454,14 @@ async function main(): Promise<void> {
     ? IPC_GOALS
     : options.driver === "rados"
       ? RADOS_GOALS
-      : undefined;
+      : options.driver === "s3"
+        ? S3_GOALS
+        : undefined;
   const rows = compare(workloads, subject, baseline, goals);
   const seconds = (Date.now() - started) / 1000;
   process.stdout.write(`${formatTable(rows, subject.name, baseline?.name)}\n`);
   for (const line of clientSaturation(results)) process.stdout.write(`${line}\n`);
+  if (requestCounts !== undefined) process.stdout.write(`${formatRequestCounts(requestCounts)}\n`);
   if (note !== undefined) process.stdout.write(`${note}\n`);
   process.stdout.write(
     `run took ${seconds.toFixed(0)} s; ratio = ${subject.name} ÷ ${baseline?.name ?? "—"}\n`,

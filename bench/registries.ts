@@ -53,6 +53,8 @@ export interface BerthOptions {
   storage?: Record<string, unknown>;
   /** The registry's name in the results; default "Berth". */
   name?: string;
+  /** More of config.yml's `http` section (`debug` with Prometheus, for the request counts). */
+  http?: Record<string, unknown>;
 }
 
 /** The out-of-process driver's name in config.yml (`registry-storage-benchfs` on PATH). */
@@ -70,7 +72,7 @@ export async function startBerth(options: BerthOptions = {}): Promise<RegistryUn
   const storage = options.storage;
   if (storage !== undefined) {
     return startChild(options.name ?? "Berth", serve, options.env ?? {}, () =>
-      Promise.resolve({ storage, env: {} }),
+      Promise.resolve({ storage, env: {}, http: options.http }),
     );
   }
   if (options.outOfProcess !== true) return startChild("Berth", serve, options.env ?? {});
@@ -94,11 +96,28 @@ export async function startBerth(options: BerthOptions = {}): Promise<RegistryUn
 type Setup = (
   work: string,
   root: string,
-) => Promise<{ storage: Record<string, unknown>; env: Record<string, string> }>;
+) => Promise<{
+  storage: Record<string, unknown>;
+  env: Record<string, string>;
+  http?: Record<string, unknown> | undefined;
+}>;
 
-/** Starts Debian's docker-registry (distribution 2.8.2). */
-export async function startDistribution(): Promise<RegistryUnderTest> {
-  return startChild("distribution", (config) => ["docker-registry", ["serve", config]], {});
+/**
+ * Starts Debian's docker-registry (distribution 2.8.2), on a filesystem root unless `storage`
+ * gives its storage section (`{ s3: {...}, redirect: {...} }`).
+ */
+export async function startDistribution(
+  options: { name?: string; storage?: Record<string, unknown> } = {},
+): Promise<RegistryUnderTest> {
+  const { storage } = options;
+  return startChild(
+    options.name ?? "distribution",
+    (config) => ["docker-registry", ["serve", config]],
+    // Its AWS SDK for Go panics at start with AWS_CA_BUNDLE set (as some machines set it for
+    // every tool): "unable to load custom CA bundle, HTTPClient's transport unsupported type".
+    storage === undefined ? {} : { AWS_CA_BUNDLE: "" },
+    storage === undefined ? undefined : () => Promise.resolve({ storage, env: {} }),
+  );
 }
 
 /** A registry someone else runs; `pid` enables its memory and CPU figures. */
@@ -150,7 +169,7 @@ async function startChild(
       ...(custom?.storage ?? { filesystem: { rootdirectory: root } }),
       maintenance: { uploadpurging: { enabled: false } },
     },
-    http: { addr: host, secret: "berth-bench-secret" },
+    http: { addr: host, secret: "berth-bench-secret", ...custom?.http },
   };
   await writeFile(configPath, JSON.stringify(config, null, 2));
 

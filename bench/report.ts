@@ -85,6 +85,11 @@ export const RADOS_GOALS: Record<string, Goal> = {
   "push-small": atLeast(1),
 };
 
+/** --driver s3: Berth's s3 driver ÷ distribution's on the same RGW, redirects off (issue 21). */
+export const S3_GOALS: Record<string, Goal> = {
+  "pull-1g": atLeast(1),
+};
+
 export const IPC_GOALS: Record<string, Goal> = {
   "push-1g": atLeast(0.8),
   "pull-1g": atLeast(0.8),
