@@ -335,7 +335,8 @@ class CallbackError {
 /** A driver's FileWriter with each call measured (and its errors attributed) by DriverBase. */
 class MeasuredWriter implements FileWriter {
   constructor(
-    private readonly inner: FileWriter,
+    /** The driver's own writer (for capabilities beyond the contract: driver/remote's local writes). */
+    readonly inner: FileWriter,
     /** `checked`: the call rejects once the writer's signal has aborted. */
     private readonly measure: (
       method: string,

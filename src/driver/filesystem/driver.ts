@@ -42,7 +42,7 @@ import {
   type WalkFn,
 } from "../driver.js";
 import { isValidPath, isValidPathOrRoot, joinPath } from "../paths.js";
-import { copyRange } from "./copy.js";
+import { copyRange } from "../copy.js";
 import {
   FIRST_READ,
   NAME,

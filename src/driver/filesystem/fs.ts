@@ -22,12 +22,13 @@ import {
   stat as statCallback,
   link as linkCallback,
   unlink as unlinkCallback,
-  write as writeCallback,
   type Dirent,
 } from "node:fs";
 import { opendir } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+
+export { writeAll } from "../append.js";
 
 export const NAME = "filesystem";
 
@@ -73,7 +74,6 @@ export const link = promisify(linkCallback);
 export const fdOpen = promisify(openCallback);
 export const fdRead = promisify(readCallback);
 export const fdReadFile = promisify(readFileCallback);
-export const fdWrite = promisify(writeCallback);
 export const fdSync = promisify(fsyncCallback);
 export const fdDataSync = promisify(fdatasyncCallback);
 export const fdStat = promisify(fstatCallback);
@@ -136,16 +136,6 @@ export const FIRST_READ = 4096;
 /** Where a closed writer's bytes wait for `writer(path, true)`. */
 export function closedWriterName(full: string): string {
   return `${full}~writer`;
-}
-
-/** Writes all of `chunk` at `position` (file systems may write less than asked). */
-export async function writeAll(fd: number, chunk: Uint8Array, position: number): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.length) {
-    const at = position + offset;
-    const { bytesWritten } = await fdWrite(fd, chunk, offset, chunk.length - offset, at);
-    offset += bytesWritten;
-  }
 }
 
 /**

@@ -16,7 +16,6 @@ import { FilesystemDriver } from "./driver.js";
 import { NAME, mkdir, stat } from "./fs.js";
 
 export { FilesystemDriver };
-export { copyRange } from "./copy.js";
 export { READ_NOFOLLOW } from "./fs.js";
 
 /**

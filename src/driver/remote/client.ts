@@ -8,7 +8,7 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { Readable, type Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
-import { copyByReader } from "../copy.js";
+import { copyByReader, copyRange } from "../copy.js";
 import {
   AbortedError,
   BackendError,
@@ -23,9 +23,11 @@ import {
   type StoragePath,
   type WalkFn,
 } from "../driver.js";
-import { READ_NOFOLLOW, copyRange } from "../filesystem/index.js";
+import { READ_NOFOLLOW } from "../filesystem/index.js";
 import { WriterState } from "../writer-state.js";
+import { FileAppender } from "../append.js";
 import { Batch, MAX_CHUNK, SendWindow } from "./framing.js";
+import { fdClose, openLentFile } from "./local-writes.js";
 import { fromStatus, fromWireInfo, type WireFileInfo } from "./protocol.js";
 
 /** Content a writer keeps sent but not yet handed to the socket (see SendWindow). */
@@ -68,6 +70,11 @@ export interface DriverConnection {
   readonly pid: number | undefined;
   /** How many times the process was started again after dying. */
   readonly restartCount: number;
+  /**
+   * The directory below which the running driver's writers lend their files (protocol 1.2's
+   * local writes); undefined when they do not (or the driver's protocol predates them).
+   */
+  readonly localRoot?: string | undefined;
 }
 
 /** Statuses that come from the transport, not from the driver (when the driver sent no code). */
@@ -444,6 +451,14 @@ export class RemoteDriver implements StorageDriver {
     return this.connection.restartCount;
   }
 
+  /** Why the last lent file was refused (local writes then stop for this driver), if one was. */
+  localWritesRefused: string | undefined;
+
+  /** The root below which the driver lends writers' files, while Berth writes them itself. */
+  get localRoot(): string | undefined {
+    return this.localWritesRefused === undefined ? this.connection.localRoot : undefined;
+  }
+
   /** Stops the driver process (see DriverConnection.close). */
   close(): Promise<void> {
     return this.connection.close();
@@ -456,9 +471,10 @@ function methodOf(rpc: RpcName): string {
 }
 
 interface WriterReply {
-  reply?: "opened" | "ended";
+  reply?: "opened" | "ended" | "local";
   opened?: { size: number };
   ended?: { size: number };
+  local?: { file: string; size: number };
 }
 
 /** A FileWriter whose writes go to a Writer call; see the .proto for the exchange. */
@@ -479,6 +495,14 @@ class RemoteWriter implements FileWriter {
   private openPending = false;
   /** Bytes of content sent so far. */
   private sent = 0;
+  /** The size the writer was opened at. */
+  private base = 0;
+  /** Appends to the driver's lent file, once Berth writes it itself (local writes). */
+  private local: FileAppender | undefined;
+  /** Whether the lent file's descriptor is still to be closed. */
+  private localOpen = false;
+  /** Whether the driver was asked to lend its file. */
+  private localAsked = false;
   private readonly window = new SendWindow(WRITER_WINDOW);
 
   constructor(
@@ -567,7 +591,43 @@ class RemoteWriter implements FileWriter {
       return;
     }
     const reply = await this.reply("writer");
-    this.written = Number(reply.opened?.size ?? 0);
+    this.written = this.base = Number(reply.opened?.size ?? 0);
+  }
+
+  /**
+   * Asks the driver to lend the writer's file (local writes) and opens it; streams on when the
+   * driver has none or the file is refused (local writes then stop for this driver).
+   */
+  private async borrow(root: string): Promise<void> {
+    this.localAsked = true;
+    await this.send({ local: {} }, "writer.write");
+    if (this.openPending) {
+      await this.reply("writer.write");
+      this.openPending = false;
+    }
+    const offer = (await this.reply("writer.write")).local;
+    if (offer === undefined || offer.file === "") return;
+    const size = this.base + this.sent;
+    const opened =
+      Number(offer.size) === size
+        ? await openLentFile(root, offer.file, size)
+        : { refused: `the driver lent ${offer.file} at ${offer.size} bytes, not ${size}` };
+    if ("refused" in opened) {
+      this.driver.localWritesRefused = opened.refused;
+      return;
+    }
+    this.local = new FileAppender(opened.fd, size);
+    this.localOpen = true;
+  }
+
+  /** Appends `chunk` to the lent file. */
+  private async writeLocal(chunk: Uint8Array): Promise<void> {
+    if (this.aborted) throw new AbortedError(this.driver.name, "writer.write", this.path);
+    try {
+      await this.local!.write(chunk);
+    } catch (error) {
+      throw new BackendError(this.driver.name, "writer.write", this.path, { cause: error });
+    }
   }
 
   /**
@@ -579,6 +639,11 @@ class RemoteWriter implements FileWriter {
   write(chunk: Uint8Array): Promise<void> {
     return this.state.run(async () => {
       if (this.failed !== undefined) return this.failed;
+      if (this.local !== undefined) {
+        await this.writeLocal(chunk);
+        this.written += chunk.length;
+        return;
+      }
       for (let at = 0; at < chunk.length;) {
         if (this.aborted) break;
         this.batch ??= new Batch(
@@ -590,6 +655,16 @@ class RemoteWriter implements FileWriter {
         if (this.batch.room === 0) {
           this.sent += this.batch.size;
           await this.flush("writer.write");
+          // Past its first MAX_CHUNK, a writer asks for the driver's file: a large push is then
+          // written as in process, and a small one pays no extra round trip.
+          const root = this.driver.localRoot;
+          if (this.sent >= MAX_CHUNK && !this.localAsked && root !== undefined) {
+            await this.borrow(root);
+            if (this.local !== undefined) {
+              if (at < chunk.length) await this.writeLocal(chunk.subarray(at));
+              break;
+            }
+          }
         }
       }
       // The server drops data that reaches it after the abort: how much it kept, close() says.
@@ -614,6 +689,7 @@ class RemoteWriter implements FileWriter {
   private end(action: "CLOSE" | "CANCEL" | "COMMIT", method: string): Promise<void> {
     const ending = action === "CLOSE" ? "closed" : action === "CANCEL" ? "cancelled" : "committed";
     return this.state.run(async () => {
+      if (this.local !== undefined) return this.endLocal(action, method);
       // Cancel drops what is still gathered; close and commit keep it.
       if (action === "CANCEL") this.batch = undefined;
       await this.flush(method);
@@ -626,6 +702,31 @@ class RemoteWriter implements FileWriter {
       this.written = Number(reply.ended?.size ?? this.written);
       this.call.end();
     }, ending);
+  }
+
+  /**
+   * Ends a writer whose file Berth wrote: finishes the writes, closes the file, and tells the
+   * driver the size it wrote. A commit after a failed write closes instead (the bytes before the
+   * failure stay resumable, nothing is published) and rejects, as a close after one does.
+   */
+  private async endLocal(action: "CLOSE" | "CANCEL" | "COMMIT", method: string): Promise<void> {
+    const appender = this.local!;
+    let failure: unknown;
+    if (this.localOpen) {
+      await appender.finish(action !== "CANCEL").catch((error: unknown) => (failure = error));
+      this.localOpen = false;
+      await fdClose(appender.fd).catch((error: unknown) => (failure ??= error));
+    }
+    failure ??= appender.failed;
+    const size = appender.failedAt ?? appender.written;
+    const sent = failure !== undefined && action === "COMMIT" ? "CLOSE" : action;
+    await this.send({ end: { action: sent, local: true, size } }, method);
+    const reply = await this.reply(method);
+    this.written = Number(reply.ended?.size ?? size);
+    this.call.end();
+    if (failure !== undefined && action !== "CANCEL") {
+      throw new BackendError(this.driver.name, method, this.path, { cause: failure });
+    }
   }
 
   close(): Promise<void> {

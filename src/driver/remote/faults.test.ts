@@ -84,6 +84,21 @@ async function rejection(promise: Promise<unknown>): Promise<Error & { code?: st
   assert.fail("expected a rejection");
 }
 
+/** Writes `chunk` until a write fails (at most 1000 times); the failure. */
+async function writeUntilFailure(
+  writer: FileWriter,
+  chunk: Buffer,
+): Promise<Error & { code?: string }> {
+  for (let i = 0; i < 1000; i++) {
+    const error = await writer.write(chunk).then(
+      () => undefined,
+      (caught: Error) => caught,
+    );
+    if (error !== undefined) return error;
+  }
+  assert.fail("no write failed after the kill");
+}
+
 function assertKilledError(error: Error & { code?: string }, pid: number): void {
   assert.equal(error.code, DriverErrorCode.Backend, String(error));
   const text = `${error.message} ${(error.cause as Error | undefined)?.message ?? ""}`;
@@ -107,14 +122,7 @@ describe("out-of-process driver faults", () => {
     const writer: FileWriter = await driver.writer("/uploads/b/data", false);
     await writer.write(chunk);
     const pid = kill(remote);
-    let error: (Error & { code?: string }) | undefined;
-    for (let i = 0; i < 1000 && error === undefined; i++) {
-      error = await writer.write(chunk).then(
-        () => undefined,
-        (caught: Error) => caught,
-      );
-    }
-    assert.ok(error !== undefined, "a write after the kill failed");
+    const error = await writeUntilFailure(writer, chunk);
     assertKilledError(error, pid);
 
     // The next calls wait for the new process; the upload closed before resumes where it was.
@@ -125,6 +133,26 @@ describe("out-of-process driver faults", () => {
     assert.equal((await driver.stat("/uploads/a/data")).size, 2 * chunk.length);
     assert.notEqual(remote.pid, pid, "a new process");
     assert.ok(remote.restartCount >= 1);
+  });
+
+  it("killed during a local write (Berth writing the driver's file): the write fails saying so", async () => {
+    const { driver, remote } = await faultfs(join(scratch, "local-write"));
+    const chunk = Buffer.alloc(256 * 1024, 2);
+    const writer: FileWriter = await driver.writer("/uploads/c/data", false);
+    // Past its first MiB the writer writes the driver's file itself.
+    for (let i = 0; i < 8; i++) await writer.write(chunk);
+    assert.equal(remote.localWritesRefused, undefined);
+    const pid = kill(remote);
+    const error = await writeUntilFailure(writer, chunk);
+    assertKilledError(error, pid);
+    await assert.rejects(writer.cancel());
+    // The restarted driver keeps nothing of the unacknowledged writer as a resumable upload
+    // beyond what it had received itself.
+    const resumed = await driver.writer("/uploads/c/data", true).catch(() => undefined);
+    if (resumed !== undefined) {
+      assert.ok(resumed.size <= 1024 * 1024, `resumed at ${resumed.size}`);
+      await resumed.cancel();
+    }
   });
 
   it("killed during a read: the stream fails saying so, and reading again from the offset works", async () => {
@@ -203,7 +231,7 @@ describe("out-of-process driver faults", () => {
     try {
       const error = await rejection(createRemoteDriver("slow", SLOW_SCRIPT, {}, { log: () => {} }));
       assert.equal(error.code, DriverErrorCode.InvalidStorageDriver);
-      assert.match(error.message, /protocol version 2\.0, Berth speaks 1\.1/);
+      assert.match(error.message, /protocol version 2\.0, Berth speaks 1\.2/);
       assert.ok(error.message.includes(SLOW_SCRIPT), error.message);
     } finally {
       delete process.env.FAKE_VERSION;

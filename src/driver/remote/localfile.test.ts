@@ -1,15 +1,21 @@
 // Protocol 1.1's LocalFile: a driver whose content lies in local files names them, and Berth's
 // copyTo reads them itself; without them (or from a driver that does not say) it streams.
+// Protocol 1.2's local writes: past its first MiB, a writer of a driver whose files are local asks
+// for the writer's file and Berth appends to it itself; a file Berth must not write (outside the
+// driver's declared root, through a symbolic link, another size) is refused and the content is
+// streamed instead; a driver that does not lend (or an older one) is streamed to as before.
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
+import type { DriverBase } from "../base.js";
+import type { FileWriter, StorageDriver } from "../driver.js";
 import { createDriver } from "../index.js";
 import type { DriverConnection, ServiceClient } from "./client.js";
 import { RemoteDriver, serveDriver, type DriverServer } from "./index.js";
@@ -31,8 +37,26 @@ after(async () => {
 
 /** A filesystem driver served on a socket, and a RemoteDriver and raw client of it. */
 async function served(name: string, localFiles?: boolean) {
+  const { root, driver } = await filesystem(name);
+  return { root, driver, ...(await serve(name, driver, localFiles, root)) };
+}
+
+async function filesystem(name: string): Promise<{ root: string; driver: DriverBase }> {
   const root = join(scratch, name);
-  const driver = await createDriver("filesystem", { rootdirectory: root });
+  return { root, driver: await createDriver("filesystem", { rootdirectory: root }) };
+}
+
+/**
+ * `driver` served on a socket, a RemoteDriver of it and its LocalFile call; `localRoot` is what
+ * the connection says the driver declared (as DriverProcess takes it from Version), undefined for
+ * a driver without local writes.
+ */
+async function serve(
+  name: string,
+  driver: StorageDriver,
+  localFiles: boolean | undefined,
+  localRoot: string | undefined,
+) {
   const socket = join(scratch, `${name}.sock`);
   servers.push(
     await serveDriver(driver, { socket, ...(localFiles === undefined ? {} : { localFiles }) }),
@@ -50,6 +74,7 @@ async function served(name: string, localFiles?: boolean) {
     close: async () => undefined,
     pid: undefined,
     restartCount: 0,
+    localRoot,
   };
   const localFile = (path: string) =>
     new Promise<{ file: string; size: number }>((resolve, reject) => {
@@ -57,7 +82,7 @@ async function served(name: string, localFiles?: boolean) {
         error ? reject(error) : resolve(reply),
       );
     });
-  return { root, driver, remote: new RemoteDriver(name, connection, 10_000), localFile };
+  return { remote: new RemoteDriver(name, connection, 10_000), localFile };
 }
 
 async function copied(
@@ -107,4 +132,178 @@ describe("LocalFile", () => {
       await assert.rejects(copied(remote, "/blob/none", 0), { code: "ERR_DRIVER_PATH_NOT_FOUND" });
     });
   }
+});
+
+const MiB = 1024 * 1024;
+
+/** Writes `content` in 64 KiB chunks (as an HTTP request body comes). */
+async function writeAll(writer: FileWriter, content: Buffer): Promise<void> {
+  for (let at = 0; at < content.length; at += 64 * 1024) {
+    await writer.write(content.subarray(at, at + 64 * 1024));
+  }
+}
+
+/** Calls of the served driver's writers' write(): content that went through the protocol. */
+function writesThroughProtocol(driver: DriverBase): number {
+  return driver.metrics["writer.write"]?.calls ?? 0;
+}
+
+describe("local writes", () => {
+  it("a large writer writes the driver's file itself: commit, close and resume, cancel", async () => {
+    const { root, driver } = await filesystem("lent");
+    const { remote } = await serve("lent", driver, undefined, root);
+    const content = randomBytes(5 * MiB + 123);
+
+    const writer = await remote.writer("/blob/data", false);
+    await writeAll(writer, content);
+    assert.equal(writer.size, content.length);
+    await writer.commit();
+    assert.ok(Buffer.from(await driver.getContent("/blob/data")).equals(content));
+    // The first MiB went through the protocol (in 64 KiB batches), the rest not.
+    assert.equal(writesThroughProtocol(driver), 16);
+    assert.equal(remote.localWritesRefused, undefined);
+
+    // Closed (resumable) at its size, resumed (locally again), then committed.
+    const first = await remote.writer("/upload/data", false);
+    await writeAll(first, content.subarray(0, 3 * MiB));
+    await first.close();
+    assert.equal(first.size, 3 * MiB);
+    const resumed = await remote.writer("/upload/data", true);
+    assert.equal(resumed.size, 3 * MiB);
+    await writeAll(resumed, content.subarray(3 * MiB));
+    assert.equal(resumed.size, content.length);
+    await resumed.commit();
+    assert.ok(Buffer.from(await driver.getContent("/upload/data")).equals(content));
+    assert.equal(writesThroughProtocol(driver), 16 + 16 + 16);
+
+    // Cancelled: nothing stays, not even the writer's file.
+    const cancelled = await remote.writer("/gone/data", false);
+    await writeAll(cancelled, content.subarray(0, 2 * MiB));
+    await cancelled.cancel();
+    await assert.rejects(driver.stat("/gone/data"), { code: "ERR_DRIVER_PATH_NOT_FOUND" });
+    await assert.rejects(readFile(join(root, "gone")), { code: "ENOENT" });
+  });
+
+  it("a writer whose caller goes away keeps what the file held when lent", async () => {
+    const { driver } = await filesystem("gone-away");
+    const { remote } = await serve("gone-away", driver, undefined, join(scratch, "gone-away"));
+    const writer = await remote.writer("/upload/data", false);
+    await writeAll(writer, randomBytes(3 * MiB));
+    // The call ends without `end`, as when Berth's process dies.
+    (writer as unknown as { call: grpc.ClientDuplexStream<unknown, unknown> }).call.cancel();
+    after(() => writer.cancel().catch(() => {}));
+    let resumed: FileWriter | undefined;
+    for (let i = 0; i < 100 && resumed === undefined; i++) {
+      resumed = await driver.writer("/upload/data", true).catch(async () => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return undefined;
+      });
+    }
+    assert.ok(resumed !== undefined, "the writer was closed by the server");
+    assert.equal(resumed.size, MiB);
+    await resumed.cancel();
+  });
+
+  it("small writers and drivers without local files are streamed as before", async () => {
+    const { root, driver } = await filesystem("streamed");
+    const content = randomBytes(3 * MiB);
+    // A driver that declares no local root (an older one, or on another machine).
+    const { remote: old } = await serve("streamed", driver, undefined, undefined);
+    const writer = await old.writer("/a/data", false);
+    await writeAll(writer, content);
+    await writer.commit();
+    assert.ok(Buffer.from(await driver.getContent("/a/data")).equals(content));
+    assert.equal(writesThroughProtocol(driver), 16 + 2);
+    // A small writer never asks.
+    const { remote } = await serve("streamed-small", driver, undefined, root);
+    const small = await remote.writer("/b/data", false);
+    await small.write(content.subarray(0, 4096));
+    await small.commit();
+    assert.equal(writesThroughProtocol(driver), 16 + 2 + 1);
+    assert.equal(remote.localWritesRefused, undefined);
+  });
+
+  describe("a lent file Berth must not write is refused; the content is streamed", () => {
+    /**
+     * A filesystem driver whose writers lend `lent(realFile)` instead of their own file: a
+     * misbehaving driver, or a tree someone planted links in.
+     */
+    async function lying(name: string, lent: (file: string) => Promise<string>) {
+      const { root, driver } = await filesystem(name);
+      const inner = driver.inner as StorageDriver & {
+        writer(path: string, append: boolean): Promise<FileWriter>;
+      };
+      const writer = inner.writer.bind(inner);
+      inner.writer = async (path, append) => {
+        const real = (await writer(path, append)) as FileWriter & {
+          lendFile(): Promise<{ file: string; size: number }>;
+        };
+        const lendFile = real.lendFile.bind(real);
+        real.lendFile = async () => {
+          const offer = await lendFile();
+          return { file: await lent(offer.file), size: offer.size };
+        };
+        return real;
+      };
+      return { root, driver, remote: (await serve(name, driver, undefined, root)).remote };
+    }
+
+    /** A file outside every driver's root that must keep its content. */
+    async function victim(name: string): Promise<string> {
+      const dir = join(scratch, `victims-${name}`);
+      await mkdir(dir, { recursive: true });
+      const file = join(dir, "victim");
+      await writeFile(file, Buffer.alloc(MiB, 0x61));
+      return file;
+    }
+
+    const cases: [string, RegExp, (name: string, root: string) => Promise<string>][] = [
+      ["outside the declared root", /is not below the driver's local root/, (name) => victim(name)],
+      [
+        "named with '..' out of the root",
+        /is not below the driver's local root/,
+        async (name, root) => {
+          await victim(name);
+          return `${root}/../victims-${name}/victim`;
+        },
+      ],
+      [
+        "a symbolic link to a file outside",
+        /cannot be opened/,
+        async (name, root) => {
+          const link = join(root, "link");
+          await symlink(await victim(name), link);
+          return link;
+        },
+      ],
+      [
+        "below a directory that is a symbolic link to outside",
+        /a symbolic link/,
+        async (name, root) => {
+          const file = await victim(name);
+          const link = join(root, "linked-dir");
+          await symlink(join(file, ".."), link);
+          return join(link, "victim");
+        },
+      ],
+    ];
+    for (const [title, reason, make] of cases) {
+      it(title, async () => {
+        const name = `refused-${cases.findIndex((entry) => entry[0] === title)}`;
+        const made = { file: "" };
+        const { root, driver, remote } = await lying(name, async () => made.file);
+        made.file = await make(name, root);
+        const content = randomBytes(3 * MiB);
+        const writer = await remote.writer("/blob/data", false);
+        await writeAll(writer, content);
+        await writer.commit();
+        assert.ok(Buffer.from(await driver.getContent("/blob/data")).equals(content));
+        assert.match(remote.localWritesRefused ?? "", reason);
+        const untouched = await readFile(join(scratch, `victims-${name}`, "victim"));
+        assert.ok(untouched.equals(Buffer.alloc(MiB, 0x61)), "the file outside was not written");
+        // Local writes stop for this driver: the next writer does not ask.
+        assert.equal(remote.localRoot, undefined);
+      });
+    }
+  });
 });

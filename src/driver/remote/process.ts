@@ -17,7 +17,13 @@ import {
   type StorageDriverError,
 } from "../driver.js";
 import type { DriverConnection, ServiceClient } from "./client.js";
-import { CHANNEL_OPTIONS, SOCKET_ENV, driverService, incompatibility } from "./protocol.js";
+import {
+  CHANNEL_OPTIONS,
+  SOCKET_ENV,
+  driverService,
+  incompatibility,
+  speaksMinor,
+} from "./protocol.js";
 
 /** Where a driver process's stderr lines and Berth's notes about the process go. */
 export type DriverLog = (level: "info" | "warn" | "error", message: string) => void;
@@ -67,6 +73,8 @@ interface Generation {
   child: ChildProcess;
   client: ServiceClient;
   startedAt: number;
+  /** The root below which its writers lend files (protocol 1.2's local writes), if they do. */
+  localRoot: string | undefined;
   /** Set once the process exited: how. */
   exit?: string;
   exited: Promise<void>;
@@ -107,6 +115,11 @@ export class DriverProcess implements DriverConnection {
   /** How many times the process was started again after dying. */
   get restartCount(): number {
     return this.restarts;
+  }
+
+  /** The running process's local root (see DriverConnection.localRoot). */
+  get localRoot(): string | undefined {
+    return this.current?.exit === undefined ? this.current?.localRoot : undefined;
   }
 
   /** Starts the process for the first time; rejects with why it cannot run. */
@@ -268,13 +281,13 @@ export class DriverProcess implements DriverConnection {
       grpc.credentials.createInsecure(),
       CHANNEL_OPTIONS,
     ) as unknown as ServiceClient;
-    let version: { version: string; driver: string };
+    let version: { version: string; driver: string; localRoot: string };
     try {
       version = await new Promise((resolve, reject) => {
         client.Version(
           {},
           { deadline: Date.now() + startTimeout },
-          (error: Error | null, reply: { version: string; driver: string }) =>
+          (error: Error | null, reply: { version: string; driver: string; localRoot: string }) =>
             error ? reject(error) : resolve(reply),
         );
       });
@@ -288,7 +301,14 @@ export class DriverProcess implements DriverConnection {
       throw failed(`cannot be used: ${wrong}`);
     }
 
-    const generation: Generation = { child, client, startedAt: Date.now(), exited };
+    const generation: Generation = {
+      child,
+      client,
+      startedAt: Date.now(),
+      localRoot:
+        speaksMinor(version.version, 2) && version.localRoot !== "" ? version.localRoot : undefined,
+      exited,
+    };
     void exited.then(() => {
       generation.exit = exit;
       client.close();

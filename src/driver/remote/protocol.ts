@@ -22,11 +22,12 @@ import {
 import { dataSerializer } from "./framing.js";
 
 /**
- * The protocol version Berth speaks, "major.minor"; a new minor only adds (1.1: LocalFile). Berth
+ * The protocol version Berth speaks, "major.minor"; a new minor only adds (1.1: LocalFile; 1.2:
+ * local writes, VersionReply.local_root and the Writer's `local` messages). Berth
  * accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR, and uses what a
  * later minor added only when the driver has it (a call it does not know answers UNIMPLEMENTED).
  */
-export const PROTOCOL_VERSION = "1.1";
+export const PROTOCOL_VERSION = "1.2";
 
 /** The oldest minor of PROTOCOL_VERSION's major that Berth still accepts: 1.0's drivers work. */
 export const MIN_PROTOCOL_MINOR = 0;
@@ -103,6 +104,11 @@ export function parseVersion(version: string): { major: number; minor: number } 
   const match = /^(\d+)\.(\d+)$/.exec(version);
   if (match === null) return undefined;
   return { major: Number(match[1]), minor: Number(match[2]) };
+}
+
+/** Whether a driver speaking `version` (compatible) has what minor `minor` added. */
+export function speaksMinor(version: string, minor: number): boolean {
+  return (parseVersion(version)?.minor ?? 0) >= minor;
 }
 
 /** Why a driver speaking `version` cannot be used, or undefined when it can. */

@@ -27,16 +27,31 @@ export interface ServeDriverOptions {
   /** The protocol version to report; default PROTOCOL_VERSION (other values are for tests). */
   version?: string;
   /**
-   * Answer LocalFile with the driver's files, when it has them (a driver with a `localFile`
-   * method, such as the filesystem driver). Default true; false when Berth runs elsewhere or must
-   * not open the driver's files.
+   * Answer LocalFile with the driver's files, and lend writers' files (local writes, 1.2), when it
+   * has them (a driver with a `localFile` method and a root directory, such as the filesystem
+   * driver). Default true; false when Berth runs elsewhere or must not open the driver's files.
    */
   localFiles?: boolean;
 }
 
-/** A driver whose content lies in local files (FilesystemDriver). */
+/** A driver whose content lies in local files below its root (FilesystemDriver). */
 interface LocalFileDriver extends StorageDriver {
   localFile(path: StoragePath): Promise<string>;
+  readonly rootDirectory?: string;
+}
+
+/** A writer appending to a local file that it can lend (FilesystemWriter): local writes. */
+interface LendingWriter extends FileWriter {
+  lendFile(): Promise<{ file: string; size: number }>;
+  takeBackFile(size: number | undefined): Promise<void>;
+}
+
+/** The writer's lending side, when it has one (under DriverBase's measuring wrapper). */
+function lendingOf(writer: FileWriter): LendingWriter | undefined {
+  const inner = (writer as { inner?: FileWriter }).inner ?? writer;
+  return typeof (inner as Partial<LendingWriter>).lendFile === "function"
+    ? (inner as LendingWriter)
+    : undefined;
 }
 
 function localFilesOf(driver: StorageDriver): LocalFileDriver | undefined {
@@ -152,22 +167,32 @@ async function streamOut(
 }
 
 interface WriterRequest {
-  request?: "open" | "data" | "end" | "abort";
+  request?: "open" | "data" | "end" | "abort" | "local";
   open?: { path: string; append: boolean };
   data?: Buffer;
-  end?: { action: "CLOSE" | "CANCEL" | "COMMIT" | "ACTION_UNSPECIFIED" };
+  end?: {
+    action: "CLOSE" | "CANCEL" | "COMMIT" | "ACTION_UNSPECIFIED";
+    local: boolean;
+    size: number;
+  };
 }
 
-/** One Writer call: open, data..., end, in that order, each processed before the next is read. */
+/**
+ * One Writer call: open, data..., end, in that order, each processed before the next is read.
+ * `lending`: whether writers may lend their files (local writes).
+ */
 async function serveWriter(
   driver: DriverBase,
   call: grpc.ServerDuplexStream<WriterRequest, unknown>,
+  lending: boolean,
 ): Promise<void> {
   const controller = new AbortController();
   call.on("cancelled", () => controller.abort(new Error("the client cancelled the call")));
   let writer: FileWriter | undefined;
   let path = "";
   let ended = false;
+  /** The writer whose file Berth may be writing (lent and not taken back). */
+  let lent: LendingWriter | undefined;
   try {
     // Not destroyed when the loop ends early: the status must still be sent on it.
     const requests = (call as unknown as Readable).iterator({ destroyOnReturn: false });
@@ -183,11 +208,32 @@ async function serveWriter(
         // After an abort, data still on its way is dropped: the writer stays open for a close()
         // that keeps what it took (the client's write rejects, the size says what was kept).
         if (controller.signal.aborted) continue;
+        // Data after a lend: Berth could not open the file and streams instead.
+        if (lent !== undefined) {
+          await lent.takeBackFile(undefined);
+          lent = undefined;
+        }
         await writer.write(request.data!);
+      } else if (request.request === "local") {
+        const lender = lending ? lendingOf(writer) : undefined;
+        const offer =
+          lender === undefined ? { file: "", size: writer.size } : await lender.lendFile();
+        lent = lender;
+        call.write({ local: offer });
       } else if (request.request === "abort") {
         controller.abort(new Error("the client aborted the writer"));
       } else if (request.request === "end") {
-        const action = request.end!.action;
+        const { action, local, size } = request.end!;
+        if (local) {
+          const borrowed = lent;
+          if (borrowed === undefined)
+            throw new WriterClosedError(driver.name, path, "lent no file");
+          lent = undefined;
+          await borrowed.takeBackFile(Number(size));
+        } else if (lent !== undefined) {
+          await lent.takeBackFile(undefined);
+          lent = undefined;
+        }
         if (action === "CLOSE") await writer.close();
         else if (action === "CANCEL") await writer.cancel();
         else if (action === "COMMIT") await writer.commit();
@@ -201,7 +247,9 @@ async function serveWriter(
   } catch (error) {
     fail(call, error);
   } finally {
-    // The client went away (or failed) without ending the writer: keep what was written.
+    // The client went away (or failed) without ending the writer: keep what was written (what
+    // Berth wrote to a lent file since is not known good: the file is cut to where it was lent).
+    if (lent !== undefined) await lent.takeBackFile(undefined).catch(() => {});
     if (!ended && writer !== undefined) await writer.close().catch(() => {});
   }
 }
@@ -222,6 +270,7 @@ export async function serveDriver(
     Version: unary(async () => ({
       version: options.version ?? PROTOCOL_VERSION,
       driver: served.name,
+      localRoot: local?.rootDirectory ?? "",
     })),
     GetContent: unary(async ({ path }: PathRequest) => ({
       content: await served.getContent(path),
@@ -278,7 +327,7 @@ export async function serveDriver(
       })();
     },
     Writer: (call: grpc.ServerDuplexStream<WriterRequest, unknown>) => {
-      void serveWriter(served, call);
+      void serveWriter(served, call, local?.rootDirectory !== undefined);
     },
     Walk: (call: grpc.ServerWritableStream<PathRequest, unknown>) => {
       const signal = cancelledSignal(call);
