@@ -14,8 +14,8 @@
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
@@ -38,6 +38,7 @@ const program = new Command()
   )
   .option("--loopback", "do not use network namespaces even when possible")
   .option("--kill", "also run once more, killing one agent mid-transfer")
+  .option("--cpu-prof <dir>", "write a CPU profile of the origin and every agent into <dir>")
   .parse();
 const options = program.opts<{
   agents: number;
@@ -46,6 +47,7 @@ const options = program.opts<{
   rate: number;
   loopback?: boolean;
   kill?: boolean;
+  cpuProf?: string;
 }>();
 
 function log(message: string): void {
@@ -137,9 +139,16 @@ interface Host {
 
 /** Starts `berth <args>` (in the host's namespace) and waits for its first stdout line. */
 async function startBerth(host: Host, args: string[], name: string): Promise<ChildProcess> {
+  const node = [
+    ...(options.cpuProf === undefined
+      ? []
+      : ["--cpu-prof", `--cpu-prof-dir=${join(options.cpuProf, name.replace(" ", ""))}`]),
+    CLI,
+    ...args,
+  ];
   const command = host.namespace
-    ? { file: "ip", args: ["netns", "exec", host.namespace, process.execPath, CLI, ...args] }
-    : { file: process.execPath, args: [CLI, ...args] };
+    ? { file: "ip", args: ["netns", "exec", host.namespace, process.execPath, ...node] }
+    : { file: process.execPath, args: node };
   const child = spawn(command.file, command.args, { stdio: ["ignore", "pipe", "pipe"] });
   let errors = "";
   child.stderr.on("data", (chunk: Buffer) => {
@@ -151,6 +160,19 @@ async function startBerth(host: Host, args: string[], name: string): Promise<Chi
   });
   child.stdout.resume();
   return child;
+}
+
+/** CPU seconds (user + system) a process used so far; 0 when it is gone. */
+async function cpuSeconds(child: ChildProcess | undefined): Promise<number> {
+  if (child?.pid === undefined) return 0;
+  try {
+    const stat = await readFile(`/proc/${child.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime, fields 14 and 15 of proc(5), in clock ticks (100 a second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
@@ -221,7 +243,7 @@ async function pushImage(
     JSON.stringify({
       architecture: "amd64",
       os: "linux",
-      rootfs: { type: "layers", diff_ids: [] },
+      rootfs: { type: "layers", diff_ids: layers.map((layer) => layer.digest) },
       created: new Date().toISOString(),
     }),
   );
@@ -253,15 +275,26 @@ async function pushImage(
   return [...layers.map((layer) => layer.digest), configDigest];
 }
 
-/** True when every expected blob is in `dir` (skopeo's dir: layout) and hashes to its name. */
+/**
+ * True when every expected blob is in `dir` (skopeo's oci: layout, layers kept uncompressed) and
+ * every blob there hashes to its name.
+ */
 async function verifyPull(dir: string, digests: string[]): Promise<boolean> {
-  const files = new Set(await readdir(dir));
+  const blobs = join(dir, "blobs", "sha256");
+  const files = await readdir(blobs);
   for (const digest of digests) {
-    const hex = digest.slice("sha256:".length);
-    if (!files.has(hex)) return false;
+    if (!files.includes(digest.slice("sha256:".length))) {
+      log(`${dir}: blob ${digest} missing`);
+      return false;
+    }
+  }
+  for (const hex of files) {
     const hash = createHash("sha256");
-    for await (const chunk of createReadStream(join(dir, hex))) hash.update(chunk as Buffer);
-    if (hash.digest("hex") !== hex) return false;
+    for await (const chunk of createReadStream(join(blobs, hex))) hash.update(chunk as Buffer);
+    if (hash.digest("hex") !== hex) {
+      log(`${dir}: blob ${hex} hashes to another digest`);
+      return false;
+    }
   }
   return true;
 }
@@ -287,7 +320,7 @@ interface RunResult {
 async function pullRound(
   work: string,
   hosts: Host[],
-  origin: { registry: string; p2p: string },
+  origin: { registry: string; p2p: string; process: ChildProcess },
   reference: string,
   digests: string[],
   round: string,
@@ -315,6 +348,13 @@ async function pullRound(
       agents.push(await startBerth(host, args, `agent ${index}`));
     }
     const before = await egress(origin.p2p);
+    log(
+      `${round}: load average ${loadavg()
+        .map((load) => load.toFixed(1))
+        .join(" ")}`,
+    );
+    const originCpuBefore = await cpuSeconds(origin.process);
+    let skopeoCpu = 0;
     const started = Date.now();
     const pulls = agents.map(async (_, index) => {
       const host = hosts[index + 1]!;
@@ -325,32 +365,76 @@ async function pullRound(
         "copy",
         "--src-tls-verify=false",
         `docker://127.0.0.1:${port}/${reference}`,
-        `dir:${out}`,
+        // An OCI layout, as podman or containerd would, takes the layers at once (a `dir:`
+        // destination takes one layer after the other); layers are kept as they are.
+        "--dest-oci-accept-uncompressed-layers",
+        `oci:${out}:pulled`,
+      ];
+      // sh's `times` reports the CPU time skopeo used (its children's line).
+      const timed = [
+        "sh",
+        "-c",
+        'skopeo "$@"; status=$?; times >&2; exit $status',
+        "sh",
+        ...skopeo,
       ];
       const [file, args] = host.namespace
-        ? ["ip", ["netns", "exec", host.namespace, "skopeo", ...skopeo]]
-        : ["skopeo", skopeo];
-      await execFileAsync(file, args, {
+        ? ["ip", ["netns", "exec", host.namespace, ...timed]]
+        : [timed[0]!, timed.slice(1)];
+      const { stderr } = await execFileAsync(file, args, {
         maxBuffer: 16 * MiB,
         timeout: 900_000,
       });
       const seconds = (Date.now() - started) / 1000;
-      const ok = await verifyPull(out, digests);
-      await rm(out, { recursive: true, force: true });
-      return { seconds, ok };
+      const times = [
+        ...stderr
+          .trim()
+          .split("\n")
+          .at(-1)!
+          .matchAll(/(\d+)m([\d.]+)s/g),
+      ];
+      skopeoCpu += times.reduce(
+        (total, [, minutes, secs]) => total + Number(minutes) * 60 + Number(secs),
+        0,
+      );
+      return { seconds, out };
     });
+    let killer: NodeJS.Timeout | undefined;
     if (killOne) {
-      // Once the first pieces are moving, one agent dies without a word.
-      setTimeout(() => {
-        log(`${round}: killing agent 0 (SIGKILL) mid-transfer`);
-        agents[0]!.kill("SIGKILL");
-      }, 3000);
+      // Once a quarter of the image has left the origin, one agent dies without a word.
+      killer = setInterval(() => {
+        void egress(origin.p2p).then((bytes) => {
+          if (killer === undefined || bytes - before < (options.imageMib * MiB) / 4) return;
+          clearInterval(killer);
+          killer = undefined;
+          log(`${round}: killing agent 0 (SIGKILL) mid-transfer`);
+          agents[0]!.kill("SIGKILL");
+        });
+      }, 250);
     }
     const settled = await Promise.allSettled(pulls);
+    clearInterval(killer);
     const after = await egress(origin.p2p);
-    const done = settled.flatMap((result, index) =>
-      result.status === "fulfilled" && !(killOne && index === 0) ? [result.value] : [],
+    log(
+      `${round}: load average ${loadavg()
+        .map((load) => load.toFixed(1))
+        .join(" ")}`,
     );
+    const agentsCpu = (await Promise.all(agents.map((agent) => cpuSeconds(agent)))).reduce(
+      (total, seconds) => total + seconds,
+      0,
+    );
+    log(
+      `${round}: CPU seconds: agents ${agentsCpu.toFixed(1)} (from their start), origin ${((await cpuSeconds(origin.process)) - originCpuBefore).toFixed(1)}, skopeo ${skopeoCpu.toFixed(1)}`,
+    );
+    // Checked once every pull is over, so that no pull's time includes another's check.
+    const done: { seconds: number; ok: boolean }[] = [];
+    for (const [index, result] of settled.entries()) {
+      if (result.status !== "fulfilled") continue;
+      const ok = await verifyPull(result.value.out, digests);
+      await rm(result.value.out, { recursive: true, force: true });
+      if (!(killOne && index === 0)) done.push({ seconds: result.value.seconds, ok });
+    }
     const failed = settled.filter(
       (result, index) => result.status === "rejected" && !(killOne && index === 0),
     ).length;
@@ -425,7 +509,7 @@ async function main(): Promise<void> {
     const tag = `t${Date.now()}`;
     log(`pushing a fresh ${options.imageMib} MiB image (${options.layers} random layers)`);
     const digests = await pushImage(registry, work, "bench/image", tag);
-    const originUrls = { registry, p2p: p2pUrl };
+    const originUrls = { registry, p2p: p2pUrl, process: origin };
     const reference = `bench/image:${tag}`;
 
     log(`P2P: ${options.agents} agents pull at once`);
