@@ -125,8 +125,10 @@ export function decodeMetainfo(data: Uint8Array, digest: string): Metainfo {
   return withInfoHash(meta);
 }
 
-/** True when `data` is piece `index` of `meta`. */
-export function pieceMatches(meta: Metainfo, index: number, data: Uint8Array): boolean {
+/** True when `blocks`, joined, are piece `index` of `meta`. */
+export function pieceMatches(meta: Metainfo, index: number, blocks: Uint8Array[]): boolean {
   const expected = meta.pieces.subarray(index * HASH, (index + 1) * HASH);
-  return createHash("sha1").update(data).digest().equals(expected);
+  const hash = createHash("sha1");
+  for (const block of blocks) hash.update(block);
+  return hash.digest().equals(expected);
 }

@@ -148,7 +148,8 @@ const RECENT_PIECES = 4;
  * and a file read per 128 KiB request cost as much CPU as receiving the block.
  */
 class FilePieceStore implements PieceStore {
-  private readonly recent = new Map<number, Buffer>();
+  /** The blocks of the pieces written last. */
+  private readonly recent = new Map<number, Uint8Array[]>();
 
   private constructor(
     private readonly handle: import("node:fs/promises").FileHandle,
@@ -159,9 +160,14 @@ class FilePieceStore implements PieceStore {
     return new FilePieceStore(await open(file, "w+"), meta);
   }
 
-  async read(index: number, offset: number, length: number): Promise<Buffer> {
-    const piece = this.recent.get(index);
-    if (piece !== undefined) return piece.subarray(offset, offset + length);
+  async read(index: number, offset: number, length: number): Promise<Uint8Array> {
+    const blocks = this.recent.get(index);
+    const blockSize = blocks?.[0]?.length ?? 0;
+    if (blocks !== undefined && blockSize > 0 && offset % blockSize === 0) {
+      // A request for one of the blocks as they came (peers ask in the same sizes).
+      const block = blocks[offset / blockSize];
+      if (block !== undefined && length <= block.length) return block.subarray(0, length);
+    }
     const data = Buffer.allocUnsafe(length);
     const { bytesRead } = await this.handle.read(
       data,
@@ -173,9 +179,25 @@ class FilePieceStore implements PieceStore {
     return data;
   }
 
-  async write(index: number, data: Buffer): Promise<void> {
-    await this.handle.write(data, 0, data.length, index * this.meta.pieceLength);
-    this.recent.set(index, data);
+  async write(index: number, blocks: Uint8Array[]): Promise<void> {
+    let position = index * this.meta.pieceLength;
+    let rest = blocks;
+    while (rest.length > 0) {
+      // One system call for the piece; a short write goes on from where it stopped.
+      let { bytesWritten } = await this.handle.writev(rest, position);
+      if (bytesWritten === 0) throw new Error(`piece ${index} could not be written`);
+      position += bytesWritten;
+      const left: Uint8Array[] = [];
+      for (const block of rest) {
+        if (bytesWritten >= block.length) bytesWritten -= block.length;
+        else {
+          left.push(block.subarray(bytesWritten));
+          bytesWritten = 0;
+        }
+      }
+      rest = left;
+    }
+    this.recent.set(index, blocks);
     if (this.recent.size > RECENT_PIECES) this.recent.delete(this.recent.keys().next().value!);
   }
 
