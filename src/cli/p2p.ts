@@ -1,11 +1,11 @@
 // The peer-to-peer commands of `berth` (docs/p2p.md): `agent` (a per-host pull endpoint over the
 // CAS driver), `tracker` (a BitTorrent HTTP tracker alone) and `origin` (a registry that also
-// seeds its blobs and tracks peers).
+// seeds its blobs and tracks peers). The peer-to-peer modules load only when one of these runs:
+// `berth serve` does not carry them.
 
 import { createServer } from "node:http";
 import type { Command } from "commander";
 import { loadConfig } from "../config/index.js";
-import { startAgent, startOriginP2P, Tracker } from "../p2p/index.js";
 import { startRegistry } from "../server/index.js";
 
 const UNITS: Record<string, number> = {
@@ -90,6 +90,7 @@ export function addP2PCommands(program: Command): void {
     .action(async (flags: AgentFlags) => {
       const api = parseAddress(flags.addr, "--addr");
       const peer = parseAddress(flags.peerAddr, "--peer-addr");
+      const { startAgent } = await import("../p2p/index.js");
       const agent = await startAgent({
         root: flags.root,
         origin: flags.origin,
@@ -116,6 +117,7 @@ export function addP2PCommands(program: Command): void {
     .option("--interval <seconds>", "seconds between announces asked of peers", "10")
     .action(async (flags: { addr: string; interval: string }) => {
       const { host, port } = parseAddress(flags.addr, "--addr");
+      const { Tracker } = await import("../p2p/index.js");
       const tracker = new Tracker({ interval: Number(flags.interval) });
       const server = createServer((request, response) => {
         if ((request.url ?? "").split("?")[0] === "/announce") tracker.handle(request, response);
@@ -147,6 +149,7 @@ export function addP2PCommands(program: Command): void {
         const http = parseAddress(flags.p2pAddr, "--p2p-addr");
         const peer = parseAddress(flags.peerAddr, "--peer-addr");
         const registry = await startRegistry({ config });
+        const { startOriginP2P } = await import("../p2p/index.js");
         const p2p = await startOriginP2P({
           driver: registry.driver,
           registryServer: registry.server,

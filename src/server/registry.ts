@@ -17,7 +17,7 @@ import {
 import { createServer as createHttpsServer } from "node:https";
 import { pino, type Logger } from "pino";
 import { ApiError, createApiHandler, writeError } from "../api/index.js";
-import { createAuth, KeyFileError, type Auth } from "../auth/index.js";
+import type { Auth } from "../auth/index.js";
 import { ConfigError, resolveConfig, type BerthConfig, type LogLevel } from "../config/index.js";
 import {
   createDriver,
@@ -27,7 +27,7 @@ import {
   type StorageDriver,
 } from "../driver/index.js";
 import { HttpMetrics, MetricsRegistry, observeDriver, observeStorage } from "../metrics/index.js";
-import { ProxyRegistry, proxyLogging, startProxy, withProxy } from "../proxy/index.js";
+import type { ProxyRegistry } from "../proxy/index.js";
 import type { Notifier } from "../notify/index.js";
 import {
   createRegistryStorage,
@@ -39,7 +39,7 @@ import {
 } from "../storage/index.js";
 import { startRetention, type RetentionJob } from "./retention.js";
 import { startDebugServer, type DebugServer } from "./debug.js";
-import { createUiHandler, UiNotBuiltError, type UiHandler } from "../ui/index.js";
+import type { UiHandler } from "../ui/index.js";
 import { guardConnections, serverTimeoutOptions } from "./connections.js";
 import { HealthCheck, healthPath } from "./health.js";
 import { healthChecks, PeriodicChecks } from "./health-checks.js";
@@ -48,7 +48,7 @@ import { trackRequest, type RequestTracking } from "./requests.js";
 import { createLogger } from "./logger.js";
 import { startGarbageCollector, type GarbageCollector } from "./garbage-collector.js";
 import { startUploadPurger } from "./upload-purger.js";
-import { startNotifier, type RegistryNotifier } from "./notifications.js";
+import type { RegistryNotifier } from "./notifications.js";
 import { startTracing, type Tracing } from "../tracing/index.js";
 
 /** Options common to both ways of starting a registry. */
@@ -279,6 +279,8 @@ interface Serving {
   storage: RegistryStorage;
   /** The storage layer itself (under a pull-through cache's wrapper, if any). */
   registry: Registry;
+  /** The pull-through cache, when `proxy` names upstreams (`storage` is then this). */
+  proxy: ProxyRegistry | undefined;
   pulls: PullRecord | undefined;
   server: Server;
   metrics: MetricsRegistry;
@@ -298,6 +300,7 @@ interface Serving {
 /** The auth of `config`, if any; a file it cannot use becomes a ConfigError naming its key. */
 async function openAuth(config: BerthConfig, logger: Logger): Promise<Auth | undefined> {
   if (config.auth === undefined) return undefined;
+  const { createAuth, KeyFileError } = await import("../auth/index.js");
   try {
     return await createAuth(config.auth, logger);
   } catch (error) {
@@ -311,6 +314,7 @@ async function openAuth(config: BerthConfig, logger: Logger): Promise<Auth | und
 /** The web UI of `config`, when enabled; a missing build becomes a ConfigError on ui.enabled. */
 async function openUi(config: BerthConfig): Promise<UiHandler | undefined> {
   if (!config.ui.enabled) return undefined;
+  const { createUiHandler, UiNotBuiltError } = await import("../ui/index.js");
   try {
     return await createUiHandler({ path: config.ui.path, prefix: config.http.prefix });
   } catch (error) {
@@ -342,8 +346,20 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const opened = await openStorage(config, { logger });
   const close = opened.close;
   const { driver } = opened;
-  const storage = withProxy(opened.storage, driver, config.proxy, proxyLogging(logger));
-  const proxy = storage instanceof ProxyRegistry ? storage : undefined;
+  // What a configuration does not use is not loaded (docs/performance.md, "Memory"): the
+  // pull-through cache, auth, the UI and notifications each load their modules when configured.
+  const proxyModule =
+    config.proxy.upstreams.length > 0 ? await import("../proxy/index.js") : undefined;
+  const proxy =
+    proxyModule === undefined
+      ? undefined
+      : new proxyModule.ProxyRegistry(
+          opened.storage,
+          driver,
+          config.proxy,
+          proxyModule.proxyLogging(logger),
+        );
+  const storage: RegistryStorage = proxy ?? opened.storage;
   const tracing = await startTracing(process.env);
   if (tracing !== undefined && driver instanceof DriverBase) tracing.traceDriver(driver);
   const metrics = new MetricsRegistry();
@@ -374,13 +390,9 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const urlBase = (host ?? "") + prefix;
   // This process's name in the storage health probe's path and in its events' source.
   const instance = randomUUID();
-  const notifications = await startNotifier(
-    config,
-    driver,
-    instance,
-    logger,
-    prometheus ? metrics : undefined,
-  );
+  const notifications = await (
+    await import("./notifications.js")
+  ).startNotifier(config, driver, instance, logger, prometheus ? metrics : undefined);
   const api = createApiHandler({
     storage,
     logger,
@@ -467,6 +479,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     driver,
     storage,
     registry: opened.storage,
+    proxy,
     pulls,
     server,
     metrics,
@@ -512,7 +525,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
     await owned?.flush();
     throw error;
   }
-  const { driver, storage, server, metrics, debug } = running;
+  const { driver, storage, proxy, server, metrics, debug } = running;
   const { prefix } = config.http;
 
   const stopPurger =
@@ -539,7 +552,9 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
   pullFlusher?.unref();
 
   const stopProxy =
-    storage instanceof ProxyRegistry ? await startProxy(storage, logger, metrics) : async () => {};
+    proxy !== undefined
+      ? await (await import("../proxy/index.js")).startProxy(proxy, logger, metrics)
+      : async () => {};
 
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.http.port;
