@@ -37,6 +37,7 @@ import {
 import { Meter, WORKLOADS, type Workload, type WorkloadContext } from "./workloads.js";
 import { startCeph, type CephCluster } from "../src/testing/ceph.js";
 import { countBackendRequests, formatRequestCounts, S3_WORKLOADS, startOnRgw } from "./s3.js";
+import { formatTimeline, MemoryTimeline } from "./timeline.js";
 
 const execFileAsync = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -350,6 +351,8 @@ function jsonLines(
   ];
   for (const result of results) {
     lines.push({ type: "idle", registry: result.name, idleRssMiB: result.idleRssMiB });
+    if (result.memory !== undefined)
+      lines.push({ type: "memory", registry: result.name, ...result.memory });
     for (const [workload, figures] of result.workloads) {
       lines.push({
         type: "result",
@@ -424,6 +427,7 @@ async function main(): Promise<void> {
         `${registry.name} at ${registry.url}: idle RSS ${idle === undefined ? "unknown" : `${idle.toFixed(1)} MiB`}`,
       );
     }
+    const timeline = new MemoryTimeline(registries.map((registry) => registry.process));
     const contexts: WorkloadContext[] = registries.map((registry, index) => ({
       registry,
       client: clients[index] as RegistryClient,
@@ -438,8 +442,19 @@ async function main(): Promise<void> {
         continue;
       }
       progress(`${workload.id}: ${workload.title}`);
+      timeline.running(workload.id);
       await runWorkload(workload, contexts, results, options.repetitions);
     }
+    // The peaks workloads measured themselves (they reset VmHWM) count towards the run's peak.
+    const ownPeaks = results.map((result) =>
+      [...result.workloads.values()].flatMap((workload) =>
+        [...workload.figures].flatMap(([id, values]) => (id.endsWith("-peak-rss") ? values : [])),
+      ),
+    );
+    const memory = await timeline.finish(ownPeaks);
+    memory.forEach((figures, index) => {
+      if (figures !== undefined) (results[index] as RegistryResults).memory = figures;
+    });
     if (ceph !== undefined && options.driver === "s3") {
       const berth = { cli: options.berthCli, cpuProfileDir: undefined, env: options.berthEnv };
       requestCounts = await countBackendRequests(ceph, registries, content, berth, progress);
@@ -462,6 +477,11 @@ async function main(): Promise<void> {
   process.stdout.write(`${formatTable(rows, subject.name, baseline?.name)}\n`);
   for (const line of clientSaturation(results)) process.stdout.write(`${line}\n`);
   if (requestCounts !== undefined) process.stdout.write(`${formatRequestCounts(requestCounts)}\n`);
+  for (const result of results) {
+    if (result.memory !== undefined) {
+      process.stdout.write(`${formatTimeline(result.name, result.memory)}\n`);
+    }
+  }
   if (note !== undefined) process.stdout.write(`${note}\n`);
   process.stdout.write(
     `run took ${seconds.toFixed(0)} s; ratio = ${subject.name} ÷ ${baseline?.name ?? "—"}\n`,

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -60,14 +60,27 @@ export interface BerthOptions {
 /** The out-of-process driver's name in config.yml (`registry-storage-benchfs` on PATH). */
 const IPC_DRIVER = "benchfs";
 
+/**
+ * The node flags on the CLI's first line (`#!/usr/bin/env -S node --flag ...`), which `berth` and
+ * `npm start` run it with: the bench starts Berth as a user's command does. None for a plain
+ * `#!/usr/bin/env node` (older builds given with --berth-cli).
+ */
+export async function launchFlags(cli: string): Promise<string[]> {
+  const first = (await readFile(cli, "utf8")).split("\n", 1)[0] ?? "";
+  const match = /^#!\/usr\/bin\/env -S node (.+)$/.exec(first);
+  return match === null ? [] : match[1]!.trim().split(/\s+/);
+}
+
 /** Starts Berth from the checkout's build. */
 export async function startBerth(options: BerthOptions = {}): Promise<RegistryUnderTest> {
   const cli = options.cli ?? BERTH_CLI;
   if (!existsSync(cli)) throw new Error(`Berth's CLI is not built: ${cli} is missing`);
-  const nodeFlags =
-    options.cpuProfileDir === undefined
+  const nodeFlags = [
+    ...(await launchFlags(cli)),
+    ...(options.cpuProfileDir === undefined
       ? []
-      : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir];
+      : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir]),
+  ];
   const serve: Command = (config) => [process.execPath, [...nodeFlags, cli, "serve", config]];
   const storage = options.storage;
   if (storage !== undefined) {

@@ -2,6 +2,7 @@
 // the two outputs, a table for people (stdout) and JSON lines for tools (--json FILE).
 
 import type { Better, Metric, Workload } from "./workloads.js";
+import { SETTLE_MS, type MemoryOverRun } from "./timeline.js";
 
 /** The figures of one registry on one workload. */
 export interface WorkloadResult {
@@ -23,6 +24,8 @@ export interface RegistryResults {
   name: string;
   idleRssMiB: number | undefined;
   workloads: Map<string, WorkloadResult>;
+  /** RSS over the whole run (bench/timeline.ts), when the server's process could be read. */
+  memory?: MemoryOverRun;
 }
 
 /** A goal of issue 7 for one metric. */
@@ -72,6 +75,8 @@ const GOALS: Record<string, Goal> = {
     },
   },
   "idle-rss": { text: "≤ 80 MiB", check: (subject) => subject <= 80 },
+  "run-peak-rss": { text: "≤ 120 MiB", check: (subject) => subject <= 120 },
+  "after-run-rss": { text: "< 100 MiB", check: (subject) => subject < 100 },
 };
 
 /**
@@ -100,6 +105,22 @@ export const IPC_GOALS: Record<string, Goal> = {
 const IDLE_RSS: Metric = {
   id: "idle-rss",
   title: "server idle RSS after start",
+  unit: "MiB",
+  better: "lower",
+  aggregate: "max",
+};
+
+/** Measured over the whole run, not by a workload (bench/timeline.ts). */
+const RUN_PEAK_RSS: Metric = {
+  id: "run-peak-rss",
+  title: "server peak RSS over the whole run (VmHWM)",
+  unit: "MiB",
+  better: "lower",
+  aggregate: "max",
+};
+const AFTER_RUN_RSS: Metric = {
+  id: "after-run-rss",
+  title: `server RSS ${SETTLE_MS / 1000} s after the run`,
   unit: "MiB",
   better: "lower",
   aggregate: "max",
@@ -140,6 +161,8 @@ export function figureOf(
   metric: Metric,
 ): number | undefined {
   if (metric.id === IDLE_RSS.id) return results.idleRssMiB;
+  if (metric.id === RUN_PEAK_RSS.id) return results.memory?.peakMiB;
+  if (metric.id === AFTER_RUN_RSS.id) return results.memory?.afterMiB;
   return aggregate(metric, results.workloads.get(workloadId)?.figures.get(metric.id));
 }
 
@@ -197,6 +220,10 @@ export function compare(
   add("idle", IDLE_RSS, false);
   for (const workload of workloads) {
     workload.metrics.forEach((metric, index) => add(workload.id, metric, index === 0));
+  }
+  if (subject.memory !== undefined) {
+    add("run", RUN_PEAK_RSS, false);
+    add("run", AFTER_RUN_RSS, false);
   }
   return rows;
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
@@ -66,6 +66,34 @@ describe("berth", () => {
     assert.equal(await help.exited, 0);
     assert.match(help.stdout(), /serve \[config\]/);
     assert.match(help.stdout(), /garbage-collect/);
+  });
+
+  it("runs with the node flags of its first line, which npm start passes too", async () => {
+    const first = (await readFile(main, "utf8")).split("\n", 1)[0]!;
+    const match = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+=\S+)*)$/.exec(first);
+    assert.ok(match, `unexpected first line: ${first}`);
+    const flags = match[1]!.trim().split(" ");
+    assert.ok(flags.includes("--initial-old-space-size=64"), first);
+    const manifest = JSON.parse(
+      await readFile(new URL("../../../package.json", import.meta.url), "utf8"),
+    ) as { scripts: Record<string, string> };
+    assert.ok(
+      manifest.scripts.start!.endsWith(`node ${flags.join(" ")} dist/src/cli/main.js serve`),
+      manifest.scripts.start,
+    );
+    // The line as the kernel runs it: env splits it, node accepts the flags.
+    const child = spawn(
+      "/usr/bin/env",
+      ["-S", first.slice("#!/usr/bin/env -S ".length), main, "--version"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    const code = await new Promise((resolve) => child.on("close", resolve));
+    assert.equal(code, 0);
+    assert.match(stdout, /^\d+\.\d+\.\d+\n$/);
   });
 
   it("serve: serves a config, answers /v2/, and exits 0 on SIGTERM", async () => {

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
 // The `berth` command: `serve` runs a registry, `garbage-collect` removes blobs nothing references,
 // `retention` applies storage.retention once, `usage` prints what each storage quota holds,
 // `driver-server` serves a built-in storage driver to another Berth as an out-of-process driver;
@@ -6,6 +6,11 @@
 // Both read a config.yml in distribution's shape (with REGISTRY_* environment overrides); `serve`
 // without one stores in ./data and listens on 127.0.0.1:5000. A bad config exits non-zero with the
 // offending key named on stderr.
+//
+// The first line gives node --initial-old-space-size=64 (npm start passes the same flag; a test
+// checks they agree): with the default, V8 starts a full collection about every 100 ms of a large
+// push once the heap passes 8 MB, each freeing the request's buffers in bulk, and a 1 GiB push took
+// 4-6 CPU s instead of 2.2-2.7 (docs/performance.md, "The wave's regression").
 
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
