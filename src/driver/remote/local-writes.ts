@@ -14,8 +14,12 @@ const fdClose = promisify(close);
 const readLink = promisify(readlink);
 const realPath = promisify(realpath);
 
-/** Write-only, never following a symbolic link at the last component, never creating. */
-const WRITE_NOFOLLOW = constants.O_WRONLY | constants.O_NOFOLLOW;
+/**
+ * Write-only, never following a symbolic link at the last component, never creating; and not
+ * waiting (a FIFO named by a driver would block the open until someone reads it: with O_NONBLOCK
+ * it fails at once, and anything but a regular file is refused after).
+ */
+const WRITE_NOFOLLOW = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** The file a descriptor was opened on, as the kernel resolved it (Linux's /proc). */
 async function openedFile(fd: number, file: string): Promise<string> {

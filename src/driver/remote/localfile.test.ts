@@ -6,6 +6,7 @@
 // streamed instead; a driver that does not lend (or an older one) is streamed to as before.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -284,6 +285,16 @@ describe("local writes", () => {
           const link = join(root, "linked-dir");
           await symlink(join(file, ".."), link);
           return join(link, "victim");
+        },
+      ],
+      [
+        "a FIFO (whose open would wait for a reader)",
+        /cannot be opened/,
+        async (name, root) => {
+          await victim(name);
+          const fifo = join(root, "fifo");
+          execFileSync("mkfifo", [fifo]);
+          return fifo;
         },
       ],
     ];
