@@ -145,7 +145,7 @@ const RECENT_PIECES = 4;
 /**
  * A blob file being written by piece, read back for the peers it is seeded to. The pieces written
  * last are served from memory: peers pick the rarest pieces, which are the ones that just arrived,
- * and a file read per 128 KiB request cost as much CPU as receiving the block.
+ * and each file read is a round trip through the thread pool per 128 KiB request.
  */
 class FilePieceStore implements PieceStore {
   /** The blocks of the pieces written last. */
