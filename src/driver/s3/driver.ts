@@ -347,25 +347,31 @@ export class S3Driver implements StorageDriver {
 
   async delete(path: StoragePath, options?: CallOptions): Promise<void> {
     const key = this.key(path);
+    const signal = options?.signal;
     // The key itself, everything below `key/`, and the tail of a closed writer at the key; never
-    // a sibling such as `key-b` or `keyb`.
-    const [file] = await Promise.all([this.head(path), this.abortUploadsBelow(path, key)]);
-    let found = file !== undefined;
-    await this.deleteKeys(path, [key, key + TAIL_SUFFIX], options?.signal);
-    let token: string | undefined;
-    do {
-      const page = await this.listPage(
-        path,
-        { Prefix: `${key}/`, ContinuationToken: token },
-        options?.signal,
-      );
-      const keys = (page.Contents ?? []).flatMap((object) =>
+    // a sibling such as `key-b` or `keyb`. The first page of keys below is listed while the
+    // uploads are aborted, and deleted in one request with the key and its tail; the key is
+    // asked for (HEAD) only when nothing is below it, to tell a missing path.
+    const below = (token?: string) =>
+      this.listPage(path, { Prefix: `${key}/`, ContinuationToken: token }, signal);
+    const [page] = await Promise.all([below(), this.abortUploadsBelow(path, key)]);
+    let found = false;
+    let current: ListObjectsV2CommandOutput | undefined = page;
+    // DeleteObjects takes 1000 keys: the key and its tail go with the first page (up to 1000).
+    const batch = [key, key + TAIL_SUFFIX];
+    while (current !== undefined) {
+      const keys = (current.Contents ?? []).flatMap((object) =>
         object.Key === undefined ? [] : [object.Key],
       );
       found ||= keys.some((listed) => this.pathOf(listed) !== undefined);
-      if (keys.length > 0) await this.deleteKeys(path, keys, options?.signal);
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
+      if (current === page && !found) found = (await this.head(path)) !== undefined;
+      batch.push(...keys);
+      while (batch.length > 0) await this.deleteKeys(path, batch.splice(0, BATCH), signal);
+      const token: string | undefined = current.IsTruncated
+        ? current.NextContinuationToken
+        : undefined;
+      current = token === undefined ? undefined : await below(token);
+    }
     if (!found) throw new PathNotFoundError(DRIVER_NAME, path);
   }
 

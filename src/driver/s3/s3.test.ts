@@ -452,6 +452,40 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
     });
   });
 
+  describe("s3 backend requests saved", () => {
+    it("resumes a writer whose tail names its upload without listing uploads; deletes a directory in 3 requests", async () => {
+      const driver = await driverFor({ chunksize: 5 * MiB });
+      assert.ok(driver instanceof DriverBase);
+      const first = await driver.writer("/upload/data", false);
+      await first.write(randomBytes(5 * MiB + 10));
+      await first.close();
+      await driver.putContent("/upload/startedat", Buffer.from("now"));
+      const counts = () => ({ ...driver.backendRequests });
+      const before = counts();
+      const resumed = await driver.writer("/upload/data", true);
+      assert.equal(resumed.size, 5 * MiB + 10);
+      await resumed.close();
+      const resume = counts();
+      assert.equal(resume.ListMultipartUploads, before.ListMultipartUploads);
+      assert.equal((resume.ListParts ?? 0) - (before.ListParts ?? 0), 1);
+      await driver.delete("/upload");
+      const after = counts();
+      const spent = Object.entries(after).reduce(
+        (sum, [operation, count]) => sum + count - (resume[operation] ?? 0),
+        0,
+      );
+      // ListMultipartUploads (aborts the upload), ListObjectsV2, one DeleteObjects.
+      assert.equal(
+        spent,
+        3 + (after.AbortMultipartUpload ?? 0) - (resume.AbortMultipartUpload ?? 0),
+      );
+      await assert.rejects(
+        driver.stat("/upload/data"),
+        (error: Error & { code?: string }) => error.code === DriverErrorCode.PathNotFound,
+      );
+    });
+  });
+
   describe("s3 errors", () => {
     it("a missing bucket is a backend error naming the operation and bucket, not a missing path", async () => {
       const driver = await driverFor({ bucket: "no-such-bucket" });

@@ -71,12 +71,13 @@ export async function inProgressUploads(
   return found.sort((a, b) => a.initiated - b.initiated).map((upload) => upload.id);
 }
 
+/** The parts of upload `uploadId`, or undefined when there is no such upload (aborted). */
 export async function listParts(
   context: WriterContext,
   path: StoragePath,
   key: string,
   uploadId: string,
-): Promise<UploadedPart[]> {
+): Promise<UploadedPart[] | undefined> {
   const { client, bucket } = context;
   const parts: UploadedPart[] = [];
   let marker: string | undefined;
@@ -92,6 +93,7 @@ export async function listParts(
         }),
       );
     } catch (error) {
+      if ((error as { name?: string }).name === "NoSuchUpload") return undefined;
       throw toDriverError(error, { operation: "ListParts", bucket, key, path });
     }
     for (const part of page.Parts ?? []) {

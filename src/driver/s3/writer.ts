@@ -72,13 +72,20 @@ export async function resumeWriter(
   key: string,
   signal?: AbortSignal,
 ): Promise<FileWriter> {
-  const [uploads, tail] = await Promise.all([
-    inProgressUploads(context, path, key),
-    readTail(context, path, key),
-  ]);
-  // writer(path, false) aborts older uploads, so there is normally one; the newest is the one.
-  const uploadId = uploads.at(-1);
-  const parts = uploadId === undefined ? [] : await listParts(context, path, key, uploadId);
+  // A tail names the upload its session wrote to: then there is no need to list the uploads.
+  // Without a tail, or with one that names none (a session that may have started an upload
+  // after it), the uploads in progress are listed. writer(path, false) aborts older uploads, so
+  // there is normally one; the newest is the one.
+  const tail = await readTail(context, path, key);
+  let uploadId = tail?.uploadId === "" ? undefined : tail?.uploadId;
+  let parts = uploadId === undefined ? undefined : await listParts(context, path, key, uploadId);
+  if (parts === undefined) {
+    uploadId = (await inProgressUploads(context, path, key)).at(-1);
+    parts = uploadId === undefined ? [] : await listParts(context, path, key, uploadId);
+    // Aborted since it was listed: as if there were none.
+    if (parts === undefined) uploadId = undefined;
+  }
+  parts ??= [];
   const tailMatches =
     tail !== undefined && tail.uploadId === (uploadId ?? "") && tail.parts === parts.length;
   if (tail !== undefined && !tailMatches) {
