@@ -228,7 +228,11 @@ class RangedReadable extends Readable {
       }
       const chunk = head.chunks.shift();
       if (chunk !== undefined) {
-        this.wanted = this.push(chunk);
+        this.push(chunk);
+        // Past the mark the stream asks for more only once its queue is under it again: the
+        // head's response is held at twice the mark, so it is paused and resumed once per mark's
+        // worth of bytes, not once per chunk, when the consumer is the slower side.
+        this.wanted = this.readableLength < 2 * HEAD_QUEUE_BYTES;
         continue;
       }
       if (!head.ended) {
