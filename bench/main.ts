@@ -35,8 +35,16 @@ import {
   type RegistryUnderTest,
 } from "./registries.js";
 import { Meter, WORKLOADS, type Workload, type WorkloadContext } from "./workloads.js";
-import { startCeph, type CephCluster } from "../src/testing/ceph.js";
-import { countBackendRequests, formatRequestCounts, S3_WORKLOADS, startOnRgw } from "./s3.js";
+import type { CephCluster } from "../src/testing/ceph.js";
+import {
+  countBackendRequests,
+  formatRequestCounts,
+  registriesOnCeph,
+  s3Parameters,
+  S3_WORKLOADS,
+  startOnRgw,
+  type BerthStart,
+} from "./s3.js";
 import { formatTimeline, MemoryTimeline } from "./timeline.js";
 
 const execFileAsync = promisify(execFile);
@@ -193,45 +201,28 @@ async function startRegistries(options: Options): Promise<{
 }
 
 /** Berth on rados and Berth on s3 through RGW, on one throwaway Ceph cluster. */
-async function startOnCeph(berth: {
-  cli: string | undefined;
-  cpuProfileDir: string | undefined;
-  env: Record<string, string>;
-}) {
-  const ceph = await startCeph({ objectStore: "bluestore" });
-  const registries: RegistryUnderTest[] = [];
-  try {
-    progress(`Ceph (bluestore, with radosgw) up in ${ceph.startMs} ms`);
-    await ceph.createPool("berth-bench");
-    await ceph.createBucket("berth-bench");
-    registries.push(
-      await startBerth({
-        ...berth,
-        name: "Berth rados",
-        storage: { rados: { poolname: "berth-bench", conffile: ceph.confFile } },
-      }),
-    );
-    registries.push(
-      await startBerth({
-        ...berth,
-        name: "Berth s3 RGW",
-        storage: {
-          s3: {
-            bucket: "berth-bench",
-            region: ceph.region,
-            regionendpoint: ceph.endpoint,
-            accesskey: ceph.accessKey,
-            secretkey: ceph.secretKey,
-          },
-          redirect: { disable: true },
-        },
-      }),
-    );
-  } catch (error) {
-    await Promise.all(registries.map((registry) => registry.stop()));
-    await ceph.stop();
-    throw error;
-  }
+async function startOnCeph(berth: BerthStart) {
+  const { ceph, registries } = await registriesOnCeph(
+    progress,
+    async (cluster) => {
+      await cluster.createPool("berth-bench");
+      await cluster.createBucket("berth-bench");
+    },
+    [
+      (cluster) =>
+        startBerth({
+          ...berth,
+          name: "Berth rados",
+          storage: { rados: { poolname: "berth-bench", conffile: cluster.confFile } },
+        }),
+      (cluster) =>
+        startBerth({
+          ...berth,
+          name: "Berth s3 RGW",
+          storage: { s3: s3Parameters(cluster, "berth-bench"), redirect: { disable: true } },
+        }),
+    ],
+  );
   return {
     registries,
     note: "one Ceph cluster (1 monitor, 1 OSD on bluestore, radosgw) serves both",

@@ -30,6 +30,29 @@ export interface BerthStart {
   env: Record<string, string>;
 }
 
+/**
+ * A throwaway Ceph cluster (bluestore, with radosgw), `prepare`d, and the registries `starts`
+ * starts on it one after the other; when one fails, those already started and the cluster stop.
+ */
+export async function registriesOnCeph(
+  progress: (message: string) => void,
+  prepare: (ceph: CephCluster) => Promise<void>,
+  starts: ((ceph: CephCluster) => Promise<RegistryUnderTest>)[],
+): Promise<{ ceph: CephCluster; registries: RegistryUnderTest[] }> {
+  const ceph = await startCeph({ objectStore: "bluestore" });
+  const registries: RegistryUnderTest[] = [];
+  try {
+    progress(`Ceph (bluestore, with radosgw) up in ${ceph.startMs} ms at ${ceph.endpoint}`);
+    await prepare(ceph);
+    for (const start of starts) registries.push(await start(ceph));
+  } catch (error) {
+    await Promise.all(registries.map((registry) => registry.stop()));
+    await ceph.stop();
+    throw error;
+  }
+  return { ceph, registries };
+}
+
 /** Berth on s3 and distribution on s3, on one throwaway Ceph cluster's gateway. */
 export async function startOnRgw(
   berth: BerthStart,
@@ -40,30 +63,29 @@ export async function startOnRgw(
   cleanup: () => Promise<void>;
   ceph: CephCluster;
 }> {
-  const ceph = await startCeph({ objectStore: "bluestore" });
-  const registries: RegistryUnderTest[] = [];
-  try {
-    progress(`Ceph (bluestore, with radosgw) up in ${ceph.startMs} ms at ${ceph.endpoint}`);
-    await ceph.createBucket(BERTH_BUCKET);
-    await ceph.createBucket(DISTRIBUTION_BUCKET);
-    registries.push(
-      await startBerth({
-        ...berth,
-        name: "Berth s3",
-        storage: { s3: s3Parameters(ceph, BERTH_BUCKET), redirect: { disable: true } },
-      }),
-    );
-    registries.push(
-      await startDistribution({
-        name: "distribution s3",
-        storage: { s3: s3Parameters(ceph, DISTRIBUTION_BUCKET), redirect: { disable: true } },
-      }),
-    );
-  } catch (error) {
-    await Promise.all(registries.map((registry) => registry.stop()));
-    await ceph.stop();
-    throw error;
-  }
+  const { ceph, registries } = await registriesOnCeph(
+    progress,
+    async (cluster) => {
+      await cluster.createBucket(BERTH_BUCKET);
+      await cluster.createBucket(DISTRIBUTION_BUCKET);
+    },
+    [
+      (cluster) =>
+        startBerth({
+          ...berth,
+          name: "Berth s3",
+          storage: { s3: s3Parameters(cluster, BERTH_BUCKET), redirect: { disable: true } },
+        }),
+      (cluster) =>
+        startDistribution({
+          name: "distribution s3",
+          storage: {
+            s3: s3Parameters(cluster, DISTRIBUTION_BUCKET),
+            redirect: { disable: true },
+          },
+        }),
+    ],
+  );
   return {
     registries,
     ceph,
@@ -73,7 +95,7 @@ export async function startOnRgw(
 }
 
 /** The s3 section both registries get: distribution 2.8.2's keys, path-style on the endpoint. */
-function s3Parameters(ceph: CephCluster, bucket: string): Record<string, unknown> {
+export function s3Parameters(ceph: CephCluster, bucket: string): Record<string, unknown> {
   return {
     bucket,
     region: ceph.region,

@@ -17,7 +17,7 @@ import {
 import { createServer as createHttpsServer } from "node:https";
 import { pino, type Logger } from "pino";
 import { ApiError, createApiHandler, writeError } from "../api/index.js";
-import type { Auth } from "../auth/index.js";
+import { createAuth, KeyFileError, type Auth } from "../auth/index.js";
 import { ConfigError, resolveConfig, type BerthConfig, type LogLevel } from "../config/index.js";
 import {
   createDriver,
@@ -48,7 +48,7 @@ import { trackRequest, type RequestTracking } from "./requests.js";
 import { createLogger } from "./logger.js";
 import { startGarbageCollector, type GarbageCollector } from "./garbage-collector.js";
 import { startUploadPurger } from "./upload-purger.js";
-import type { RegistryNotifier } from "./notifications.js";
+import { startNotifier, type RegistryNotifier } from "./notifications.js";
 import { startTracing, type Tracing } from "../tracing/index.js";
 
 /** Options common to both ways of starting a registry. */
@@ -300,7 +300,6 @@ interface Serving {
 /** The auth of `config`, if any; a file it cannot use becomes a ConfigError naming its key. */
 async function openAuth(config: BerthConfig, logger: Logger): Promise<Auth | undefined> {
   if (config.auth === undefined) return undefined;
-  const { createAuth, KeyFileError } = await import("../auth/index.js");
   try {
     return await createAuth(config.auth, logger);
   } catch (error) {
@@ -346,8 +345,9 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const opened = await openStorage(config, { logger });
   const close = opened.close;
   const { driver } = opened;
-  // What a configuration does not use is not loaded (docs/performance.md, "Memory"): the
-  // pull-through cache, auth, the UI and notifications each load their modules when configured.
+  // The pull-through cache and the web UI load their modules only when configured (idle RSS,
+  // docs/performance.md). Auth and notifications need none of this: the config reader and the API
+  // import them anyway.
   const proxyModule =
     config.proxy.upstreams.length > 0 ? await import("../proxy/index.js") : undefined;
   const proxy =
@@ -390,9 +390,13 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   const urlBase = (host ?? "") + prefix;
   // This process's name in the storage health probe's path and in its events' source.
   const instance = randomUUID();
-  const notifications = await (
-    await import("./notifications.js")
-  ).startNotifier(config, driver, instance, logger, prometheus ? metrics : undefined);
+  const notifications = await startNotifier(
+    config,
+    driver,
+    instance,
+    logger,
+    prometheus ? metrics : undefined,
+  );
   const api = createApiHandler({
     storage,
     logger,
