@@ -10,7 +10,7 @@ import { buffer } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
 import type { BlobContent } from "./content.js";
 
-/** A blob as a registry reports it on HEAD. */
+/** A blob or manifest as a registry reports it on HEAD. */
 export interface BlobHead {
   digest: string | undefined;
   size: number;
@@ -214,6 +214,21 @@ export class RegistryClient {
     );
     expectStatus(response, 201, `PUT manifest ${repository}:${reference}`);
     return header(response, "docker-content-digest") ?? "";
+  }
+
+  /** HEAD a manifest: its Docker-Content-Digest and Content-Length (fails unless 200). */
+  async headManifest(repository: string, reference: string, accept: string): Promise<BlobHead> {
+    const response = await this.#send(
+      "HEAD",
+      `${this.base}/v2/${repository}/manifests/${reference}`,
+      { accept },
+      undefined,
+    );
+    expectStatus(response, 200, `HEAD manifest ${repository}:${reference}`);
+    return {
+      digest: header(response, "docker-content-digest"),
+      size: Number(header(response, "content-length")),
+    };
   }
 
   /** GET a manifest; returns its bytes and reported digest. */

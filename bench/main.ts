@@ -8,6 +8,8 @@
 // RADOS Gateway, both on one throwaway Ceph cluster (bluestore on a sparse file in /tmp).
 // `--driver s3` measures issue 21's s3 read path: Berth's s3 driver against distribution's on one
 // RGW, then their backend requests for an image (bench/s3.ts).
+// The zb- workloads (bench/zb.ts) are zot's zb tests at 10 and 50 images in flight; a default run
+// includes some of them, --only zb- all.
 
 import { Command, InvalidArgumentError } from "commander";
 import { execFile, execFileSync } from "node:child_process";
@@ -45,7 +47,8 @@ import {
   startOnRgw,
   type BerthStart,
 } from "./s3.js";
-import { formatTimeline, MemoryTimeline } from "./timeline.js";
+import { formatTimeline, MemoryTimeline, type MemoryOverRun } from "./timeline.js";
+import { ZB_DEFAULT_IDS, ZB_SPECS, zbWorkloads } from "./zb.js";
 
 const execFileAsync = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -64,6 +67,7 @@ interface Options {
   seed?: string;
   driverIpc: boolean;
   driver?: "rados" | "s3";
+  zbRequests?: number;
 }
 
 /** The workloads of --driver-ipc unless --only names others: issue 17's three. */
@@ -83,7 +87,7 @@ function positiveInteger(value: string): number {
 }
 
 function parseOptions(): Options {
-  const workloadIds = WORKLOADS.map((workload) => workload.id);
+  const workloadIds = [...WORKLOADS, ...ZB_SPECS].map((workload) => workload.id);
   const program = new Command()
     .name("npm run bench --")
     .description(
@@ -100,12 +104,24 @@ function parseOptions(): Options {
     .option("--load-seconds <s>", "seconds of each small-request load run", positiveInteger, 5)
     .option(
       "--only <ids>",
-      `run only these workloads (comma-separated: ${workloadIds.join(", ")})`,
+      `run only these workloads (comma-separated: ${WORKLOADS.map((workload) => workload.id).join(", ")}; ` +
+        "zot zb's tests as zb-<pull|push-mono|push-chunk|mix>-<1m|10m|100m>-c<10|50>, " +
+        "zb-<pull|push-mono|push-chunk>-mixed-c<10|50>; an id ending in - selects all it begins, zb- every zb one; " +
+        `a default run has ${ZB_DEFAULT_IDS.join(", ")})`,
       (value) =>
-        value.split(",").map((id) => {
-          if (!workloadIds.includes(id)) throw new InvalidArgumentError(`unknown workload ${id}`);
-          return id;
+        value.split(",").flatMap((id) => {
+          const ids = workloadIds.filter(
+            (known) => known === id || (id.endsWith("-") && known.startsWith(id)),
+          );
+          if (ids.length === 0) throw new InvalidArgumentError(`unknown workload ${id}`);
+          return ids;
         }),
+    )
+    .option(
+      "--zb-requests <n>",
+      "images pulled or pushed per timed run of each zb- workload, as zb's -n (default: enough " +
+        "for 100 MiB of layers, at least the concurrency)",
+      positiveInteger,
     )
     .option("--no-distribution", "bench Berth alone")
     .option("--cpu-prof <dir>", "run Berth under node --cpu-prof, profiles into this directory")
@@ -132,7 +148,8 @@ function parseOptions(): Options {
       "rados: Berth on the rados driver against Berth on s3 through the RADOS Gateway, on one " +
         `throwaway Ceph cluster; default workloads ${IPC_WORKLOADS.join(", ")}. s3: Berth's s3 ` +
         "driver against distribution's on one RGW, redirects off, then their backend requests " +
-        `for an image (and Berth on azure's); default workloads ${S3_WORKLOADS.join(", ")}`,
+        `for an image (and Berth on azure's); default workloads ${S3_WORKLOADS.join(", ")} and the ` +
+        "default zb- ones",
       (value: string) => {
         if (value !== "rados" && value !== "s3")
           throw new InvalidArgumentError(`only rados and s3 are benched: ${value}`);
@@ -327,6 +344,7 @@ function jsonLines(
   note: string | undefined,
   results: RegistryResults[],
   rows: ReturnType<typeof compare>,
+  zbMemory: (MemoryOverRun | undefined)[],
 ): string {
   const lines: unknown[] = [
     {
@@ -340,10 +358,12 @@ function jsonLines(
       note,
     },
   ];
-  for (const result of results) {
+  for (const [index, result] of results.entries()) {
     lines.push({ type: "idle", registry: result.name, idleRssMiB: result.idleRssMiB });
     if (result.memory !== undefined)
       lines.push({ type: "memory", registry: result.name, ...result.memory });
+    const zb = zbMemory[index];
+    if (zb !== undefined) lines.push({ type: "memory", over: "zb-", registry: result.name, ...zb });
     for (const [workload, figures] of result.workloads) {
       lines.push({
         type: "result",
@@ -383,12 +403,12 @@ async function main(): Promise<void> {
   const only =
     options.only ??
     (options.driver === "s3"
-      ? S3_WORKLOADS
+      ? [...S3_WORKLOADS, ...ZB_DEFAULT_IDS]
       : options.driverIpc || options.driver !== undefined
         ? IPC_WORKLOADS
-        : undefined);
-  const workloads = WORKLOADS.filter(
-    (workload) => only === undefined || only.includes(workload.id),
+        : [...WORKLOADS.map((workload) => workload.id), ...ZB_DEFAULT_IDS]);
+  const workloads = [...WORKLOADS, ...zbWorkloads({ requests: options.zbRequests })].filter(
+    (workload) => only.includes(workload.id),
   );
   progress(`machine: ${JSON.stringify(machine())}; seed ${seed.toString("hex")}`);
 
@@ -403,6 +423,7 @@ async function main(): Promise<void> {
   process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
 
   let requestCounts: Awaited<ReturnType<typeof countBackendRequests>> | undefined;
+  let zbMemory: (MemoryOverRun | undefined)[] = [];
   const results: RegistryResults[] = registries.map((registry) => ({
     name: registry.name,
     idleRssMiB: undefined,
@@ -426,16 +447,26 @@ async function main(): Promise<void> {
       loadSeconds: options.loadSeconds,
       state: new Map(),
     }));
-    for (const workload of workloads) {
-      const reason = workload.unavailable?.();
-      if (reason !== undefined) {
-        progress(`${workload.id}: skipped, ${reason}`);
-        continue;
+    const runAll = async (list: Workload[], memoryOf: MemoryTimeline) => {
+      for (const workload of list) {
+        const reason = workload.unavailable?.();
+        if (reason !== undefined) {
+          progress(`${workload.id}: skipped, ${reason}`);
+          continue;
+        }
+        progress(`${workload.id}: ${workload.title}`);
+        memoryOf.running(workload.id);
+        await runWorkload(workload, contexts, results, options.repetitions);
       }
-      progress(`${workload.id}: ${workload.title}`);
-      timeline.running(workload.id);
-      await runWorkload(workload, contexts, results, options.repetitions);
-    }
+    };
+    // The zb- workloads (50 images in flight) run last, on a memory timeline of their own: the
+    // run's memory rows are issue 21's goal for the mixed run it describes, which has no such load.
+    const isZb = (workload: Workload) => workload.id.startsWith("zb-");
+    const zb = workloads.filter(isZb);
+    await runAll(
+      workloads.filter((workload) => !isZb(workload)),
+      timeline,
+    );
     // The peaks workloads measured themselves (they reset VmHWM) count towards the run's peak.
     const ownPeaks = results.map((result) =>
       [...result.workloads.values()].flatMap((workload) =>
@@ -444,8 +475,14 @@ async function main(): Promise<void> {
     );
     const memory = await timeline.finish(ownPeaks);
     memory.forEach((figures, index) => {
-      if (figures !== undefined) (results[index] as RegistryResults).memory = figures;
+      if (figures !== undefined && zb.length < workloads.length)
+        (results[index] as RegistryResults).memory = figures;
     });
+    if (zb.length > 0) {
+      const zbTimeline = new MemoryTimeline(registries.map((registry) => registry.process));
+      await runAll(zb, zbTimeline);
+      zbMemory = await zbTimeline.finish([]);
+    }
     if (ceph !== undefined && options.driver === "s3") {
       const berth = { cli: options.berthCli, cpuProfileDir: undefined, env: options.berthEnv };
       requestCounts = await countBackendRequests(ceph, registries, content, berth, progress);
@@ -473,12 +510,16 @@ async function main(): Promise<void> {
       process.stdout.write(`${formatTimeline(result.name, result.memory)}\n`);
     }
   }
+  zbMemory.forEach((memory, index) => {
+    const name = `${results[index]?.name}, zb- workloads`;
+    if (memory !== undefined) process.stdout.write(`${formatTimeline(name, memory)}\n`);
+  });
   if (note !== undefined) process.stdout.write(`${note}\n`);
   process.stdout.write(
     `run took ${seconds.toFixed(0)} s; ratio = ${subject.name} ÷ ${baseline?.name ?? "—"}\n`,
   );
   if (options.json !== undefined) {
-    await writeFile(options.json, jsonLines(options, seed, note, results, rows));
+    await writeFile(options.json, jsonLines(options, seed, note, results, rows, zbMemory));
     progress(`JSON lines written to ${options.json}`);
   }
 }

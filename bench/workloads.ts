@@ -186,7 +186,32 @@ interface SmallImage {
   manifestDigest: string;
 }
 
-const MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json";
+export const MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json";
+
+/** An OCI image manifest of `config` (a JSON blob) and one tar layer, as the bench pushes them. */
+export function imageManifest(
+  config: { digest: string; size: number },
+  layer: { digest: string; size: number },
+): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MANIFEST_TYPE,
+      config: {
+        mediaType: "application/vnd.oci.image.config.v1+json",
+        digest: config.digest,
+        size: config.size,
+      },
+      layers: [
+        {
+          mediaType: "application/vnd.oci.image.layer.v1.tar",
+          digest: layer.digest,
+          size: layer.size,
+        },
+      ],
+    }),
+  );
+}
 
 async function smallImage(context: WorkloadContext): Promise<SmallImage> {
   const existing = context.state.get("small-image") as SmallImage | undefined;
@@ -204,23 +229,9 @@ async function smallImage(context: WorkloadContext): Promise<SmallImage> {
   );
   const configDigest = digestOf(configBytes);
   await client.pushBytes(repository, configDigest, configBytes);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MANIFEST_TYPE,
-      config: {
-        mediaType: "application/vnd.oci.image.config.v1+json",
-        digest: configDigest,
-        size: configBytes.length,
-      },
-      layers: [
-        {
-          mediaType: "application/vnd.oci.image.layer.v1.tar",
-          digest: layer.digest(),
-          size: layer.size,
-        },
-      ],
-    }),
+  const manifest = imageManifest(
+    { digest: configDigest, size: configBytes.length },
+    { digest: layer.digest(), size: layer.size },
   );
   const manifestDigest = digestOf(manifest);
   await client.putManifest(repository, "latest", MANIFEST_TYPE, manifest);
@@ -232,7 +243,7 @@ async function smallImage(context: WorkloadContext): Promise<SmallImage> {
   return image;
 }
 
-function digestOf(bytes: Buffer): string {
+export function digestOf(bytes: Buffer): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
@@ -419,16 +430,28 @@ const smallPushes: Workload = {
   },
 };
 
-async function inParallel<T>(
+/**
+ * `work` on every item, `limit` at a time. After a failure no item starts, and the first error is
+ * thrown once those in flight have ended, so no request of a failed run overlaps the next run.
+ */
+export async function inParallel<T>(
   items: T[],
   limit: number,
   work: (item: T) => Promise<void>,
 ): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const worker = async () => {
-    while (next < items.length) await work(items[next++] as T);
+    while (failure === undefined && next < items.length) {
+      try {
+        await work(items[next++] as T);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure.error;
 }
 
 const SKOPEO_LAYERS = 5;
