@@ -41,11 +41,13 @@ import type { CephCluster } from "../src/testing/ceph.js";
 import {
   countBackendRequests,
   formatRequestCounts,
+  requestCountLines,
   registriesOnCeph,
   s3Parameters,
   S3_WORKLOADS,
   startOnRgw,
   type BerthStart,
+  type RequestCount,
 } from "./s3.js";
 import { formatTimeline, MemoryTimeline, type MemoryOverRun } from "./timeline.js";
 import { ZB_DEFAULT_IDS, ZB_SPECS, zbWorkloads } from "./zb.js";
@@ -345,6 +347,7 @@ function jsonLines(
   results: RegistryResults[],
   rows: ReturnType<typeof compare>,
   zbMemory: (MemoryOverRun | undefined)[],
+  requestCounts: RequestCount[] | undefined,
 ): string {
   const lines: unknown[] = [
     {
@@ -392,6 +395,7 @@ function jsonLines(
       errors: row.errors.length > 0 ? row.errors : undefined,
     });
   }
+  if (requestCounts !== undefined) lines.push(...requestCountLines(requestCounts));
   lines.push({ type: "end", seconds: (Date.now() - started) / 1000 });
   return lines.map((line) => JSON.stringify(line)).join("\n") + "\n";
 }
@@ -422,7 +426,7 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
 
-  let requestCounts: Awaited<ReturnType<typeof countBackendRequests>> | undefined;
+  let requestCounts: RequestCount[] | undefined;
   let zbMemory: (MemoryOverRun | undefined)[] = [];
   const results: RegistryResults[] = registries.map((registry) => ({
     name: registry.name,
@@ -519,7 +523,10 @@ async function main(): Promise<void> {
     `run took ${seconds.toFixed(0)} s; ratio = ${subject.name} ÷ ${baseline?.name ?? "—"}\n`,
   );
   if (options.json !== undefined) {
-    await writeFile(options.json, jsonLines(options, seed, note, results, rows, zbMemory));
+    await writeFile(
+      options.json,
+      jsonLines(options, seed, note, results, rows, zbMemory, requestCounts),
+    );
     progress(`JSON lines written to ${options.json}`);
   }
 }

@@ -299,6 +299,16 @@ async function rgwRequests(ceph: CephCluster, bucket: string): Promise<Record<st
   throw new Error(`RGW did not log the marker request ${marker} within 10 s`);
 }
 
+/** The `--json` lines of the request counts: one per registry, with the counts by operation. */
+export function requestCountLines(counts: RequestCount[]): unknown[] {
+  return counts.map((count) => ({
+    type: "backend-requests",
+    ...count,
+    pushPerLayer: count.push / count.layers,
+    pullPerLayer: count.pull / count.layers,
+  }));
+}
+
 /** The request-count table, one line per registry. */
 export function formatRequestCounts(counts: RequestCount[]): string {
   const lines = [

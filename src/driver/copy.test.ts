@@ -3,9 +3,9 @@
 // destination's failure arrives while the copy waits for the source, not for the destination.
 
 import assert from "node:assert/strict";
-import { Readable } from "node:stream";
+import { Readable, Writable } from "node:stream";
 import { describe, it } from "node:test";
-import { copyContent } from "./copy.js";
+import { copyContent, copyStream } from "./copy.js";
 import { DriverErrorCode, DestinationClosedError, type StorageDriver } from "./driver.js";
 import { CollectingWritable, sleep } from "./testsuite/support.js";
 
@@ -50,4 +50,76 @@ describe("copyContent through a reader", () => {
       assert.ok(destination.content().length <= 100 * KiB + 16 * KiB);
     });
   }
+});
+
+/** A source with `count` chunks of `size` bytes queued before anyone reads (as a fast network). */
+function queuedSource(count: number, size: number): { source: Readable; chunks: Buffer[] } {
+  const chunks = Array.from({ length: count }, (_, index) => Buffer.alloc(size, index));
+  const source = new Readable({ highWaterMark: count * size, read() {} });
+  for (const chunk of chunks) source.push(chunk);
+  source.push(null);
+  return { source, chunks };
+}
+
+/** Records each chunk it is given, taking one per timer turn (slower than the source). */
+class SlowRecordingWritable extends Writable {
+  readonly received: Buffer[] = [];
+
+  constructor() {
+    super({ highWaterMark: 64 * KiB });
+  }
+
+  override _write(chunk: Buffer, _encoding: string, callback: (error?: Error) => void): void {
+    this.received.push(chunk);
+    setTimeout(callback, 0);
+  }
+}
+
+describe("copyStream", () => {
+  it("passes the source's chunks on as they are (never joins them into a fresh buffer)", async () => {
+    const { source, chunks } = queuedSource(32, 64 * KiB);
+    const destination = new SlowRecordingWritable();
+    await copyStream("test", "/a", source, destination, undefined, undefined);
+    assert.equal(destination.received.length, chunks.length);
+    destination.received.forEach((chunk, index) => assert.equal(chunk, chunks[index]));
+    assert.ok(source.destroyed);
+  });
+
+  it("stops at `length`, cutting the last chunk, and destroys the source", async () => {
+    const { source } = queuedSource(8, 10 * KiB);
+    const destination = new SlowRecordingWritable();
+    await copyStream("test", "/a", source, destination, 25 * KiB, undefined);
+    assert.deepEqual(
+      destination.received.map((chunk) => chunk.length),
+      [10 * KiB, 10 * KiB, 5 * KiB],
+    );
+    assert.ok(source.destroyed);
+  });
+
+  it("rejects with the source's error, and when the source closes before its end", async () => {
+    const failing = new Readable({ read() {} });
+    failing.push(Buffer.alloc(KiB));
+    setTimeout(() => failing.destroy(new Error("backend went away")), 5);
+    await assert.rejects(
+      copyStream("test", "/a", failing, new SlowRecordingWritable(), undefined, undefined),
+      /backend went away/,
+    );
+    const closing = new Readable({ read() {} });
+    setTimeout(() => closing.destroy(), 5);
+    await assert.rejects(
+      copyStream("test", "/a", closing, new SlowRecordingWritable(), undefined, undefined),
+      /closed before its end/,
+    );
+  });
+
+  it("an abort while the source is idle rejects with AbortedError and destroys the source", async () => {
+    const idle = new Readable({ read() {} });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 5);
+    await assert.rejects(
+      copyStream("test", "/a", idle, new SlowRecordingWritable(), undefined, controller.signal),
+      (error: Error & { code?: string }) => error.code === DriverErrorCode.Aborted,
+    );
+    assert.ok(idle.destroyed);
+  });
 });

@@ -52,8 +52,14 @@ export async function copyByReader(
  * Writes `length` bytes (all when undefined) of `source`, a reader of the content at `path`, to
  * `destination`, as copyTo does (see StorageDriver.copyTo); destroys `source` when done. Aborting
  * `signal` destroys `source` with AbortedError, also while the copy waits for its next chunk.
+ *
+ * The chunks are taken as the source emits them ("data" events, the source paused only while the
+ * destination needs a drain), not through the stream's async iterator: that calls `read()`, which
+ * joins everything queued into one fresh buffer, a copy of every byte (measured on a 1 GiB pull
+ * from s3 through the registry: 11% of the server's CPU samples in that join, plus the collector
+ * and page faults of its up-to-1-MiB buffers).
  */
-export async function copyStream(
+export function copyStream(
   driverName: string,
   path: StoragePath,
   source: Readable,
@@ -63,50 +69,90 @@ export async function copyStream(
 ): Promise<void> {
   const closed: ClosedError = (cause) => new DestinationClosedError(driverName, path, cause);
   const aborted = () => new AbortedError(driverName, "copyTo", path, signal?.reason);
-  const abort = () => source.destroy(aborted());
-  signal?.addEventListener("abort", abort, { once: true });
   let remaining = length ?? Number.POSITIVE_INFINITY;
-  // The copy is done when the destination has taken every byte (its write callbacks ran), as
-  // with a driver's own copyTo, not merely when the last write was queued in its buffer.
-  let lastWrite: Promise<void> = Promise.resolve();
-  // The destination is watched for the whole copy, not only while a write or a drain is awaited:
-  // it may fail while the copy waits for the source (a network stream), and an "error" it emits
-  // with no listener would be an uncaught exception instead of this copy's rejection.
-  let failure: DestinationClosedError | undefined;
-  const onError = (error: Error) => void (failure ??= closed(error));
-  const onClose = () => void (failure ??= closed());
-  destination.on("error", onError);
-  destination.on("close", onClose);
-  try {
-    if (remaining === 0) return;
-    for await (const chunk of source as AsyncIterable<Buffer>) {
+  return new Promise<void>((resolve, reject) => {
+    // The copy is done when the destination has taken every byte (its write callbacks ran), as
+    // with a driver's own copyTo, not merely when the last write was queued in its buffer.
+    let lastWrite: Promise<void> = Promise.resolve();
+    /** All bytes were read: only the last write is still awaited. */
+    let reading = true;
+    let settled = false;
+    const settle = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      reading = false;
+      signal?.removeEventListener("abort", onAbort);
+      source.off("data", onData);
+      source.off("end", onEnd);
+      source.off("error", settle);
+      source.off("close", onSourceClose);
+      destination.off("drain", onDrain);
+      // Also stops a source read only in part (a range), which frees its file or connection.
+      // Its own later "error" (from the destroy) has a listener: the copy has settled.
+      source.on("error", () => undefined);
+      source.destroy();
+      // A destination destroyed but not yet closed has its "error" and "close" still to emit (on
+      // the next tick): the listeners stay until then.
+      const detach = () => {
+        destination.off("error", onDestinationError);
+        destination.off("close", onDestinationClose);
+      };
+      if (destination.destroyed && !destination.closed) destination.once("close", detach);
+      else detach();
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onAbort = () => settle(aborted());
+    // The destination is watched for the whole copy, not only while a write or a drain is
+    // awaited: it may fail while the copy waits for the source (a network stream), and an "error"
+    // it emits with no listener would be an uncaught exception instead of this copy's rejection.
+    const onDestinationError = (error: Error) => settle(closed(error));
+    const onDestinationClose = () => settle(closed());
+    const onDrain = () => {
+      if (reading) source.resume();
+    };
+    const finish = () => {
+      reading = false;
+      source.off("data", onData);
+      // What the source does after its last byte needed is no longer this copy's concern.
+      source.off("error", settle);
+      source.on("error", () => undefined);
+      whileOpen(destination, lastWrite, closed).then(
+        // An abort during the last write still rejects: the caller gave up on this copy.
+        () => settle(signal?.aborted ? aborted() : undefined),
+        settle,
+      );
+    };
+    const onEnd = () => {
+      if (reading) finish();
+    };
+    const onSourceClose = () => {
+      if (reading) settle(new Error(`the reader of ${path} closed before its end`));
+    };
+    const onData = (chunk: Buffer) => {
+      if (!reading) return;
+      if (destination.destroyed) return settle(closed());
       const part = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
       remaining -= part.length;
-      if (signal?.aborted) throw aborted();
-      if (failure !== undefined) throw failure;
-      if (destination.destroyed) throw closed();
       lastWrite = written(destination, part, closed);
       // Only the last write is awaited; an earlier one that fails also errors the destination.
       lastWrite.catch(() => undefined);
-      if (destination.writableNeedDrain) await drained(destination, closed);
-      if (remaining === 0) break;
-    }
-    await whileOpen(destination, lastWrite, closed);
-    // An abort during the last write still rejects: the caller gave up on this copy.
-    if (signal?.aborted) throw aborted();
-  } finally {
-    signal?.removeEventListener("abort", abort);
-    // Also stops a source read only in part (a range), which frees its file or connection.
-    source.destroy();
-    // A destination destroyed but not yet closed has its "error" and "close" still to emit (on the
-    // next tick): the listeners stay until then.
-    const detach = () => {
-      destination.off("error", onError);
-      destination.off("close", onClose);
+      if (remaining === 0) return finish();
+      if (destination.writableNeedDrain) {
+        source.pause();
+        destination.once("drain", onDrain);
+      }
     };
-    if (destination.destroyed && !destination.closed) destination.once("close", detach);
-    else detach();
-  }
+    destination.on("error", onDestinationError);
+    destination.on("close", onDestinationClose);
+    if (remaining === 0) return settle();
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    source.on("error", settle);
+    source.on("end", onEnd);
+    source.on("close", onSourceClose);
+    source.on("data", onData);
+  });
 }
 
 /** Writes `chunk`; resolves when the destination has taken it, rejects when it fails first. */
@@ -139,26 +185,6 @@ function whileOpen(
     promise.then(() => settle(), settle);
     // Its "close" may have been emitted already.
     if (destination.destroyed) onClose();
-  });
-}
-
-/** Resolves on `drain`; rejects when `destination` errors or closes first. */
-export function drained(destination: Writable, closed: ClosedError): Promise<void> {
-  if (destination.destroyed) return Promise.reject(closed());
-  return new Promise((resolve, reject) => {
-    const settle = (error?: Error) => {
-      destination.off("drain", onDrain);
-      destination.off("error", onError);
-      destination.off("close", onClose);
-      if (error === undefined) resolve();
-      else reject(error);
-    };
-    const onDrain = () => settle();
-    const onError = (error: Error) => settle(closed(error));
-    const onClose = () => settle(closed());
-    destination.on("drain", onDrain);
-    destination.on("error", onError);
-    destination.on("close", onClose);
   });
 }
 
