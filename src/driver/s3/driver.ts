@@ -7,7 +7,6 @@
 // implied by keys. Loaded by ./index.ts when an s3 driver is created; parameters: ./parameters.ts;
 // writers: ./writer.ts; docs/driver-s3.md.
 
-import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { Readable, type Writable } from "node:stream";
 import {
@@ -43,6 +42,7 @@ import {
 import { isValidPath } from "../paths.js";
 import { rangedRead, ReadAheadBudget, type FetchRange, type RangedReadOptions } from "../ranged.js";
 import { walkFlatListing } from "../walk.js";
+import { ReusedBufferAgent } from "./agent.js";
 import { httpStatus, isMissingKey, toDriverError } from "./errors.js";
 import { DRIVER_NAME, type S3Parameters } from "./parameters.js";
 import { TAIL_SUFFIX, type WriterContext } from "./uploads.js";
@@ -104,7 +104,8 @@ export class S3Driver implements StorageDriver {
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
       requestHandler: {
-        httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 128 }),
+        // Sockets reading into a reused buffer: a third of the CPU per GiB read (./agent.ts).
+        httpAgent: new ReusedBufferAgent({ keepAlive: true, maxSockets: 128 }),
         httpsAgent: new HttpsAgent({
           keepAlive: true,
           maxSockets: 128,
