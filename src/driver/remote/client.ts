@@ -28,13 +28,28 @@ import { WriterState } from "../writer-state.js";
 import { FileAppender } from "../append.js";
 import { Batch, MAX_CHUNK, SendWindow } from "./framing.js";
 import { fdClose, openLentFile } from "./local-writes.js";
-import { fromStatus, fromWireInfo, type WireFileInfo } from "./protocol.js";
+import { CallStream, CallStreamUnsupported } from "./calls.js";
+import { SmallWriter, type EndAction } from "./small-writer.js";
+import {
+  CALL_KINDS,
+  CHANNEL_OPTIONS,
+  driverService,
+  fromStatus,
+  fromWireInfo,
+  type CallKind,
+  type WireFileInfo,
+} from "./protocol.js";
 
 /** Content a writer keeps sent but not yet handed to the socket (see SendWindow). */
 const WRITER_WINDOW = 4 * MAX_CHUNK;
 
 /** The smallest batch a writer gathers in (its first MAX_CHUNK goes in batches this large). */
 const SMALL_BATCH = 64 * 1024;
+
+/** Content up to this size goes on the call stream; larger content through the unary rpcs. */
+const STREAM_CONTENT = 256 * 1024;
+
+const EMPTY = new Uint8Array(0);
 
 /** A gRPC client of the StorageDriver service (methods as generated from the .proto). */
 export type ServiceClient = grpc.Client & Record<RpcName, (...args: unknown[]) => unknown>;
@@ -53,7 +68,18 @@ export type RpcName =
   | "Delete"
   | "RedirectURL"
   | "Walk"
-  | "LocalFile";
+  | "LocalFile"
+  | "Calls";
+
+/** A client of the driver served on the Unix socket `socket`. */
+export function connectClient(socket: string): ServiceClient {
+  const Service = driverService();
+  return new Service(
+    `unix:${socket}`,
+    grpc.credentials.createInsecure(),
+    CHANNEL_OPTIONS,
+  ) as unknown as ServiceClient;
+}
 
 /** Where a RemoteDriver's calls go: the current client, and why it may have been lost. */
 export interface DriverConnection {
@@ -75,6 +101,8 @@ export interface DriverConnection {
    * local writes); undefined when they do not (or the driver's protocol predates them).
    */
   readonly localRoot?: string | undefined;
+  /** Whether the running driver serves the call stream (protocol 1.3's `Calls`). */
+  readonly callStream?: boolean;
 }
 
 /** Statuses that come from the transport, not from the driver (when the driver sent no code). */
@@ -108,7 +136,11 @@ export class RemoteDriver implements StorageDriver {
     private readonly connection: DriverConnection,
     /** Deadline of a unary call, and of each step of a stream (open, a write, an end). */
     readonly callTimeoutMs: number,
-  ) {}
+    /** Whether to use the call stream of a driver that serves one (protocol 1.3). */
+    callStream = true,
+  ) {
+    this.callStreamOff = !callStream;
+  }
 
   /** The contract error for a failed call. */
   async failure(method: string, path: string | undefined, error: unknown): Promise<Error> {
@@ -136,14 +168,70 @@ export class RemoteDriver implements StorageDriver {
     return new BackendError(this.name, method, path, { cause });
   }
 
-  /** A unary call of `rpc`, cancelled by `signal`, with the call deadline. */
+  /** The call stream of the running driver process, while it serves one (protocol 1.3). */
+  private calls: CallStream | undefined;
+  /** The driver said 1.3 but has no `Calls`: unary calls only. */
+  private callStreamOff = false;
+
+  /** The call stream to send a call on now, or undefined: unary (an older driver, or full). */
+  private callStream(client: ServiceClient): CallStream | undefined {
+    if (this.callStreamOff || this.connection.callStream !== true) return undefined;
+    let calls = this.calls;
+    if (calls === undefined || calls.client !== client || !calls.usable) {
+      calls = this.calls = new CallStream(client);
+    }
+    return calls.full ? undefined : calls;
+  }
+
+  /**
+   * `request` of `kind` on the call stream; undefined, having sent nothing, when no stream takes
+   * it now (an older driver, or the stream is full): the caller then uses an rpc.
+   */
+  private async onCallStream<Reply>(
+    client: ServiceClient,
+    kind: CallKind,
+    request: object,
+    method: string,
+    path: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ reply: Reply } | undefined> {
+    const calls = this.callStream(client);
+    if (calls === undefined) return undefined;
+    try {
+      return { reply: await this.streamed<Reply>(calls, kind, request, method, path, signal) };
+    } catch (error) {
+      if (error instanceof CallStreamUnsupported) {
+        this.callStreamOff = true;
+        return undefined;
+      }
+      throw await this.failure(method, path, error);
+    }
+  }
+
+  /**
+   * A unary call of `rpc`, cancelled by `signal`, with the call deadline: on the call stream when
+   * the driver serves one (and the request's content is small), else as a unary rpc.
+   */
   private async unary<Reply>(
-    rpc: RpcName,
+    rpc: RpcName & keyof typeof CALL_KINDS,
     request: object,
     path: string | undefined,
     signal?: AbortSignal,
   ): Promise<Reply> {
     const client = await this.connection.client();
+    const content = (request as { content?: Uint8Array }).content;
+    if (content === undefined || content.length <= STREAM_CONTENT) {
+      const kind = CALL_KINDS[rpc];
+      const done = await this.onCallStream<Reply>(
+        client,
+        kind,
+        request,
+        methodOf(rpc),
+        path,
+        signal,
+      );
+      if (done !== undefined) return done.reply;
+    }
     try {
       return await new Promise<Reply>((resolve, reject) => {
         const deadline = Date.now() + this.callTimeoutMs;
@@ -159,6 +247,42 @@ export class RemoteDriver implements StorageDriver {
     } catch (error) {
       throw await this.failure(methodOf(rpc), path, error);
     }
+  }
+
+  /** A call on the call stream, with the call deadline; an abort gives it up at once. */
+  private streamed<Reply>(
+    calls: CallStream,
+    kind: CallKind,
+    request: object,
+    method: string,
+    path: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Reply> {
+    if (signal?.aborted)
+      return Promise.reject(new AbortedError(this.name, method, path, signal.reason));
+    return new Promise<Reply>((resolve, reject) => {
+      const finish = () => {
+        clearTimeout(deadline);
+        signal?.removeEventListener("abort", abort);
+      };
+      const abort = () => {
+        finish();
+        calls.cancel(id);
+        reject(new AbortedError(this.name, method, path, signal!.reason));
+      };
+      const id = calls.send(kind, request, (error, reply) => {
+        finish();
+        if (error === null) resolve(reply as Reply);
+        else if (error instanceof Error) reject(error);
+        else reject(fromStatus(this.name, method, path, error));
+      });
+      const deadline = setTimeout(() => {
+        finish();
+        calls.cancel(id);
+        reject(this.timedOut(method, path));
+      }, this.callTimeoutMs);
+      signal?.addEventListener("abort", abort, { once: true });
+    });
   }
 
   async getContent(path: StoragePath): Promise<Uint8Array> {
@@ -382,7 +506,28 @@ export class RemoteDriver implements StorageDriver {
     }
   }
 
+  /**
+   * A writer: to a driver that serves the call stream, one that holds its content until it ends
+   * or grows (see small-writer.ts), asking first for the size to resume from when `append`;
+   * otherwise one on a Writer rpc of its own.
+   */
   async writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
+    if (!this.callStreamOff && this.connection.callStream === true) {
+      const base = append ? await this.writeWhole(path, true, EMPTY, "CLOSE", "writer") : 0;
+      // Still served (the stream may have turned out to be missing meanwhile).
+      if (!this.callStreamOff) {
+        return new SmallWriter(this, path, append, base, options?.signal);
+      }
+    }
+    return this.streamWriter(path, append, options?.signal);
+  }
+
+  /** A writer on a Writer rpc of its own. */
+  async streamWriter(
+    path: StoragePath,
+    append: boolean,
+    signal?: AbortSignal,
+  ): Promise<FileWriter> {
     const client = await this.connection.client();
     const call = client.Writer() as grpc.ClientDuplexStream<unknown, WriterReply>;
     const writer = new RemoteWriter(this, call, path);
@@ -392,13 +537,44 @@ export class RemoteDriver implements StorageDriver {
       call.cancel();
       throw error;
     }
-    const signal = options?.signal;
     if (signal !== undefined) {
       const abort = () => writer.abort();
       signal.addEventListener("abort", abort, { once: true });
       call.on("status", () => signal.removeEventListener("abort", abort));
     }
     return writer;
+  }
+
+  /**
+   * A whole writer in one `write` call on the call stream (opened, given `content`, ended with
+   * `action`), or on a Writer rpc when no stream takes it; resolves with its final size.
+   */
+  async writeWhole(
+    path: StoragePath,
+    append: boolean,
+    content: Uint8Array,
+    action: EndAction,
+    method = `writer.${action.toLowerCase()}`,
+  ): Promise<number> {
+    const client = await this.connection.client();
+    const request = { path, append, content, action };
+    const done = await this.onCallStream<{ size: number }>(
+      client,
+      "write",
+      request,
+      method,
+      path,
+      undefined,
+    );
+    if (done !== undefined) return Number(done.reply.size);
+    const writer = await this.streamWriter(path, append);
+    if (content.length > 0) await writer.write(content);
+    await (action === "CLOSE"
+      ? writer.close()
+      : action === "CANCEL"
+        ? writer.cancel()
+        : writer.commit());
+    return writer.size;
   }
 
   async walk(path: StoragePath, fn: WalkFn, options?: CallOptions): Promise<void> {

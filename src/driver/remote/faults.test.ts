@@ -12,7 +12,7 @@ import { DriverErrorCode, type FileWriter, type StorageDriver } from "../driver.
 import { DriverBase } from "../base.js";
 import { createDriver } from "../factory.js";
 import { driverScripts } from "../../testing/driver-scripts.js";
-import { createRemoteDriver, type RemoteDriver } from "./index.js";
+import { PROTOCOL_VERSION, createRemoteDriver, type RemoteDriver } from "./index.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "berth-remote-faults-"));
 const bin = driverScripts(join(scratch, "bin"), { faultfs: ["filesystem"] });
@@ -195,6 +195,37 @@ describe("out-of-process driver faults", () => {
     assert.notEqual(remote.pid, pid);
   });
 
+  it("killed with calls in flight on the call stream: they fail saying so, the next ones go on", async () => {
+    const remote = await createRemoteDriver(
+      "slow",
+      SLOW_SCRIPT,
+      {},
+      { restartDelayMs: 50, log: () => {} },
+    );
+    const driver = new DriverBase(remote);
+    opened.push(driver);
+    await driver.putContent("/kept", Buffer.from("kept"));
+    // Calls the driver never answers, in flight on the stream when the process dies.
+    const calls = [1, 2, 3, 4].map((n) => rejection(driver.stat(`/slow/${n}`)));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const pid = remote.pid!;
+    process.kill(pid, "SIGKILL");
+    for (const error of await Promise.all(calls)) {
+      assert.equal(error.code, DriverErrorCode.Backend, String(error));
+      const text = `${error.message} ${(error.cause as Error | undefined)?.message ?? ""}`;
+      assert.match(
+        text,
+        new RegExp(`registry-storage-slow \\(pid ${pid}\\) was killed by SIGKILL`),
+        text,
+      );
+    }
+    // A new process, and a new stream to it (its content is gone: inmemory).
+    await assert.rejects(driver.stat("/kept"), { code: DriverErrorCode.PathNotFound });
+    await driver.putContent("/again", Buffer.from("again"));
+    assert.equal(Buffer.from(await driver.getContent("/again")).toString(), "again");
+    assert.notEqual(remote.pid, pid);
+  });
+
   it("a driver that does not answer: calls time out with a clear error, others go on", async () => {
     const remote = await createRemoteDriver(
       "slow",
@@ -231,7 +262,10 @@ describe("out-of-process driver faults", () => {
     try {
       const error = await rejection(createRemoteDriver("slow", SLOW_SCRIPT, {}, { log: () => {} }));
       assert.equal(error.code, DriverErrorCode.InvalidStorageDriver);
-      assert.match(error.message, /protocol version 2\.0, Berth speaks 1\.2/);
+      assert.match(
+        error.message,
+        new RegExp(`protocol version 2\\.0, Berth speaks ${PROTOCOL_VERSION.replace(".", "\\.")}`),
+      );
       assert.ok(error.message.includes(SLOW_SCRIPT), error.message);
     } finally {
       delete process.env.FAKE_VERSION;

@@ -25,6 +25,11 @@ export { serveDriver, type DriverServer, type ServeDriverOptions } from "./serve
 export interface RemoteDriverOptions extends DriverProcessOptions {
   /** Deadline of each call (and of each step of a stream), in milliseconds. Default 120 s. */
   callTimeoutMs?: number;
+  /**
+   * Send the small unary calls on the call stream of a driver that serves one (protocol 1.3).
+   * Default true; false sends every call as its own rpc, as to a 1.2 driver (for comparisons).
+   */
+  callStream?: boolean;
 }
 
 /**
@@ -41,7 +46,12 @@ export async function createRemoteDriver(
 ): Promise<RemoteDriver> {
   const process = new DriverProcess(name, executable, parameters, options);
   await process.start();
-  return new RemoteDriver(name, process, options.callTimeoutMs ?? 120_000);
+  return new RemoteDriver(
+    name,
+    process,
+    options.callTimeoutMs ?? 120_000,
+    options.callStream ?? true,
+  );
 }
 
 /** The handshake line a driver process prints when it cannot start. */

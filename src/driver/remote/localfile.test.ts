@@ -8,34 +8,20 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { buffer } from "node:stream/consumers";
-import { after, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import type { DriverBase } from "../base.js";
 import type { FileWriter, StorageDriver } from "../driver.js";
 import { createDriver } from "../index.js";
-import type { DriverConnection, ServiceClient } from "./client.js";
-import { RemoteDriver, serveDriver, type DriverServer } from "./index.js";
-import { CHANNEL_OPTIONS, driverService } from "./protocol.js";
+import { driverSockets } from "../../testing/driver-sockets.js";
+import type { DriverConnection } from "./client.js";
+import { RemoteDriver } from "./index.js";
 
-let scratch: string;
-const servers: DriverServer[] = [];
-const clients: ServiceClient[] = [];
-
-before(async () => {
-  scratch = await mkdtemp(join(tmpdir(), "berth-localfile-"));
-});
-
-after(async () => {
-  for (const client of clients) client.close();
-  await Promise.all(servers.map((server) => server.close()));
-  await rm(scratch, { recursive: true, force: true });
-});
-
+const sockets = driverSockets("berth-localfile-");
 /** A filesystem driver served on a socket, and a RemoteDriver and raw client of it. */
 async function served(name: string, localFiles?: boolean) {
   const { root, driver } = await filesystem(name);
@@ -43,7 +29,7 @@ async function served(name: string, localFiles?: boolean) {
 }
 
 async function filesystem(name: string): Promise<{ root: string; driver: DriverBase }> {
-  const root = join(scratch, name);
+  const root = join(sockets.scratch, name);
   return { root, driver: await createDriver("filesystem", { rootdirectory: root }) };
 }
 
@@ -58,17 +44,7 @@ async function serve(
   localFiles: boolean | undefined,
   localRoot: string | undefined,
 ) {
-  const socket = join(scratch, `${name}.sock`);
-  servers.push(
-    await serveDriver(driver, { socket, ...(localFiles === undefined ? {} : { localFiles }) }),
-  );
-  const Service = driverService();
-  const client = new Service(
-    `unix:${socket}`,
-    grpc.credentials.createInsecure(),
-    CHANNEL_OPTIONS,
-  ) as unknown as ServiceClient;
-  clients.push(client);
+  const client = await sockets.serve(name, driver, localFiles === undefined ? {} : { localFiles });
   const connection: DriverConnection = {
     client: async () => client,
     explain: async (failure) => failure.details,
@@ -187,7 +163,12 @@ describe("local writes", () => {
 
   it("a writer whose caller goes away keeps what the file held when lent", async () => {
     const { driver } = await filesystem("gone-away");
-    const { remote } = await serve("gone-away", driver, undefined, join(scratch, "gone-away"));
+    const { remote } = await serve(
+      "gone-away",
+      driver,
+      undefined,
+      join(sockets.scratch, "gone-away"),
+    );
     const writer = await remote.writer("/upload/data", false);
     await writeAll(writer, randomBytes(3 * MiB));
     // The call ends without `end`, as when Berth's process dies.
@@ -251,7 +232,7 @@ describe("local writes", () => {
 
     /** A file outside every driver's root that must keep its content. */
     async function victim(name: string): Promise<string> {
-      const dir = join(scratch, `victims-${name}`);
+      const dir = join(sockets.scratch, `victims-${name}`);
       await mkdir(dir, { recursive: true });
       const file = join(dir, "victim");
       await writeFile(file, Buffer.alloc(MiB, 0x61));
@@ -310,7 +291,7 @@ describe("local writes", () => {
         await writer.commit();
         assert.ok(Buffer.from(await driver.getContent("/blob/data")).equals(content));
         assert.match(remote.localWritesRefused ?? "", reason);
-        const untouched = await readFile(join(scratch, `victims-${name}`, "victim"));
+        const untouched = await readFile(join(sockets.scratch, `victims-${name}`, "victim"));
         assert.ok(untouched.equals(Buffer.alloc(MiB, 0x61)), "the file outside was not written");
         // Local writes stop for this driver: the next writer does not ask.
         assert.equal(remote.localRoot, undefined);

@@ -16,14 +16,8 @@ import {
   type DriverParameters,
   type StorageDriverError,
 } from "../driver.js";
-import type { DriverConnection, ServiceClient } from "./client.js";
-import {
-  CHANNEL_OPTIONS,
-  SOCKET_ENV,
-  driverService,
-  incompatibility,
-  speaksMinor,
-} from "./protocol.js";
+import { connectClient, type DriverConnection, type ServiceClient } from "./client.js";
+import { CALL_STREAM_MINOR, SOCKET_ENV, incompatibility, speaksMinor } from "./protocol.js";
 
 /** Where a driver process's stderr lines and Berth's notes about the process go. */
 export type DriverLog = (level: "info" | "warn" | "error", message: string) => void;
@@ -75,6 +69,8 @@ interface Generation {
   startedAt: number;
   /** The root below which its writers lend files (protocol 1.2's local writes), if they do. */
   localRoot: string | undefined;
+  /** Whether it serves the call stream (protocol 1.3). */
+  callStream: boolean;
   /** Set once the process exited: how. */
   exit?: string;
   exited: Promise<void>;
@@ -120,6 +116,11 @@ export class DriverProcess implements DriverConnection {
   /** The running process's local root (see DriverConnection.localRoot). */
   get localRoot(): string | undefined {
     return this.current?.exit === undefined ? this.current?.localRoot : undefined;
+  }
+
+  /** Whether the running process serves the call stream (protocol 1.3's `Calls`). */
+  get callStream(): boolean {
+    return this.current?.exit === undefined && this.current?.callStream === true;
   }
 
   /** Starts the process for the first time; rejects with why it cannot run. */
@@ -275,12 +276,7 @@ export class DriverProcess implements DriverConnection {
       throw this.startError(handshake.error);
     }
 
-    const Service = driverService();
-    const client = new Service(
-      `unix:${socket}`,
-      grpc.credentials.createInsecure(),
-      CHANNEL_OPTIONS,
-    ) as unknown as ServiceClient;
+    const client = connectClient(socket);
     let version: { version: string; driver: string; localRoot: string };
     try {
       version = await new Promise((resolve, reject) => {
@@ -307,6 +303,7 @@ export class DriverProcess implements DriverConnection {
       startedAt: Date.now(),
       localRoot:
         speaksMinor(version.version, 2) && version.localRoot !== "" ? version.localRoot : undefined,
+      callStream: speaksMinor(version.version, CALL_STREAM_MINOR),
       exited,
     };
     void exited.then(() => {

@@ -23,11 +23,12 @@ import { dataSerializer } from "./framing.js";
 
 /**
  * The protocol version Berth speaks, "major.minor"; a new minor only adds (1.1: LocalFile; 1.2:
- * local writes, VersionReply.local_root and the Writer's `local` messages). Berth
+ * local writes, VersionReply.local_root and the Writer's `local` messages; 1.3: the call stream,
+ * `Calls`). Berth
  * accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR, and uses what a
  * later minor added only when the driver has it (a call it does not know answers UNIMPLEMENTED).
  */
-export const PROTOCOL_VERSION = "1.2";
+export const PROTOCOL_VERSION = "1.3";
 
 /** The oldest minor of PROTOCOL_VERSION's major that Berth still accepts: 1.0's drivers work. */
 export const MIN_PROTOCOL_MINOR = 0;
@@ -71,6 +72,61 @@ export function driverService(): grpc.ServiceClientConstructor {
   };
   loaded = root.berth.driver.v1.StorageDriver;
   return loaded;
+}
+
+/**
+ * The unary rpcs that also travel on the call stream (1.3's `Calls`), by the name of their case
+ * in CallRequest's and CallReply's `oneof` (as proto-loader spells it).
+ */
+export const CALL_KINDS = {
+  GetContent: "getContent",
+  PutContent: "putContent",
+  PutContentIfAbsent: "putContentIfAbsent",
+  Stat: "stat",
+  List: "list",
+  Move: "move",
+  Delete: "delete",
+  RedirectURL: "redirectUrl",
+  LocalFile: "localFile",
+} as const;
+
+/**
+ * A call's kind on the call stream: a unary rpc's, or `write`, a whole writer in one call (which
+ * has no rpc of its own).
+ */
+export type CallKind = (typeof CALL_KINDS)[keyof typeof CALL_KINDS] | "write";
+
+/** The minor that added the call stream. */
+export const CALL_STREAM_MINOR = 3;
+
+/** A failed call on the call stream, as it travels (CallError). */
+export interface WireCallError {
+  status: number;
+  message: string;
+  metadata: Record<string, string>;
+}
+
+/** `error` as the CallError a call on the call stream fails with (what toStatus gives a unary). */
+export function toCallError(error: unknown): WireCallError {
+  const { code, details, metadata } = toStatus(error);
+  const fields: Record<string, string> = {};
+  for (const [key, value] of Object.entries(metadata?.getMap() ?? {})) {
+    if (typeof value === "string") fields[key] = value;
+  }
+  return { status: code ?? grpc.status.UNKNOWN, message: details ?? "", metadata: fields };
+}
+
+/**
+ * A CallError as what a failed unary call says about itself (for fromStatus): no Error and no
+ * grpc.Metadata are made for it, as an error answer (a path not found) is common.
+ */
+export function fromCallError(wire: WireCallError): RemoteFailure {
+  const fields = wire.metadata ?? {};
+  return {
+    status: wire.status,
+    details: wire.message,
+    metadata: { get: (key) => (typeof fields[key] === "string" ? [fields[key]] : []) },
+  };
 }
 
 /** A FileInfo as it travels. */
@@ -187,10 +243,11 @@ export function toStatus(error: unknown): Partial<grpc.StatusObject> {
 export interface RemoteFailure {
   status: grpc.status;
   details: string;
-  metadata?: grpc.Metadata;
+  /** The trailing metadata (or what reads like it). */
+  metadata?: Pick<grpc.Metadata, "get">;
 }
 
-function field(metadata: grpc.Metadata | undefined, key: string): string | undefined {
+function field(metadata: RemoteFailure["metadata"], key: string): string | undefined {
   const value = metadata?.get(key)[0];
   return typeof value === "string" ? value : undefined;
 }

@@ -13,6 +13,14 @@ import {
 } from "../driver.js";
 import { Batch, MAX_CHUNK, SendWindow } from "./framing.js";
 import {
+  cancelledSignal,
+  serveCalls,
+  unary,
+  unaryHandlers,
+  type CallRequest,
+  type Operations,
+} from "./server-calls.js";
+import {
   CHANNEL_OPTIONS,
   PROTOCOL_VERSION,
   driverService,
@@ -69,25 +77,6 @@ export interface DriverServer {
 }
 
 type Call = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
-
-/** An AbortSignal aborted when the client cancels `call`. */
-function cancelledSignal(call: { on(event: "cancelled", fn: () => void): unknown }): AbortSignal {
-  const controller = new AbortController();
-  call.on("cancelled", () => controller.abort(new Error("the client cancelled the call")));
-  return controller.signal;
-}
-
-/** A unary handler running `run` with the request and the call's signal. */
-function unary<Request, Reply>(
-  run: (request: Request, signal: AbortSignal) => Promise<Reply>,
-): grpc.handleUnaryCall<Request, Reply> {
-  return (call, callback) => {
-    run(call.request, cancelledSignal(call)).then(
-      (reply) => callback(null, reply),
-      (error: unknown) => callback(toStatus(error) as grpc.ServiceError),
-    );
-  };
-}
 
 /** Fails a streaming call with `error`'s status (once; after a cancel nobody listens). */
 function fail(call: Call | grpc.ServerDuplexStream<unknown, unknown>, error: unknown): void {
@@ -266,47 +255,68 @@ export async function serveDriver(
   const local = options.localFiles === false ? undefined : localFilesOf(driver);
   const server = new grpc.Server(CHANNEL_OPTIONS);
   type PathRequest = { path: string };
+  type PutContentRequest = { path: string; content: Buffer };
+  type WriteRequest = { path: string; append: boolean; content: Buffer; action: string };
+  const operations: Operations = {
+    getContent: async ({ path }: PathRequest) => ({ content: await served.getContent(path) }),
+    putContent: async ({ path, content }: PutContentRequest) => {
+      await served.putContent(path, content);
+      return {};
+    },
+    putContentIfAbsent: async ({ path, content }: PutContentRequest) => ({
+      stored: await served.putContentIfAbsent(path, content),
+    }),
+    stat: async ({ path }: PathRequest) => toWireInfo(await served.stat(path)),
+    localFile: async ({ path }: PathRequest) => {
+      // Stat first: it checks the path and answers NOT_FOUND as Stat does.
+      const info = await served.stat(path);
+      if (local === undefined || info.isDir) return { file: "", size: 0 };
+      return { file: await local.localFile(path), size: info.size };
+    },
+    list: async ({ path }: PathRequest, signal) => ({
+      paths: await served.list(path, { signal }),
+    }),
+    move: async (request: { sourcePath: string; destPath: string }, signal) => {
+      await served.move(request.sourcePath, request.destPath, { signal });
+      return {};
+    },
+    delete: async ({ path }: PathRequest, signal) => {
+      await served.delete(path, { signal });
+      return {};
+    },
+    write: async (request: WriteRequest, signal) => {
+      const writer = await served.writer(request.path, request.append, { signal });
+      let ended = false;
+      try {
+        if (request.content.length > 0) await writer.write(request.content);
+        if (request.action === "CLOSE") await writer.close();
+        else if (request.action === "CANCEL") await writer.cancel();
+        else if (request.action === "COMMIT") await writer.commit();
+        else throw new WriterClosedError(served.name, request.path, "given no end action");
+        ended = true;
+        return { size: writer.size };
+      } finally {
+        // As a Writer call that ends early: what the writer took stays resumable.
+        if (!ended) await writer.close().catch(() => {});
+      }
+    },
+    redirectUrl: async (request: { path: string; method: string; expiresIn: number }) => ({
+      url:
+        (await served.redirectURL(request.path, {
+          method: request.method === "HEAD" ? "HEAD" : "GET",
+          ...(request.expiresIn > 0 ? { expiresIn: Number(request.expiresIn) } : {}),
+        })) ?? "",
+    }),
+  };
   server.addService(driverService().service, {
     Version: unary(async () => ({
       version: options.version ?? PROTOCOL_VERSION,
       driver: served.name,
       localRoot: local?.rootDirectory ?? "",
     })),
-    GetContent: unary(async ({ path }: PathRequest) => ({
-      content: await served.getContent(path),
-    })),
-    PutContent: unary(async ({ path, content }: { path: string; content: Buffer }) => {
-      await served.putContent(path, content);
-      return {};
-    }),
-    PutContentIfAbsent: unary(async ({ path, content }: { path: string; content: Buffer }) => ({
-      stored: await served.putContentIfAbsent(path, content),
-    })),
-    Stat: unary(async ({ path }: PathRequest) => toWireInfo(await served.stat(path))),
-    LocalFile: unary(async ({ path }: PathRequest) => {
-      // Stat first: it checks the path and answers NOT_FOUND as Stat does.
-      const info = await served.stat(path);
-      if (local === undefined || info.isDir) return { file: "", size: 0 };
-      return { file: await local.localFile(path), size: info.size };
-    }),
-    List: unary(async ({ path }: PathRequest, signal) => ({
-      paths: await served.list(path, { signal }),
-    })),
-    Move: unary(async (request: { sourcePath: string; destPath: string }, signal) => {
-      await served.move(request.sourcePath, request.destPath, { signal });
-      return {};
-    }),
-    Delete: unary(async ({ path }: PathRequest, signal) => {
-      await served.delete(path, { signal });
-      return {};
-    }),
-    RedirectURL: unary(async (request: { path: string; method: string; expiresIn: number }) => ({
-      url:
-        (await served.redirectURL(request.path, {
-          method: request.method === "HEAD" ? "HEAD" : "GET",
-          ...(request.expiresIn > 0 ? { expiresIn: Number(request.expiresIn) } : {}),
-        })) ?? "",
-    })),
+    ...unaryHandlers(operations),
+    Calls: (call: grpc.ServerDuplexStream<CallRequest, unknown>) =>
+      serveCalls(served.name, operations, call),
     Reader: (call: grpc.ServerWritableStream<{ path: string; offset: number }, unknown>) => {
       const signal = cancelledSignal(call);
       void (async () => {

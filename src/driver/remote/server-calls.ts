@@ -1,0 +1,123 @@
+// The server side of the contract's unary calls: each as its own rpc (GetContent, Stat, ...) and,
+// since protocol 1.3, as messages on the call stream (`Calls`), where they run concurrently and
+// are answered, tagged with their id, as they finish.
+
+import * as grpc from "@grpc/grpc-js";
+import { UnsupportedMethodError } from "../driver.js";
+import { CALL_KINDS, toCallError, toStatus, type CallKind } from "./protocol.js";
+
+/** One of the contract's unary calls as served: its request and signal to its reply. */
+export type Operation = (request: never, signal: AbortSignal) => Promise<object>;
+
+/** Every unary call of the service, by its kind on the call stream. */
+export type Operations = Record<CallKind, Operation>;
+
+/** A request on the call stream, as proto-loader gives it. */
+export interface CallRequest {
+  id: number;
+  call?: CallKind | "cancel";
+  [kind: string]: unknown;
+}
+
+/** The calls of the contract that take a signal (CallOptions). */
+const SIGNALLED = new Set<string>(["list", "move", "delete", "write"]);
+
+/** The signal of the calls that take none: never aborted. */
+const NEVER = new AbortController().signal;
+
+/** An AbortSignal aborted when the client cancels `call`. */
+export function cancelledSignal(call: {
+  on(event: "cancelled", fn: () => void): unknown;
+}): AbortSignal {
+  const controller = new AbortController();
+  call.on("cancelled", () => controller.abort(new Error("the client cancelled the call")));
+  return controller.signal;
+}
+
+/** A unary handler running `run` with the request and the call's signal. */
+export function unary<Request, Reply>(
+  run: (request: Request, signal: AbortSignal) => Promise<Reply>,
+): grpc.handleUnaryCall<Request, Reply> {
+  return (call, callback) => {
+    run(call.request, cancelledSignal(call)).then(
+      (reply) => callback(null, reply),
+      (error: unknown) => callback(toStatus(error) as grpc.ServiceError),
+    );
+  };
+}
+
+/** The unary rpcs of `operations` (GetContent, ...), for addService. */
+export function unaryHandlers(operations: Operations): grpc.UntypedServiceImplementation {
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const [rpc, kind] of Object.entries(CALL_KINDS)) {
+    handlers[rpc] = unary(
+      operations[kind] as (request: unknown, signal: AbortSignal) => Promise<object>,
+    );
+  }
+  return handlers;
+}
+
+/**
+ * One call stream: every call runs at once with a signal of its own (aborted by its `cancel`,
+ * or when the stream is cancelled), and its reply or error is written as it finishes. When the
+ * client half-closes, the stream ends once the calls in flight have answered.
+ */
+export function serveCalls(
+  driverName: string,
+  operations: Operations,
+  call: grpc.ServerDuplexStream<CallRequest, unknown>,
+): void {
+  const running = new Map<number, AbortController | undefined>();
+  let ending = false;
+  let cancelled = false;
+  const finished = (id: number) => {
+    running.delete(id);
+    if (ending && running.size === 0 && !cancelled) call.end();
+  };
+  call.on("data", (request: CallRequest) => {
+    const { id, call: kind } = request;
+    if (kind === "cancel") {
+      running.get(id)?.abort(new Error("the client cancelled the call"));
+      return;
+    }
+    // Only the calls that take a signal get one (an AbortController costs, measured, about a
+    // tenth of the driver's CPU per call); the others cannot be cancelled halfway anyway.
+    let signal = NEVER;
+    if (kind !== undefined && SIGNALLED.has(kind)) {
+      const controller = new AbortController();
+      running.set(id, controller);
+      signal = controller.signal;
+    } else {
+      running.set(id, undefined);
+    }
+    const operation = kind === undefined ? undefined : operations[kind];
+    const reply =
+      operation === undefined
+        ? Promise.reject(new UnsupportedMethodError(driverName, `call ${String(kind)}`))
+        : (operation as (request: unknown, signal: AbortSignal) => Promise<object>)(
+            request[kind!],
+            signal,
+          );
+    reply.then(
+      (result) => {
+        if (!cancelled) call.write({ id, [kind!]: result });
+        finished(id);
+      },
+      (error: unknown) => {
+        if (!cancelled) call.write({ id, error: toCallError(error) });
+        finished(id);
+      },
+    );
+  });
+  call.on("end", () => {
+    ending = true;
+    if (running.size === 0 && !cancelled) call.end();
+  });
+  call.on("cancelled", () => {
+    cancelled = true;
+    for (const controller of running.values()) {
+      controller?.abort(new Error("the client cancelled the call"));
+    }
+  });
+  call.on("error", () => {});
+}
