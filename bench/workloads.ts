@@ -339,7 +339,14 @@ async function timedSmallPushes(
   meter: Meter | undefined,
   repository: string,
   label: string,
-): Promise<{ rate: number; p50: number; p99: number; blobs: { digest: string; bytes: Buffer }[] }> {
+): Promise<{
+  rate: number;
+  p50: number;
+  p99: number;
+  /** The server's CPU seconds over the untimed (cold) pushes, when its process is known. */
+  serverCpuSeconds: number | undefined;
+  blobs: { digest: string; bytes: Buffer }[];
+}> {
   const { client, registry } = context;
   const count = meter === undefined ? SMALL_COLD : SMALL_BLOBS;
   const blobs = Array.from({ length: count }, (_, index) => {
@@ -354,10 +361,15 @@ async function timedSmallPushes(
   };
   const all = () => inParallel(blobs, SMALL_IN_FLIGHT, push);
   let seconds: number;
+  let serverCpuSeconds: number | undefined;
   if (meter === undefined) {
+    const server = registry.process;
+    const cpuBefore = await server?.cpuSeconds();
     const start = process.hrtime.bigint();
     await all();
     seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const cpuAfter = await server?.cpuSeconds();
+    if (cpuBefore !== undefined && cpuAfter !== undefined) serverCpuSeconds = cpuAfter - cpuBefore;
   } else {
     ({ seconds } = await meter.time(all));
   }
@@ -365,6 +377,7 @@ async function timedSmallPushes(
     rate: count / seconds,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
+    serverCpuSeconds,
     blobs,
   };
 }
@@ -409,7 +422,11 @@ const smallPushes: Workload = {
     context.state.set("push-small-cold", cold);
     process.stderr.write(
       `push-small ${context.registry.name}: first ${SMALL_COLD} pushes (cold) at ` +
-        `${Math.round(cold.rate)} blobs/s, p50 ${cold.p50.toFixed(1)} ms, p99 ${cold.p99.toFixed(1)} ms\n`,
+        `${Math.round(cold.rate)} blobs/s, p50 ${cold.p50.toFixed(1)} ms, p99 ${cold.p99.toFixed(1)} ms` +
+        (cold.serverCpuSeconds === undefined
+          ? ""
+          : `, server CPU ${cold.serverCpuSeconds.toFixed(2)} s`) +
+        "\n",
     );
   },
   async run(context, meter, repetition) {

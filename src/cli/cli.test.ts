@@ -70,10 +70,12 @@ describe("berth", () => {
 
   it("runs with the node flags of its first line, which npm start passes too", async () => {
     const first = (await readFile(main, "utf8")).split("\n", 1)[0]!;
-    const match = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+=\S+)*)$/.exec(first);
+    const match = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+(?:=\S+)?)*)$/.exec(first);
     assert.ok(match, `unexpected first line: ${first}`);
     const flags = match[1]!.trim().split(" ");
-    assert.ok(flags.includes("--initial-old-space-size=64"), first);
+    for (const flag of ["--initial-old-space-size=64", "--max-semi-space-size=4", "--expose-gc"]) {
+      assert.ok(flags.includes(flag), first);
+    }
     const manifest = JSON.parse(
       await readFile(new URL("../../../package.json", import.meta.url), "utf8"),
     ) as { scripts: Record<string, string> };

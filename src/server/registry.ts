@@ -45,6 +45,7 @@ import { HealthCheck, healthPath } from "./health.js";
 import { healthChecks, PeriodicChecks } from "./health-checks.js";
 import { listen, localUrl } from "./listen.js";
 import { trackRequest, type RequestTracking } from "./requests.js";
+import { collectWhenIdle } from "./idle-gc.js";
 import { createLogger } from "./logger.js";
 import { startGarbageCollector, type GarbageCollector } from "./garbage-collector.js";
 import { startUploadPurger } from "./upload-purger.js";
@@ -422,6 +423,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     throw error;
   });
   const admit = guardConnections(server, config.http.timeouts, config.http.limits);
+  const stopIdleCollection = collectWhenIdle(server);
 
   const headers = Object.entries(config.http.headers);
   let closing = false;
@@ -496,6 +498,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     },
     closing: () => {
       closing = true;
+      stopIdleCollection();
     },
     drain: () => api.drain(),
     closeStorage: close,
