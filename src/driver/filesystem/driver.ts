@@ -137,9 +137,9 @@ export class FilesystemDriver implements StorageDriver {
   async putContent(path: StoragePath, content: Uint8Array): Promise<void> {
     const full = this.fullPath(path);
     try {
-      await this.confine(dirname(full));
+      const exists = await this.confine(dirname(full));
       for (let attempt = 0; ; attempt++) {
-        const { name, fd } = await this.createSidecar(full, "tmp");
+        const { name, fd } = await this.createSidecar(full, exists && attempt === 0);
         try {
           await writeAll(fd, content, 0);
           await fdSync(fd);
@@ -183,9 +183,9 @@ export class FilesystemDriver implements StorageDriver {
   async putContentIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean> {
     const full = this.fullPath(path);
     try {
-      await this.confine(dirname(full));
+      const exists = await this.confine(dirname(full));
       for (let attempt = 0; ; attempt++) {
-        const { name, fd } = await this.createSidecar(full, "tmp");
+        const { name, fd } = await this.createSidecar(full, exists && attempt === 0);
         try {
           try {
             await writeAll(fd, content, 0);
@@ -278,13 +278,16 @@ export class FilesystemDriver implements StorageDriver {
     const full = this.fullPath(path);
     const closed = closedWriterName(full);
     try {
-      await this.confine(dirname(full));
+      const exists = await this.confine(dirname(full));
       if (!append) {
-        // A fresh writer starts empty: whatever an earlier writer closed is discarded.
-        await unlink(closed).catch((error) => {
-          if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
-        });
-        const { name, fd } = await this.createSidecar(full, "open");
+        // A fresh writer starts empty: whatever an earlier writer closed is discarded (in a
+        // directory that is not there, nothing is).
+        if (exists) {
+          await unlink(closed).catch((error) => {
+            if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
+          });
+        }
+        const { name, fd } = await this.createSidecar(full, exists, "open");
         return new FilesystemWriter(this, path, full, name, fd, 0);
       }
       // Claiming the closed writer's file by renaming it makes the resumption exclusive: a second
@@ -364,11 +367,11 @@ export class FilesystemDriver implements StorageDriver {
     const to = this.fullPath(destPath);
     try {
       await this.confine(dirname(from));
-      await this.confine(dirname(to));
+      const destinationExists = await this.confine(dirname(to));
       await this.requireFile(from, sourcePath);
       if (from === to) return;
       for (let attempt = 0; ; attempt++) {
-        await makeDirectory(dirname(to));
+        if (!destinationExists || attempt > 0) await this.makeDirectory(dirname(to));
         try {
           await rename(from, to);
           break;
@@ -567,17 +570,18 @@ export class FilesystemDriver implements StorageDriver {
 
   /**
    * Creates one of the driver's own files next to `full`, creating directories as needed. A
-   * concurrent delete may remove a directory just created; then it tries again. A writer's file
-   * is first tried without mkdir: writers usually start in a directory that exists (an upload's
-   * data beside its `startedat`), where a recursive mkdir costs two wasted round trips (mkdir
-   * failing with EEXIST, then stat); a putContent often starts a new directory (a link, an upload).
+   * concurrent delete may remove a directory just created; then it tries again. When confine found
+   * the directory (`directoryExists`), the file is tried without mkdir first: a recursive mkdir of
+   * an existing directory costs two wasted calls (mkdir failing with EEXIST, then stat); a new
+   * upload, blob or link directory is made first.
    */
   private async createSidecar(
     full: string,
-    kind: "open" | "tmp",
+    directoryExists: boolean,
+    kind: "open" | "tmp" = "tmp",
   ): Promise<{ name: string; fd: number }> {
     for (let attempt = 0; ; attempt++) {
-      if (kind === "tmp" || attempt > 0) await makeDirectory(dirname(full));
+      if (!directoryExists || attempt > 0) await this.makeDirectory(dirname(full));
       const name = sidecarName(full, kind, kind === "open" ? 0 : undefined);
       this.live.add(name);
       try {
@@ -587,6 +591,15 @@ export class FilesystemDriver implements StorageDriver {
         if (errorCode(error) !== "ENOENT" || attempt >= RETRIES) throw error;
       }
     }
+  }
+
+  /**
+   * `mkdir -p dir`, after confine judged its nearest existing ancestor: what mkdir creates below it
+   * are real directories inside the root, so `dir` needs no lstat of its own afterwards.
+   */
+  private async makeDirectory(dir: string): Promise<void> {
+    await makeDirectory(dir);
+    this.confined.set(dir, true);
   }
 
   /**
@@ -658,6 +671,7 @@ export class FilesystemDriver implements StorageDriver {
       } catch (error) {
         if (errorCode(error) !== "ENOENT") return;
       }
+      this.confined.delete(current);
       current = dirname(current);
     }
   }
