@@ -3,9 +3,13 @@
 // destination's failure arrives while the copy waits for the source, not for the destination.
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { describe, it } from "node:test";
-import { copyContent, copyStream } from "./copy.js";
+import { copyContent, copyRange, copyStream } from "./copy.js";
 import { DriverErrorCode, DestinationClosedError, type StorageDriver } from "./driver.js";
 import { CollectingWritable, sleep } from "./testsuite/support.js";
 
@@ -121,5 +125,95 @@ describe("copyStream", () => {
       (error: Error & { code?: string }) => error.code === DriverErrorCode.Aborted,
     );
     assert.ok(idle.destroyed);
+  });
+});
+
+/** Takes each write 30 ms later (a slow client), counting the writes all such sinks hold at once. */
+class HoldingWritable extends Writable {
+  static holding = 0;
+  static mostHeld = 0;
+  private readonly hash = createHash("sha256");
+
+  constructor() {
+    super({ highWaterMark: 0 });
+    // Counted from write() to its callback: what a copy has handed over and not got back.
+    const write = this.write.bind(this) as (
+      chunk: unknown,
+      callback: (error?: Error | null) => void,
+    ) => boolean;
+    this.write = ((chunk: unknown, callback?: (error?: Error | null) => void) => {
+      HoldingWritable.holding++;
+      HoldingWritable.mostHeld = Math.max(HoldingWritable.mostHeld, HoldingWritable.holding);
+      return write(chunk, (error) => {
+        HoldingWritable.holding--;
+        callback?.(error);
+      });
+    }) as Writable["write"];
+  }
+
+  override _write(chunk: Buffer, _encoding: string, callback: (error?: Error) => void): void {
+    this.hash.update(chunk);
+    setTimeout(callback, 30);
+  }
+
+  digest(): string {
+    return this.hash.digest("hex");
+  }
+}
+
+describe("copyRange", () => {
+  it("bounds the buffers of many concurrent copies: one each, 32 shared beyond that", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "berth-copy-"));
+    try {
+      const file = join(dir, "blob");
+      const content = Buffer.alloc(6 * 1024 * KiB);
+      for (let i = 0; i < content.length; i += 4096) content.writeUInt32BE(i, i);
+      await writeFile(file, content);
+      const expected = createHash("sha256").update(content).digest("hex");
+      const copies = 40;
+      HoldingWritable.holding = HoldingWritable.mostHeld = 0;
+      const sinks = Array.from({ length: copies }, () => new HoldingWritable());
+      await Promise.all(
+        sinks.map(async (sink) => {
+          const handle = await open(file, "r");
+          try {
+            await copyRange(handle, sink, 0, content.length, () => assert.fail("closed"));
+          } finally {
+            await handle.close();
+          }
+        }),
+      );
+      for (const sink of sinks) assert.equal(sink.digest(), expected);
+      // 4 per copy would be 160; the shared budget is 32 beyond each copy's first.
+      assert.ok(
+        HoldingWritable.mostHeld <= copies + 32,
+        `held ${HoldingWritable.mostHeld} at once`,
+      );
+      assert.ok(HoldingWritable.mostHeld > copies, "the shared buffers were never used");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("copies a range smaller than one buffer exactly", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "berth-copy-"));
+    try {
+      const file = join(dir, "small");
+      const content = Buffer.from("0123456789abcdef".repeat(300));
+      await writeFile(file, content);
+      const handle = await open(file, "r");
+      const sink = new HoldingWritable();
+      try {
+        await copyRange(handle, sink, 5, 4005, () => assert.fail("closed"));
+      } finally {
+        await handle.close();
+      }
+      assert.equal(
+        sink.digest(),
+        createHash("sha256").update(content.subarray(5, 4005)).digest("hex"),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -198,9 +198,25 @@ function whileOpen(
  */
 const COPY_BUFFER_SIZE = 2 * 1024 * 1024;
 const COPY_BUFFERS = 4;
+/**
+ * Buffers in flight for all copies together beyond each copy's first (64 MiB): many concurrent
+ * pulls share them, so memory stays bounded (zb-style pulls at 50 in flight held up to 50 × 4 ×
+ * 2 MiB before), and every copy always has one.
+ */
+const SHARED_COPY_BUFFERS = 32;
+let sharedInFlight = 0;
 /** Buffers kept between copies, shared by all of them; beyond this, spare ones are dropped. */
 const SPARE_COPY_BUFFERS = 4;
 const spareCopyBuffers: Buffer[] = [];
+
+/**
+ * A buffer for `wanted` more bytes: a spare one, or a new one of COPY_BUFFER_SIZE, or of exactly
+ * `wanted` when less (a 4 KiB blob is not read through a fresh 2 MiB buffer; such a buffer is not
+ * kept as a spare).
+ */
+function copyBuffer(wanted: number): Buffer {
+  return spareCopyBuffers.pop() ?? Buffer.allocUnsafeSlow(Math.min(COPY_BUFFER_SIZE, wanted));
+}
 
 /**
  * Writes bytes [start, end) of `handle` to `destination` with recycled buffers. Rejects when the
@@ -246,22 +262,31 @@ export async function copyRange(
       if (aborted?.signal.aborted) failure ??= aborted.error();
       if (destination.destroyed) failure ??= closed();
       if (failure !== undefined) throw failure;
-      if (writing >= COPY_BUFFERS) {
+      // A copy's first buffer is its own; more only while the shared ones last.
+      if (writing >= COPY_BUFFERS || (writing > 0 && sharedInFlight >= SHARED_COPY_BUFFERS)) {
         await nextEvent();
         continue;
       }
-      const buffer = spareCopyBuffers.pop() ?? Buffer.allocUnsafeSlow(COPY_BUFFER_SIZE);
-      const wanted = Math.min(COPY_BUFFER_SIZE, end - position);
+      const buffer = copyBuffer(end - position);
+      const wanted = Math.min(buffer.length, end - position);
       const { bytesRead } = await handle.read(buffer, 0, wanted, position);
       if (bytesRead === 0) throw new Error(`file ended at ${position}, before ${end}`);
       position += bytesRead;
       if (failure !== undefined || destination.destroyed) continue;
+      const shared = writing > 0;
+      if (shared) sharedInFlight++;
       writing++;
       destination.write(buffer.subarray(0, bytesRead), (error) => {
         writing--;
+        if (shared) sharedInFlight--;
         // A buffer whose write failed may still be referenced by the destination: not reused.
         if (error) failure ??= closed(error);
-        else if (spareCopyBuffers.length < SPARE_COPY_BUFFERS) spareCopyBuffers.push(buffer);
+        else if (
+          buffer.length === COPY_BUFFER_SIZE &&
+          spareCopyBuffers.length < SPARE_COPY_BUFFERS
+        ) {
+          spareCopyBuffers.push(buffer);
+        }
         settled();
       });
     }
