@@ -148,6 +148,31 @@ test("a failed request whose socket Node has let go of is dropped, not a crash (
   }
 });
 
+test("activity counts the requests received and the handlers running (the idle collector's view)", async () => {
+  const failing = {
+    repository() {
+      throw new Error("no storage here");
+    },
+  } as unknown as RegistryStorage;
+  const handler = createApiHandler({
+    storage: failing,
+    logger: { error: () => undefined, warn: () => undefined },
+  });
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    assert.deepEqual(handler.activity(), { started: 0, running: 0 });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v2`;
+    assert.equal((await fetch(`${url}/a/tags/list`)).status, 500);
+    assert.equal((await fetch(`${url}/b/tags/list`)).status, 500);
+    await handler.drain();
+    assert.deepEqual(handler.activity(), { started: 2, running: 0 });
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
 test("in read-only mode reads work and every write is 405 UNSUPPORTED", async () => {
   // Push into a filesystem root, then serve the same root read-only.
   const root = await mkdtemp(join(tmpdir(), "berth-api-readonly-"));

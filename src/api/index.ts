@@ -104,9 +104,15 @@ const ENDPOINTS: Readonly<Record<RouteKind, Readonly<Record<string, EndpointHand
   repositoryUsage: { GET: repositoryUsage, HEAD: repositoryUsage },
 };
 
+/** What the API has handled: requests received so far, handlers running now. */
+export interface ApiActivity {
+  started: number;
+  running: number;
+}
+
 /**
  * The API's request handler; `info` comes from the server (request id, logger). `drain` resolves
- * once no handler is running.
+ * once no handler is running; `activity` counts requests.
  */
 export type ApiHandler = ((
   req: IncomingMessage,
@@ -114,6 +120,7 @@ export type ApiHandler = ((
   info?: RequestInfo,
 ) => void) & {
   drain(): Promise<void>;
+  activity(): ApiActivity;
 };
 
 /**
@@ -137,11 +144,13 @@ export function createApiHandler(options: ApiHandlerOptions): ApiHandler {
 
   // Handlers still running (an upload closing its writer after its connection was cut, say).
   const running = new Set<Promise<void>>();
+  let started = 0;
   const handle = (
     req: IncomingMessage,
     res: ServerResponse,
     info: RequestInfo = { id: randomUUID(), log: options.logger },
   ): void => {
+    started++;
     res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
     for (const [name, values] of extraHeaders) res.setHeader(name, values);
 
@@ -203,6 +212,7 @@ export function createApiHandler(options: ApiHandlerOptions): ApiHandler {
     drain: async () => {
       while (running.size > 0) await Promise.all(running);
     },
+    activity: () => ({ started, running: running.size }),
   });
 }
 

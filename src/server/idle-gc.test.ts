@@ -1,12 +1,12 @@
 // The idle collector: one collection once a burst of requests is over and the heap grew, while
 // requests run only when it grew by the busy slack, none when the heap did not grow, and none
-// repeated while the server stays idle. A real HTTP server; the heap is a scripted stand-in (V8's is not steerable from a test).
+// repeated while the server stays idle. The API's activity and the heap are scripted stand-ins
+// (V8's heap is not steerable from a test; the API's counts are tested with the API).
 
 import assert from "node:assert/strict";
-import { createServer, request, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, it } from "node:test";
+import type { ApiActivity } from "../api/index.js";
 import {
   BUSY_SLACK_BYTES,
   collectWhenIdle,
@@ -42,68 +42,37 @@ async function eventually(condition: () => boolean, what: string): Promise<void>
   assert.fail(what);
 }
 
-function get(server: Server, path = "/"): Promise<number> {
-  const { port } = server.address() as AddressInfo;
-  return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path, agent: false }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
-
 describe("collectWhenIdle", () => {
-  let server: Server | undefined;
   let stop: (() => void) | undefined;
-  const held: ServerResponse[] = [];
+  let activity: ApiActivity;
 
-  afterEach(async () => {
-    stop?.();
-    for (const res of held.splice(0)) res.end();
-    await new Promise<void>((resolve) => server?.close(() => resolve()) ?? resolve());
-    server = undefined;
-  });
+  afterEach(() => stop?.());
 
-  async function serve(heap: HeapControl | undefined): Promise<Server> {
-    server = createServer((req, res) => {
-      if (req.url === "/hold") held.push(res);
-      else res.end("ok");
-    });
-    stop = collectWhenIdle(server, heap, TICK_MS);
-    await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
-    return server;
+  function watch(heap: HeapControl | undefined): void {
+    activity = { started: 0, running: 0 };
+    stop = collectWhenIdle(() => activity, heap, TICK_MS);
   }
 
   it("collects once when a burst is over and the heap grew, not again while idle", async () => {
     const heap = new ScriptedHeap();
-    const running = await serve(heap);
-    for (let i = 0; i < 5; i++) assert.equal(await get(running), 200);
+    watch(heap);
+    activity.started += 5;
     heap.size += SLACK_BYTES + 1;
     await eventually(() => heap.collections === 1, "no collection after the burst");
     // Idle, the heap no bigger than the collection left it: nothing more.
     await sleep(TICK_MS * 10);
     assert.equal(heap.collections, 1);
     // Another burst that grows the heap: one more.
-    assert.equal(await get(running), 200);
+    activity.started += 1;
     heap.size += SLACK_BYTES + 1;
     await eventually(() => heap.collections === 2, "no collection after the second burst");
   });
 
   it("waits for the request in flight to end unless the heap grew by the busy slack", async () => {
     const heap = new ScriptedHeap();
-    const running = await serve(heap);
-    const { port } = running.address() as AddressInfo;
-    const holding = request({ host: "127.0.0.1", port, path: "/hold", agent: false });
-    const answered = new Promise<void>((resolve) =>
-      holding.on("response", (res) => {
-        res.resume();
-        res.on("end", resolve);
-      }),
-    );
-    holding.end();
-    await eventually(() => held.length === 1, "the held request did not arrive");
+    watch(heap);
+    activity.started += 1;
+    activity.running = 1;
     heap.size += SLACK_BYTES + 1;
     assert.ok(SLACK_BYTES + 1 < BUSY_SLACK_BYTES);
     await sleep(TICK_MS * 10);
@@ -111,33 +80,29 @@ describe("collectWhenIdle", () => {
     // Growing on while the request runs (a flood promoting garbage): collected all the same.
     heap.size += BUSY_SLACK_BYTES;
     await eventually(() => heap.collections === 1, "no collection of a heap grown while busy");
-    assert.equal(held.length, 1, "the request ended");
-    held.pop()!.end("done");
-    await answered;
+    assert.equal(activity.running, 1, "the request ended");
+    activity.running = 0;
     heap.size += SLACK_BYTES + 1;
     await eventually(() => heap.collections === 2, "no collection once the request ended");
   });
 
   it("counts the buffers outside the heap once idle, not while busy", async () => {
     const heap = new ScriptedHeap();
-    const running = await serve(heap);
-    const { port } = running.address() as AddressInfo;
-    const holding = request({ host: "127.0.0.1", port, path: "/hold", agent: false });
-    holding.on("response", (res) => res.resume());
-    holding.end();
-    await eventually(() => held.length === 1, "the held request did not arrive");
+    watch(heap);
+    activity.started += 1;
+    activity.running = 1;
     // A large push's buffers: not collected under it.
     heap.external += BUSY_SLACK_BYTES * 4;
     await sleep(TICK_MS * 10);
     assert.equal(heap.collections, 0, "collected a busy server's buffers");
-    held.pop()!.end("done");
+    activity.running = 0;
     await eventually(() => heap.collections === 1, "the buffers left were not collected");
   });
 
   it("leaves a heap that grew less than the slack alone", async () => {
     const heap = new ScriptedHeap();
-    const running = await serve(heap);
-    assert.equal(await get(running), 200);
+    watch(heap);
+    activity.started += 1;
     heap.size += SLACK_BYTES - 1;
     await sleep(TICK_MS * 10);
     assert.equal(heap.collections, 0);
@@ -146,8 +111,16 @@ describe("collectWhenIdle", () => {
   it("does nothing without V8's gc (node without --expose-gc)", async () => {
     const exposed = (globalThis as { gc?: unknown }).gc;
     assert.equal(v8HeapControl() === undefined, typeof exposed !== "function");
-    const running = await serve(undefined);
-    assert.equal(await get(running), 200);
-    assert.equal(running.listenerCount("request"), 1);
+    let looked = 0;
+    stop = collectWhenIdle(
+      () => {
+        looked++;
+        return { started: 1, running: 0 };
+      },
+      undefined,
+      TICK_MS,
+    );
+    await sleep(TICK_MS * 5);
+    assert.equal(looked, 0);
   });
 });

@@ -9,8 +9,8 @@
 // The collector is V8's `gc` function, there only when node runs with `--expose-gc` (the flags of
 // cli/main.ts's first line and of `npm start`); without it nothing is done.
 
-import type { Server } from "node:http";
 import { getHeapStatistics } from "node:v8";
+import type { ApiActivity } from "../api/index.js";
 
 /** How often the server's activity is looked at. */
 export const IDLE_TICK_MS = 500;
@@ -49,18 +49,17 @@ export function v8HeapControl(): HeapControl | undefined {
 }
 
 /**
- * Watches `server`'s requests and collects garbage when it goes idle after a burst. Returns the
- * stop function. `control` undefined (no `--expose-gc`): does nothing.
+ * Looks at the API's `activity` (the requests it counts and the handlers it runs, which it keeps
+ * for its drain anyway) each tick and collects garbage as above. Returns the stop function.
+ * `control` undefined (no `--expose-gc`): does nothing.
  */
 export function collectWhenIdle(
-  server: Server,
+  activity: () => ApiActivity,
   control: HeapControl | undefined = v8HeapControl(),
   tickMs = IDLE_TICK_MS,
 ): () => void {
   if (control === undefined) return () => {};
-  let inFlight = 0;
-  let started = 0;
-  let seen = 0;
+  let seen = activity().started;
   // What the heap, and the heap with the buffers outside it, held after the last collection.
   let heapBase = 0;
   let totalBase = 0;
@@ -70,15 +69,10 @@ export function collectWhenIdle(
     totalBase = heap + external;
   };
   rebase();
-  const onRequest = (_req: unknown, res: { once(event: "close", fn: () => void): unknown }) => {
-    inFlight++;
-    started++;
-    res.once("close", () => inFlight--);
-  };
-  server.on("request", onRequest);
   const timer = setInterval(() => {
     // Requests came since the last tick, or some are still running: busy.
-    const busy = started !== seen || inFlight > 0;
+    const { started, running } = activity();
+    const busy = started !== seen || running > 0;
     seen = started;
     const { heap, external } = control.committed();
     // Shrunk on their own meanwhile: measure growth from there.
@@ -95,8 +89,5 @@ export function collectWhenIdle(
     rebase();
   }, tickMs);
   timer.unref();
-  return () => {
-    clearInterval(timer);
-    server.off("request", onRequest);
-  };
+  return () => clearInterval(timer);
 }

@@ -423,7 +423,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     throw error;
   });
   const admit = guardConnections(server, config.http.timeouts, config.http.limits);
-  const stopIdleCollection = collectWhenIdle(server);
+  const stopIdleCollection = collectWhenIdle(() => api.activity());
 
   const headers = Object.entries(config.http.headers);
   let closing = false;

@@ -6,7 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
 import type { StorageDriver } from "../driver/driver.js";
-import { connectClient, type ServiceClient } from "../driver/remote/client.js";
+import {
+  connectClient,
+  type DriverConnection,
+  type ServiceClient,
+} from "../driver/remote/client.js";
 import { serveDriver, type DriverServer, type ServeDriverOptions } from "../driver/remote/index.js";
 
 export interface DriverSockets {
@@ -18,6 +22,21 @@ export interface DriverSockets {
     driver: StorageDriver,
     options?: Omit<ServeDriverOptions, "socket">,
   ): Promise<ServiceClient>;
+}
+
+/** A connection that always gives `client` (no process to restart), with `extra` fields. */
+export function fixedConnection(
+  client: ServiceClient,
+  extra: Partial<DriverConnection> = {},
+): DriverConnection {
+  return {
+    client: async () => client,
+    explain: async (failure) => failure.details,
+    close: async () => undefined,
+    pid: undefined,
+    restartCount: 0,
+    ...extra,
+  };
 }
 
 /** Registers the before/after hooks of a test file serving drivers; `prefix` names its scratch. */

@@ -9,8 +9,7 @@ import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { DriverErrorCode, type CallOptions, type StoragePath } from "../driver.js";
 import { InMemoryDriver } from "../inmemory/index.js";
-import { driverSockets } from "../../testing/driver-sockets.js";
-import type { DriverConnection } from "./client.js";
+import { driverSockets, fixedConnection } from "../../testing/driver-sockets.js";
 import { RemoteDriver } from "./index.js";
 import { CALL_KINDS } from "./protocol.js";
 
@@ -67,14 +66,7 @@ async function served(name: string, options: { callTimeoutMs?: number; version?:
     rpcs.writers++;
     return writer(...args);
   };
-  const connection: DriverConnection = {
-    client: async () => client,
-    explain: async (failure) => failure.details,
-    close: async () => undefined,
-    pid: undefined,
-    restartCount: 0,
-    callStream: version === undefined,
-  };
+  const connection = fixedConnection(client, { callStream: version === undefined });
   const remote = new RemoteDriver(name, connection, options.callTimeoutMs ?? 120_000);
   return { driver, remote, rpcs };
 }

@@ -17,8 +17,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { DriverBase } from "../base.js";
 import type { FileWriter, StorageDriver } from "../driver.js";
 import { createDriver } from "../index.js";
-import { driverSockets } from "../../testing/driver-sockets.js";
-import type { DriverConnection } from "./client.js";
+import { driverSockets, fixedConnection } from "../../testing/driver-sockets.js";
 import { RemoteDriver } from "./index.js";
 
 const sockets = driverSockets("berth-localfile-");
@@ -45,14 +44,7 @@ async function serve(
   localRoot: string | undefined,
 ) {
   const client = await sockets.serve(name, driver, localFiles === undefined ? {} : { localFiles });
-  const connection: DriverConnection = {
-    client: async () => client,
-    explain: async (failure) => failure.details,
-    close: async () => undefined,
-    pid: undefined,
-    restartCount: 0,
-    localRoot,
-  };
+  const connection = fixedConnection(client, { localRoot });
   const localFile = (path: string) =>
     new Promise<{ file: string; size: number }>((resolve, reject) => {
       client.LocalFile({ path }, (error: Error | null, reply: { file: string; size: number }) =>

@@ -16,7 +16,7 @@
 // nothing keeps it (agent.test.ts; on the gateway, s3.test.ts compares chunks held across parts).
 // HTTPS endpoints keep Node's default sockets (TLS decrypts into buffers of its own).
 
-import { Agent, type AgentOptions, type ClientRequestArgs } from "node:http";
+import { Agent, type ClientRequestArgs } from "node:http";
 import { createConnection, type NetConnectOpts, type Socket } from "node:net";
 
 /** Bytes each socket reads at most per read: Node's own default read size. */
@@ -24,10 +24,6 @@ const READ_BUFFER_BYTES = 64 * 1024;
 
 /** A keep-alive agent whose sockets read into one reused buffer each. */
 export class ReusedBufferAgent extends Agent {
-  constructor(options: AgentOptions) {
-    super(options);
-  }
-
   override createConnection(options: ClientRequestArgs): Socket {
     const buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
     const socket: Socket = createConnection({
