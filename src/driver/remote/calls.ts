@@ -5,6 +5,7 @@
 // little more than its bytes (docs/driver-protocol.md, "Cost", has the figures).
 
 import * as grpc from "@grpc/grpc-js";
+import type { CallMessage, OutgoingCall } from "./call-codec.js";
 import {
   fromCallError,
   type CallKind,
@@ -24,36 +25,51 @@ const IDLE_MS = 1000;
 /** The stream itself failed with UNIMPLEMENTED: the driver has no `Calls` (unary calls then). */
 export class CallStreamUnsupported extends Error {}
 
-interface CallReply {
-  id: number;
-  reply?: CallKind | "error";
-  error?: WireCallError;
-  [kind: string]: unknown;
-}
+/** A call was not answered within the stream's deadline (the driver was told to cancel it). */
+export class CallTimedOut extends Error {}
 
 /**
  * How a call ends: with its reply; with the driver's error answer (a RemoteFailure, for
- * fromStatus); or with an Error when the stream failed (a ServiceError, for the transport).
+ * fromStatus); with a CallTimedOut; or with an Error when the stream failed (a ServiceError, for
+ * the transport).
  */
 export type CallSettle = (error: Error | RemoteFailure | null, reply?: unknown) => void;
 
-/** One Calls stream to one driver process. */
+interface Pending {
+  kind: CallKind;
+  settle: CallSettle;
+  /** When it times out (performance.now()). */
+  deadline: number;
+}
+
+/**
+ * One Calls stream to one driver process. Every call has the same deadline, so the oldest call in
+ * flight times out first: one timer, armed for it, stands for every call's (a timer per call cost
+ * a setTimeout and a clearTimeout each).
+ */
 export class CallStream {
-  private readonly call: grpc.ClientDuplexStream<object, CallReply>;
-  private readonly pending = new Map<number, { kind: CallKind; settle: CallSettle }>();
+  private readonly call: grpc.ClientDuplexStream<OutgoingCall, CallMessage<CallKind | "error">>;
+  /** The calls in flight by id, oldest first (ids only grow). */
+  private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   /** Set once the stream takes no more calls: it failed, ended, or was idle and closed. */
   private done = false;
   private idleTimer: NodeJS.Timeout | undefined;
   private idleSince = 0;
+  private deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
     /** The client (of one driver process) the stream runs on. */
     readonly client: grpc.Client & { Calls(): unknown },
+    /** How long a call may go unanswered. */
+    private readonly timeoutMs: number,
   ) {
-    const call = client.Calls() as grpc.ClientDuplexStream<object, CallReply>;
+    const call = client.Calls() as grpc.ClientDuplexStream<
+      OutgoingCall,
+      CallMessage<CallKind | "error">
+    >;
     this.call = call;
-    call.on("data", (reply: CallReply) => this.settle(reply));
+    call.on("data", (reply: CallMessage<CallKind | "error">) => this.settle(reply));
     call.on("error", (error: Error) => this.fail(error));
     call.on("status", (status: grpc.StatusObject) => {
       if (status.code === grpc.status.OK) this.fail(new Error("the driver ended the call stream"));
@@ -70,42 +86,69 @@ export class CallStream {
     return this.pending.size >= MAX_STREAM_CALLS;
   }
 
-  /** Sends a call of `kind`; `settle` is called once with its outcome. Returns its id. */
+  /**
+   * Sends a call of `kind`; `settle` is called once with its outcome (a CallTimedOut when it was
+   * not answered in time). Returns its id.
+   */
   send(kind: CallKind, request: object, settle: CallSettle): number {
     const id = this.nextId++;
-    this.pending.set(id, { kind, settle });
-    this.call.write({ id, [kind]: request });
+    this.pending.set(id, { kind, settle, deadline: performance.now() + this.timeoutMs });
+    this.call.write({ id, kind, body: request });
+    if (this.deadlineTimer === undefined) this.armDeadline();
     return id;
   }
 
   /**
-   * Gives up the call `id` (its caller timed out or aborted): the driver is told to cancel it and
-   * its reply, if one comes, is ignored. `settle` is not called.
+   * Gives up the call `id` (its caller aborted): the driver is told to cancel it and its reply,
+   * if one comes, is ignored. `settle` is not called.
    */
   cancel(id: number): void {
     if (!this.pending.delete(id)) return;
-    if (!this.done) this.call.write({ id, cancel: {} });
+    if (!this.done) this.call.write({ id, kind: "cancel", body: {} });
     this.becameIdle();
   }
 
-  private settle(reply: CallReply): void {
+  private settle(reply: CallMessage<CallKind | "error">): void {
     const call = this.pending.get(reply.id);
     if (call === undefined) return; // given up meanwhile
     this.pending.delete(reply.id);
-    if (reply.reply === "error" && reply.error !== undefined) {
-      call.settle(fromCallError(reply.error));
-    } else if (reply.reply === call.kind) {
-      call.settle(null, reply[call.kind]);
+    if (reply.kind === "error") {
+      call.settle(fromCallError(reply.body as unknown as WireCallError));
+    } else if (reply.kind === call.kind) {
+      call.settle(null, reply.body);
     } else {
-      call.settle(new Error(`the driver answered a ${call.kind} call with ${String(reply.reply)}`));
+      call.settle(new Error(`the driver answered a ${call.kind} call with ${String(reply.kind)}`));
     }
     this.becameIdle();
+  }
+
+  /** Arms the deadline timer for the oldest call in flight, if any. */
+  private armDeadline(): void {
+    const oldest = this.pending.values().next();
+    if (oldest.done === true || this.done) return;
+    const wait = Math.max(0, oldest.value.deadline - performance.now());
+    this.deadlineTimer = setTimeout(() => this.expire(), Math.ceil(wait));
+    // Armed until it fires even when its call was answered: it must not keep the process alive.
+    this.deadlineTimer.unref();
+  }
+
+  /** Times out the calls whose deadline passed (the oldest ones), then waits for the next. */
+  private expire(): void {
+    this.deadlineTimer = undefined;
+    const now = performance.now();
+    for (const [id, call] of this.pending) {
+      if (call.deadline > now) break;
+      this.cancel(id);
+      call.settle(new CallTimedOut(`no answer within ${this.timeoutMs} ms`));
+    }
+    this.armDeadline();
   }
 
   /** The stream broke (the process died, the client was closed) or ended: its calls fail. */
   private fail(error: Error): void {
     this.done = true;
     clearTimeout(this.idleTimer);
+    clearTimeout(this.deadlineTimer);
     const code = (error as { code?: unknown }).code;
     const failure =
       code === grpc.status.UNIMPLEMENTED
@@ -130,6 +173,7 @@ export class CallStream {
       const idle = performance.now() - this.idleSince;
       if (idle < IDLE_MS) return this.armIdle(IDLE_MS - idle);
       this.done = true;
+      clearTimeout(this.deadlineTimer);
       this.call.end();
     }, ms);
     this.idleTimer.unref();

@@ -28,7 +28,7 @@ import { WriterState } from "../writer-state.js";
 import { FileAppender } from "../append.js";
 import { Batch, MAX_CHUNK, SendWindow } from "./framing.js";
 import { fdClose, openLentFile } from "./local-writes.js";
-import { CallStream, CallStreamUnsupported } from "./calls.js";
+import { CallStream, CallStreamUnsupported, CallTimedOut } from "./calls.js";
 import { SmallWriter, type EndAction } from "./small-writer.js";
 import {
   CALL_KINDS,
@@ -178,7 +178,7 @@ export class RemoteDriver implements StorageDriver {
     if (this.callStreamOff || this.connection.callStream !== true) return undefined;
     let calls = this.calls;
     if (calls === undefined || calls.client !== client || !calls.usable) {
-      calls = this.calls = new CallStream(client);
+      calls = this.calls = new CallStream(client, this.callTimeoutMs);
     }
     return calls.full ? undefined : calls;
   }
@@ -261,27 +261,21 @@ export class RemoteDriver implements StorageDriver {
     if (signal?.aborted)
       return Promise.reject(new AbortedError(this.name, method, path, signal.reason));
     return new Promise<Reply>((resolve, reject) => {
-      const finish = () => {
-        clearTimeout(deadline);
-        signal?.removeEventListener("abort", abort);
-      };
-      const abort = () => {
-        finish();
-        calls.cancel(id);
-        reject(new AbortedError(this.name, method, path, signal!.reason));
-      };
+      let abort: (() => void) | undefined;
       const id = calls.send(kind, request, (error, reply) => {
-        finish();
+        if (abort !== undefined) signal!.removeEventListener("abort", abort);
         if (error === null) resolve(reply as Reply);
+        else if (error instanceof CallTimedOut) reject(this.timedOut(method, path));
         else if (error instanceof Error) reject(error);
         else reject(fromStatus(this.name, method, path, error));
       });
-      const deadline = setTimeout(() => {
-        finish();
-        calls.cancel(id);
-        reject(this.timedOut(method, path));
-      }, this.callTimeoutMs);
-      signal?.addEventListener("abort", abort, { once: true });
+      if (signal !== undefined) {
+        abort = () => {
+          calls.cancel(id);
+          reject(new AbortedError(this.name, method, path, signal.reason));
+        };
+        signal.addEventListener("abort", abort, { once: true });
+      }
     });
   }
 

@@ -20,6 +20,12 @@ import {
   type FileInfo,
 } from "../driver.js";
 import { dataSerializer } from "./framing.js";
+import {
+  decodeCallReply,
+  decodeCallRequest,
+  encodeCallReply,
+  encodeCallRequest,
+} from "./call-codec.js";
 
 /**
  * The protocol version Berth speaks, "major.minor"; a new minor only adds (1.1: LocalFile; 1.2:
@@ -53,20 +59,29 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 let loaded: grpc.ServiceClientConstructor | undefined;
 
+/** How the service is loaded: the messages' objects as protobuf.js gives them to the code. */
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
 /** The StorageDriver service: a client constructor whose `service` the server adds. */
 export function driverService(): grpc.ServiceClientConstructor {
   if (loaded !== undefined) return loaded;
-  const definition = protoLoader.loadSync(PROTO_FILE, {
-    keepCase: false,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
+  const definition = protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS);
   // Content messages skip protobuf.js's copy of their bytes (framing.ts).
   const methods = definition["berth.driver.v1.StorageDriver"] as protoLoader.ServiceDefinition;
   methods.Reader!.responseSerialize = dataSerializer(1, methods.Reader!.responseSerialize);
   methods.Writer!.requestSerialize = dataSerializer(2, methods.Writer!.requestSerialize);
+  // The call stream's messages are encoded by hand (call-codec.ts): the same bytes.
+  const calls = methods.Calls!;
+  calls.requestSerialize = encodeCallRequest as (message: object) => Buffer;
+  calls.requestDeserialize = decodeCallRequest;
+  calls.responseSerialize = encodeCallReply as (message: object) => Buffer;
+  calls.responseDeserialize = decodeCallReply;
   const root = grpc.loadPackageDefinition(definition) as unknown as {
     berth: { driver: { v1: { StorageDriver: grpc.ServiceClientConstructor } } };
   };
@@ -108,12 +123,8 @@ export interface WireCallError {
 
 /** `error` as the CallError a call on the call stream fails with (what toStatus gives a unary). */
 export function toCallError(error: unknown): WireCallError {
-  const { code, details, metadata } = toStatus(error);
-  const fields: Record<string, string> = {};
-  for (const [key, value] of Object.entries(metadata?.getMap() ?? {})) {
-    if (typeof value === "string") fields[key] = value;
-  }
-  return { status: code ?? grpc.status.UNKNOWN, message: details ?? "", metadata: fields };
+  const { code, details, fields } = errorStatus(error);
+  return { status: code, message: details, metadata: fields };
 }
 
 /**
@@ -207,14 +218,23 @@ function bareMessage(error: Error): string {
     : error.message;
 }
 
-/** A driver error (or any error) as the status a server fails a call with. */
-export function toStatus(error: unknown): Partial<grpc.StatusObject> {
-  const metadata = new grpc.Metadata();
+/**
+ * A driver error (or any error) as a status code, message and the fields of the trailing
+ * metadata (berth-error-code, ...).
+ */
+function errorStatus(error: unknown): {
+  code: grpc.status;
+  details: string;
+  fields: Record<string, string>;
+} {
   if (!(error instanceof Error)) {
-    metadata.set("berth-error-code", DriverErrorCode.Backend);
-    return { code: grpc.status.UNKNOWN, details: String(error), metadata };
+    return {
+      code: grpc.status.UNKNOWN,
+      details: String(error),
+      fields: { "berth-error-code": DriverErrorCode.Backend },
+    };
   }
-  const fields = error as Partial<{
+  const properties = error as Partial<{
     code: string;
     driverName: string;
     path: string;
@@ -224,19 +244,30 @@ export function toStatus(error: unknown): Partial<grpc.StatusObject> {
     parameter: string;
   }>;
   const code = error instanceof StorageDriverError ? error.code : DriverErrorCode.Backend;
-  metadata.set("berth-error-code", code);
-  if (typeof fields.driverName === "string") metadata.set("berth-error-driver", fields.driverName);
-  if (typeof fields.path === "string") metadata.set("berth-error-path", fields.path);
-  if (typeof fields.offset === "number") metadata.set("berth-error-offset", String(fields.offset));
-  const method = fields.method ?? fields.operation;
-  if (typeof method === "string") metadata.set("berth-error-method", method);
-  if (typeof fields.parameter === "string") metadata.set("berth-error-parameter", fields.parameter);
+  const fields: Record<string, string> = { "berth-error-code": code };
+  if (typeof properties.driverName === "string")
+    fields["berth-error-driver"] = properties.driverName;
+  if (typeof properties.path === "string") fields["berth-error-path"] = properties.path;
+  if (typeof properties.offset === "number")
+    fields["berth-error-offset"] = String(properties.offset);
+  const method = properties.method ?? properties.operation;
+  if (typeof method === "string") fields["berth-error-method"] = method;
+  if (typeof properties.parameter === "string")
+    fields["berth-error-parameter"] = properties.parameter;
   // A backend error's own message names the operation; its cause says what went wrong.
   return {
     code: STATUS_OF_CODE[code] ?? grpc.status.UNKNOWN,
     details: bareMessage(error),
-    metadata,
+    fields,
   };
+}
+
+/** A driver error (or any error) as the status a server fails a call with. */
+export function toStatus(error: unknown): Partial<grpc.StatusObject> {
+  const { code, details, fields } = errorStatus(error);
+  const metadata = new grpc.Metadata();
+  for (const [key, value] of Object.entries(fields)) metadata.set(key, value);
+  return { code, details, metadata };
 }
 
 /** What a failed call says about itself, from its status and trailing metadata. */
