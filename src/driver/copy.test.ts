@@ -69,8 +69,8 @@ function queuedSource(count: number, size: number): { source: Readable; chunks: 
 class SlowRecordingWritable extends Writable {
   readonly received: Buffer[] = [];
 
-  constructor() {
-    super({ highWaterMark: 64 * KiB });
+  constructor(highWaterMark = 64 * KiB) {
+    super({ highWaterMark });
   }
 
   override _write(chunk: Buffer, _encoding: string, callback: (error?: Error) => void): void {
@@ -87,6 +87,23 @@ describe("copyStream", () => {
     assert.equal(destination.received.length, chunks.length);
     destination.received.forEach((chunk, index) => assert.equal(chunk, chunks[index]));
     assert.ok(source.destroyed);
+  });
+
+  it("pauses the source only once the destination holds 1 MiB, not at the destination's own mark", async () => {
+    // A socket's mark is 16 KiB: pausing there paused and resumed the source once per chunk.
+    const { source, chunks } = queuedSource(64, 64 * KiB);
+    const destination = new SlowRecordingWritable(16 * KiB);
+    let pauses = 0;
+    source.on("pause", () => pauses++);
+    const copied = copyStream("test", "/a", source, destination, undefined, undefined);
+    let mostQueued = 0;
+    source.on("data", () => (mostQueued = Math.max(mostQueued, destination.writableLength)));
+    await copied;
+    assert.equal(destination.received.length, chunks.length);
+    // 4 MiB through a bound of 1 MiB: a pause per MiB, not one per chunk (64 before).
+    assert.ok(pauses >= 2 && pauses <= 6, `${pauses} pauses`);
+    assert.ok(mostQueued >= 960 * KiB, `at most ${mostQueued} bytes queued`);
+    assert.ok(mostQueued <= 1024 * KiB + 64 * KiB, `${mostQueued} bytes queued: unbounded`);
   });
 
   it("stops at `length`, cutting the last chunk, and destroys the source", async () => {

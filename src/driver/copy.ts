@@ -58,6 +58,9 @@ export async function copyByReader(
  * joins everything queued into one fresh buffer, a copy of every byte (measured on a 1 GiB pull
  * from s3 through the registry: 11% of the server's CPU samples in that join, plus the collector
  * and page faults of its up-to-1-MiB buffers).
+ *
+ * The source is paused only once the destination holds WRITE_AHEAD_BYTES not yet written, not at
+ * its own high-water mark: see there.
  */
 export function copyStream(
   driverName: string,
@@ -138,7 +141,7 @@ export function copyStream(
       // Only the last write is awaited; an earlier one that fails also errors the destination.
       lastWrite.catch(() => undefined);
       if (remaining === 0) return finish();
-      if (destination.writableNeedDrain) {
+      if (destination.writableNeedDrain && destination.writableLength >= WRITE_AHEAD_BYTES) {
         source.pause();
         destination.once("drain", onDrain);
       }
@@ -154,6 +157,15 @@ export function copyStream(
     source.on("data", onData);
   });
 }
+
+/**
+ * Bytes a copy leaves queued in its destination before it pauses the source. A socket's mark is
+ * 16 KiB, so at that mark every 64 KiB chunk of a network source paused the source and resumed it
+ * on the next "drain" (16.4 thousand times per GiB pulled from s3), and each chunk went to the
+ * kernel in a write of its own. With a bound of 1 MiB the source pauses ~600 times per GiB, and
+ * the chunks that queue while a socket write is pending leave in one writev.
+ */
+const WRITE_AHEAD_BYTES = 1024 * 1024;
 
 /** Writes `chunk`; resolves when the destination has taken it, rejects when it fails first. */
 function written(destination: Writable, chunk: Buffer, closed: ClosedError): Promise<void> {
