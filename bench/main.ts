@@ -20,6 +20,7 @@ import { promisify } from "node:util";
 import { RegistryClient } from "./client.js";
 import { ContentSource } from "./content.js";
 import {
+  backendCpu,
   clientSaturation,
   compare,
   formatTable,
@@ -287,6 +288,7 @@ async function runWorkload(
         figures: new Map(),
         serverCpuSeconds: [],
         clientCpuSeconds: [],
+        backendCpuSeconds: [],
         timedSeconds: [],
         windowsMicros: [],
       };
@@ -322,15 +324,19 @@ async function runWorkload(
           context.registry.process === undefined ? Number.NaN : meter.serverCpuSeconds,
         );
         result.clientCpuSeconds.push(meter.clientCpuSeconds);
+        result.backendCpuSeconds.push(meter.backendCpuSeconds);
         result.timedSeconds.push(meter.seconds);
         result.windowsMicros.push(...meter.windowsMicros);
         const shown = Object.entries(figures)
           .map(([id, value]) => `${id} ${value.toFixed(1)}`)
           .join(", ");
         const clientShare = ((meter.clientCpuSeconds / meter.seconds) * 100).toFixed(0);
+        const backendCpu = Number.isNaN(meter.backendCpuSeconds)
+          ? ""
+          : `, backend CPU ${meter.backendCpuSeconds.toFixed(2)} s`;
         progress(
           `${workload.id} ${context.registry.name} ${repetition + 1}/${repetitions}: ${shown}` +
-            ` (server CPU ${meter.serverCpuSeconds.toFixed(2)} s, client CPU ${clientShare}% of a core)`,
+            ` (server CPU ${meter.serverCpuSeconds.toFixed(2)} s${backendCpu}, client CPU ${clientShare}% of a core)`,
         );
       } catch (error) {
         result.error = (error as Error).message;
@@ -375,6 +381,9 @@ function jsonLines(
         figures: Object.fromEntries(figures.figures),
         serverCpuSeconds: figures.serverCpuSeconds,
         clientCpuSeconds: figures.clientCpuSeconds,
+        backendCpuSeconds: figures.backendCpuSeconds.some(Number.isNaN)
+          ? undefined
+          : figures.backendCpuSeconds,
         timedSeconds: figures.timedSeconds,
         windowsMicros: figures.windowsMicros,
         error: figures.error,
@@ -508,6 +517,7 @@ async function main(): Promise<void> {
   const seconds = (Date.now() - started) / 1000;
   process.stdout.write(`${formatTable(rows, subject.name, baseline?.name)}\n`);
   for (const line of clientSaturation(results)) process.stdout.write(`${line}\n`);
+  for (const line of backendCpu(results)) process.stdout.write(`${line}\n`);
   if (requestCounts !== undefined) process.stdout.write(`${formatRequestCounts(requestCounts)}\n`);
   for (const result of results) {
     if (result.memory !== undefined) {

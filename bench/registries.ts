@@ -25,6 +25,11 @@ export interface RegistryUnderTest {
   readonly host: string;
   /** The server process, when known: memory and CPU figures need it. */
   readonly process: ProcessStats | undefined;
+  /**
+   * CPU seconds used so far by the storage backend's processes, when the bench started them (the
+   * Ceph daemons of `--driver s3`: on 2 cores the gateway competes with the registry for CPU).
+   */
+  readonly backendCpuSeconds?: () => Promise<number>;
   /** Stops the process (when the bench started it) and removes its root. */
   stop(): Promise<void>;
 }

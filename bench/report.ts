@@ -12,6 +12,8 @@ export interface WorkloadResult {
   serverCpuSeconds: number[];
   /** Client CPU seconds per repetition, and the timed seconds they were spent in. */
   clientCpuSeconds: number[];
+  /** The storage backend's CPU seconds per repetition (NaN when its processes are unknown). */
+  backendCpuSeconds: number[];
   timedSeconds: number[];
   /** The timed windows of every repetition, monotonic microseconds (see Meter). */
   windowsMicros: [number, number][];
@@ -287,6 +289,25 @@ export function formatTable(
     row.errors.map((error) => `failed: ${row.metric.title}: ${error}`),
   );
   return [render(header), separator, ...lines.map(render), ...[...new Set(errors)]].join("\n");
+}
+
+/**
+ * Lines giving, per workload, the median CPU seconds of the storage backend's processes (Ceph's
+ * daemons under `--driver s3`) while each registry's repetitions ran: a registry's total cost on a
+ * shared machine is its own CPU plus what its requests make the backend spend.
+ */
+export function backendCpu(results: RegistryResults[]): string[] {
+  const lines: string[] = [];
+  const workloads = new Set(results.flatMap((result) => [...result.workloads.keys()]));
+  for (const workload of workloads) {
+    const figures = results.flatMap((result) => {
+      const seconds = result.workloads.get(workload)?.backendCpuSeconds ?? [];
+      if (seconds.length === 0 || seconds.some(Number.isNaN)) return [];
+      return [`${result.name} ${median(seconds).toFixed(2)} s`];
+    });
+    if (figures.length > 0) lines.push(`backend CPU, ${workload}: ${figures.join(", ")}`);
+  }
+  return lines;
 }
 
 /** The client's CPU share of one core at or above which its figures may be the client's limit. */

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ContentSource } from "./content.js";
+import { ProcessStats } from "./process.js";
 import { startBerth, startDistribution, type RegistryUnderTest } from "./registries.js";
 import { LAYOUT_TAG, skopeoCopy, writeImageLayout } from "./skopeo.js";
 import { startAzurite } from "../src/testing/azurite.js";
@@ -86,8 +87,13 @@ export async function startOnRgw(
         }),
     ],
   );
+  // Both registries' requests go to the same daemons, one registry's repetition at a time.
+  const backendCpuSeconds = async () => {
+    const seconds = ceph.daemonPids().map((pid) => new ProcessStats(pid).cpuSeconds());
+    return (await Promise.all(seconds)).reduce((sum, each) => sum + each, 0);
+  };
   return {
-    registries,
+    registries: registries.map((registry) => ({ ...registry, backendCpuSeconds })),
     ceph,
     note: "one Ceph cluster (1 monitor, 1 OSD on bluestore, radosgw) serves both, a bucket each, redirects off",
     cleanup: () => ceph.stop(),

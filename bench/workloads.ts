@@ -49,6 +49,8 @@ export class Meter {
   seconds = 0;
   serverCpuSeconds = 0;
   clientCpuSeconds = 0;
+  /** NaN when the registry's backend processes are not known. */
+  backendCpuSeconds = 0;
   /**
    * The timed windows as [start, end] in microseconds of the monotonic clock, the clock a V8 CPU
    * profile's timestamps use, so `bench/profile.ts` can keep only the samples of one workload.
@@ -62,6 +64,8 @@ export class Meter {
   async time<T>(work: () => Promise<T>): Promise<{ seconds: number; value: T }> {
     const server = this.#registry.process;
     const serverBefore = server === undefined ? 0 : await server.cpuSeconds();
+    const backend = this.#registry.backendCpuSeconds;
+    const backendBefore = backend === undefined ? Number.NaN : await backend();
     const clientBefore = process.cpuUsage();
     const start = process.hrtime.bigint();
     const value = await work();
@@ -70,7 +74,9 @@ export class Meter {
     const client = process.cpuUsage(clientBefore);
     this.windowsMicros.push([Number(start / 1000n), Number(end / 1000n)]);
     const serverAfter = server === undefined ? 0 : await server.cpuSeconds();
+    const backendAfter = backend === undefined ? Number.NaN : await backend();
     this.seconds += seconds;
+    this.backendCpuSeconds += backendAfter - backendBefore;
     this.serverCpuSeconds += serverAfter - serverBefore;
     this.clientCpuSeconds += (client.user + client.system) / 1e6;
     return { seconds, value };

@@ -54,6 +54,8 @@ export interface CephCluster {
   rgwLog: string;
   /** Creates a bucket owned by the test user. */
   createBucket(name: string): Promise<void>;
+  /** The process ids of the cluster's daemons (monitor, OSD, gateway), for CPU figures. */
+  daemonPids(): number[];
   /** Kills all daemons and removes the temp dir. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -230,6 +232,7 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
     };
     const cluster = {
       confFile: conf,
+      daemonPids: () => daemons.flatMap((daemon) => (daemon.pid === undefined ? [] : [daemon.pid])),
       startMs: 0,
       createPool: async (name: string) => {
         await run("ceph", ["-c", conf, "osd", "pool", "create", name, "8", "8"]);
