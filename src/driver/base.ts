@@ -117,6 +117,15 @@ export class DriverBase implements StorageDriver {
     });
   }
 
+  /** The driver's own touch when it has one; else putContent of no bytes (durable, dearer). */
+  touch(path: StoragePath): Promise<void> {
+    return this.call("touch", path, false, () =>
+      this.inner.touch !== undefined
+        ? this.inner.touch(path)
+        : this.inner.putContent(path, new Uint8Array(0)),
+    );
+  }
+
   reader(path: StoragePath, offset = 0, options?: CallOptions): Promise<Readable> {
     const signal = options?.signal;
     return this.call(

@@ -117,6 +117,16 @@ export interface StorageDriver {
   putContentIfAbsent?(path: StoragePath, content: Uint8Array): Promise<boolean>;
 
   /**
+   * Optional. Leaves an empty object at `path` whose modTime is the backend's now, replacing
+   * what was there without a moment where nothing is (directories are created as needed). Unlike
+   * putContent it need not be durable: a crash of the machine that holds the data may undo it.
+   * For records of which only the modTime counts and that a caller can do without after such a
+   * crash: the garbage collector's refresh records (docs/gc.md, "Crashes"). A driver without it
+   * gets DriverBase's fallback, putContent of no bytes.
+   */
+  touch?(path: StoragePath): Promise<void>;
+
+  /**
    * A stream of the content at `path` from byte `offset`. PathNotFoundError if there is no file;
    * InvalidOffsetError if `offset` is negative; an offset at or past the end gives an empty stream.
    * Aborting `options.signal` rejects the call or, once the stream is returned, destroys it with

@@ -11,7 +11,8 @@
 // back. So a check in step 2 that found the data either ran before the collector moved it (then
 // the collector sees the record and restores), or after it was restored.
 //
-// Cheap: one small write per digest per `delay / 2` per process. The answer stays valid for that
+// Cheap: one touch (an unsynced write, docs/gc.md "Crashes") per digest per `delay / 2` per
+// process. The answer stays valid for that
 // long (the lru-cache's TTL, on the monotonic clock): a collector cannot take data whose record
 // is younger than `delay`.
 
@@ -48,9 +49,15 @@ export class Protection {
     return true;
   }
 
-  /** Rewrites the refresh record, for data this process is about to store. */
+  /**
+   * Rewrites the refresh record, for data this process is about to store. With the driver's
+   * touch, not synced: what a crash may undo, the links written after it cover (docs/gc.md,
+   * "Crashes").
+   */
   async refresh(digest: ParsedDigest): Promise<void> {
-    await this.driver.putContent(paths.gcRefreshed(digest), Buffer.from(digest.digest, "utf8"));
+    const path = paths.gcRefreshed(digest);
+    if (this.driver.touch !== undefined) await this.driver.touch(path);
+    else await this.driver.putContent(path, Buffer.from(digest.digest, "utf8"));
   }
 
   /**

@@ -379,6 +379,10 @@ describe("filesystem driver", () => {
     await assert.rejects(driver.putContent("/repos/evil/planted", Buffer.from("x")));
     await assert.rejects(driver.putContent("/repos/evil/deeper/planted", Buffer.from("x")));
     await assert.rejects(driver.writer("/repos/evil/upload", false));
+    // touch truncates: through a link it would empty the file outside.
+    await assert.rejects(driver.touch("/repos/evil/secret"));
+    await assert.rejects(driver.touch("/repos/evil/planted"));
+    await assert.rejects(driver.touch("/repos/leak"));
     await assert.rejects(driver.move("/repos/own", "/repos/evil/moved"));
     assert.equal(await readFile(join(root, "repos", "own"), "utf8"), "inside");
 

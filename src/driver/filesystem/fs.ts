@@ -45,6 +45,9 @@ export const NOT_FOUND = new Set(["ENOENT", "ENOTDIR", "EISDIR", "ELOOP"]);
 /** open(2) flags: reading and updating without following a symbolic link at the last component. */
 export const READ_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
 export const UPDATE_NOFOLLOW = constants.O_RDWR | constants.O_NOFOLLOW;
+/** open(2) flags of touch: create or truncate (which updates the mtime), no link followed. */
+export const TOUCH_NOFOLLOW =
+  constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
 
 /** The error for a directory whose real path is outside the root (a planted symbolic link). */
 export function outsideRoot(dir: string): NodeJS.ErrnoException {

@@ -103,5 +103,29 @@ export function treeTests(suite: Suite): void {
       third > second,
       `after a writer's commit: ${third.toISOString()} > ${second.toISOString()}`,
     );
+    await sleep(modTimeResolutionMs + 100);
+    await suite.driver.touch(path);
+    const touched = await suite.driver.stat(path);
+    assert.ok(
+      touched.modTime > third,
+      `after touch: ${touched.modTime.toISOString()} > ${third.toISOString()}`,
+    );
+    assert.equal(touched.size, 0, "touch leaves an empty object");
+    assert.equal((await suite.driver.getContent(path)).length, 0);
+  });
+
+  test("touch creates an empty object, and the directories it needs", async (s) => {
+    const path = s.path("new", "dir", "record");
+    const before = Date.now();
+    await suite.driver.touch(path);
+    const info = await suite.driver.stat(path);
+    assert.equal(info.isDir, false);
+    assert.equal(info.size, 0);
+    const skew = 60_000;
+    assert.ok(
+      Math.abs(info.modTime.getTime() - before) < skew,
+      `modTime ${info.modTime.toISOString()} is not near the time of touching`,
+    );
+    assert.deepEqual(await suite.driver.list(s.path("new", "dir")), [path]);
   });
 }
