@@ -145,7 +145,11 @@ describe("copyStream", () => {
   });
 });
 
-/** Takes each write 30 ms later (a slow client), counting the writes all such sinks hold at once. */
+/**
+ * Takes each write 200 ms later (a slow client), counting the writes all such sinks hold at once.
+ * Long enough for the copies' next reads to finish first on a loaded machine (at 30 ms the test
+ * failed at load 20: the shared buffers were never used).
+ */
 class HoldingWritable extends Writable {
   static holding = 0;
   static mostHeld = 0;
@@ -170,7 +174,7 @@ class HoldingWritable extends Writable {
 
   override _write(chunk: Buffer, _encoding: string, callback: (error?: Error) => void): void {
     this.hash.update(chunk);
-    setTimeout(callback, 30);
+    setTimeout(callback, 200);
   }
 
   digest(): string {

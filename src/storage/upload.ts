@@ -56,7 +56,8 @@ function uploadUnknown(repository: string, id: string): RegistryError {
 
 /** RFC 3339 in UTC without fractions, as distribution writes `startedat`. */
 function rfc3339(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, "Z");
+  // toISOString is always `YYYY-MM-DDTHH:mm:ss.sssZ` for the years a clock gives.
+  return `${date.toISOString().slice(0, 19)}Z`;
 }
 
 /** Starts a new upload in `repository`. */
@@ -66,10 +67,11 @@ export async function startUpload(
 ): Promise<UploadSession> {
   context.checkWritable();
   const id = randomUUID();
-  const startedAt = new Date(rfc3339(new Date()));
+  const started = rfc3339(new Date());
+  const startedAt = new Date(started);
   await context.driver.putContent(
     paths.uploadStartedAt(repository, id),
-    Buffer.from(rfc3339(startedAt), "utf8"),
+    Buffer.from(started, "latin1"),
   );
   context.hashStates.set(paths.upload(repository, id), {
     offset: 0,
