@@ -13,6 +13,7 @@ import type { EventPublisher } from "./events.js";
 import { listCatalog, listReferrers, listTags } from "./discovery.js";
 import { ApiError, writeError, type ApiLogger } from "./errors.js";
 import { deleteManifest, getManifest, putManifest } from "./manifests.js";
+import { presetHeader } from "./response.js";
 import { ALLOWED_METHODS, HANDLER_NAMES, route, type RouteKind } from "./routes.js";
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from "./uploads.js";
 
@@ -26,6 +27,7 @@ export {
 } from "./errors.js";
 export { HANDLER_NAMES, route, type Route, type RouteKind } from "./routes.js";
 export type { RequestInfo } from "./context.js";
+export { ApiResponse, presetHeader } from "./response.js";
 export type { EventPublisher } from "./events.js";
 export { DEFAULT_TAG_DETAILS, MAX_TAG_DETAILS } from "./berth.js";
 export type { Platform, RepositoryUsagePage, TagDetail, TagDetailsPage } from "./berth-types.js";
@@ -142,16 +144,21 @@ export function createApiHandler(options: ApiHandlerOptions): ApiHandler {
   const extraHeaders = Object.entries(options.headers ?? {});
   const authorize = options.authorize;
 
-  // Handlers still running (an upload closing its writer after its connection was cut, say).
-  const running = new Set<Promise<void>>();
+  // Handlers still running (an upload closing its writer after its connection was cut, say), and
+  // the drains waiting for none to be. A count, not a set of promises: no closure per request.
+  let running = 0;
   let started = 0;
+  const drained: (() => void)[] = [];
+  const finished = (): void => {
+    if (--running === 0) for (const resolve of drained.splice(0)) resolve();
+  };
   const handle = (
     req: IncomingMessage,
     res: ServerResponse,
     info: RequestInfo = { id: randomUUID(), log: options.logger },
   ): void => {
     started++;
-    res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
+    presetHeader(res, "Docker-Distribution-API-Version", "registry/2.0");
     for (const [name, values] of extraHeaders) res.setHeader(name, values);
 
     const url = req.url ?? "/";
@@ -191,29 +198,45 @@ export function createApiHandler(options: ApiHandlerOptions): ApiHandler {
       isHead,
       caller: OPEN_CALLER,
     };
-    const run = (): Promise<void> => {
-      if (authorize === undefined) return handler(context, request);
-      const needs = accessNeeds(routed.kind, method, routed.name);
-      return authorize({ req, kind: routed.kind, needs }).then((caller) => {
-        request.caller = caller;
-        if (caller.user !== undefined) {
-          requestContext(req).user = caller.user;
-          info.user = caller.user;
-        }
-        return handler(context, request);
-      });
-    };
-    const done = run()
-      .catch((error: unknown) => fail(request, error))
-      .finally(() => running.delete(done));
-    running.add(done);
+    running++;
+    void serve(context, handler, request, authorize, finished);
   };
   return Object.assign(handle, {
     drain: async () => {
-      while (running.size > 0) await Promise.all(running);
+      while (running > 0) await new Promise<void>((resolve) => drained.push(resolve));
     },
-    activity: () => ({ started, running: running.size }),
+    activity: () => ({ started, running }),
   });
+}
+
+/**
+ * Runs one request's handler (after the authorize hook, when there is one) and answers its
+ * failure; `finished` is called once it is over either way.
+ */
+async function serve(
+  context: ApiContext,
+  handler: EndpointHandler,
+  request: ApiRequest,
+  authorize: AuthorizeHook | undefined,
+  finished: () => void,
+): Promise<void> {
+  try {
+    if (authorize !== undefined) {
+      const { req, route } = request;
+      const needs = accessNeeds(route.kind, req.method ?? "GET", route.name);
+      const caller = await authorize({ req, kind: route.kind, needs });
+      request.caller = caller;
+      if (caller.user !== undefined) {
+        requestContext(req).user = caller.user;
+        request.info.user = caller.user;
+      }
+    }
+    await handler(context, request);
+  } catch (error) {
+    fail(request, error);
+  } finally {
+    finished();
+  }
 }
 
 /** Answers a failed request with its error, unless the response is already under way or unwanted. */

@@ -16,7 +16,7 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { pino, type Logger } from "pino";
-import { ApiError, createApiHandler, writeError } from "../api/index.js";
+import { ApiError, ApiResponse, createApiHandler, writeError } from "../api/index.js";
 import { createAuth, KeyFileError, type Auth } from "../auth/index.js";
 import { ConfigError, resolveConfig, type BerthConfig, type LogLevel } from "../config/index.js";
 import {
@@ -250,7 +250,11 @@ function outsidePrefix(req: IncomingMessage, res: ServerResponse, path: string):
 }
 
 async function createServer(config: BerthConfig): Promise<Server> {
-  const options = { keepAlive: true, ...serverTimeoutOptions(config.http.timeouts) };
+  const options = {
+    keepAlive: true,
+    ServerResponse: ApiResponse,
+    ...serverTimeoutOptions(config.http.timeouts),
+  };
   const tls = config.http.tls;
   if (tls === undefined) return createHttpServer(options);
   const read = async (key: string, file: string): Promise<Buffer> => {
@@ -431,7 +435,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const tracked = trackRequest(req, res, tracking);
     if (closing) res.shouldKeepAlive = false;
-    for (const [name, values] of headers) res.setHeader(name, values);
+    if (headers.length > 0) for (const [name, values] of headers) res.setHeader(name, values);
     if (!admit(req, res)) return;
     const url = req.url ?? "/";
     if (url === healthPath) return void health.respond(req.method, res);
@@ -449,9 +453,9 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     }
     if (proxy !== undefined) req.url = proxy.rewriteNamespace(req.url ?? "/");
     if (tracing === undefined) {
-      api(req, res, tracked.info);
+      api(req, res, tracked);
     } else {
-      const { info } = tracked;
+      const info = tracked;
       const active = tracing.startRequest(req, res, () => ({
         handler: info.handler,
         repository: info.repository,

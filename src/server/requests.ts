@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import type { ApiLogger, RequestInfo } from "../api/index.js";
+import { presetHeader, type ApiLogger, type RequestInfo } from "../api/index.js";
 import type { Gauge, HttpMetrics } from "../metrics/index.js";
 
 /** What the server records of its requests. */
@@ -65,13 +65,25 @@ function countBodyOut(res: ServerResponse): () => number {
 }
 
 /** A logger that makes its pino child (with the request id) only when something is logged. */
-function requestLogger(logger: Logger, id: string): ApiLogger {
-  let child: Logger | undefined;
-  const get = (): Logger => (child ??= logger.child({ requestId: id }));
-  return {
-    error: (object, message) => get().error(object, message),
-    warn: (object, message) => get().warn(object, message),
-  };
+class RequestLogger implements ApiLogger {
+  private child: Logger | undefined = undefined;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly id: string,
+  ) {}
+
+  error(object: object, message?: string): void {
+    this.get().error(object, message);
+  }
+
+  warn(object: object, message?: string): void {
+    this.get().warn(object, message);
+  }
+
+  private get(): Logger {
+    return (this.child ??= this.logger.child({ requestId: this.id }));
+  }
 }
 
 /** True for the requests that carry an upload's bytes. */
@@ -83,71 +95,101 @@ function isUpload(info: RequestInfo, method: string | undefined): boolean {
 }
 
 /**
+ * What is known of one request (its RequestInfo), and, when an access line or metrics are kept,
+ * what they need when the response closes. One object per request: no closures unless counting.
+ */
+export class TrackedRequest implements RequestInfo {
+  readonly log: ApiLogger;
+  handler?: string;
+  repository?: string;
+  user?: string;
+  /** The in-flight gauge's handler label, once `routed` counted the request in it. */
+  private inFlight: string | undefined = undefined;
+  private upload = false;
+
+  constructor(
+    readonly id: string,
+    private readonly tracking: RequestTracking,
+    private readonly req: IncomingMessage,
+  ) {
+    this.log = new RequestLogger(tracking.logger, id);
+  }
+
+  /** Call once the API has routed the request (handler known): the in-flight gauges. */
+  routed(): void {
+    const { http, uploads } = this.tracking;
+    if (http === undefined || this.handler === undefined) return;
+    this.inFlight = this.handler;
+    http.started(this.inFlight);
+    this.upload = isUpload(this, this.req.method);
+    if (this.upload) uploads?.inc();
+  }
+
+  /** The access line and metrics, once the response has closed. */
+  closed(
+    res: ServerResponse,
+    url: string,
+    seconds: number,
+    bytesIn: number,
+    bytesOut: number,
+  ): void {
+    const { req, tracking } = this;
+    const out = req.method === "HEAD" ? 0 : bytesOut;
+    if (this.inFlight !== undefined) {
+      if (this.upload) tracking.uploads?.dec();
+      tracking.http!.ended({
+        handler: this.inFlight,
+        method: req.method ?? "GET",
+        status: res.statusCode,
+        seconds,
+        bytesIn,
+        bytesOut: out,
+      });
+    }
+    if (!tracking.accessLog) return;
+    const query = url.indexOf("?");
+    tracking.logger.info(
+      {
+        requestId: this.id,
+        method: req.method,
+        path: query === -1 ? url : url.slice(0, query),
+        status: res.statusCode,
+        bytesIn,
+        bytesOut: out,
+        durationMs: Math.round(seconds * 1_000_000) / 1000,
+        remoteAddr: req.socket.remoteAddress,
+        userAgent: req.headers["user-agent"],
+        ...(this.repository === undefined ? {} : { repository: this.repository }),
+        ...(this.user === undefined ? {} : { user: this.user }),
+        ...(res.writableFinished ? {} : { aborted: true }),
+      },
+      "request",
+    );
+  }
+}
+
+/**
  * Starts tracking a request: its id, header and logger now; the access line and metrics when the
- * response closes. Call `routed` once the API has routed it (handler known), for the in-flight
- * gauges.
+ * response closes (only when either is kept). Call `routed` once the API has routed it.
  */
 export function trackRequest(
   req: IncomingMessage,
   res: ServerResponse,
   tracking: RequestTracking,
-): { info: RequestInfo; routed(): void } {
-  const started = performance.now();
+): TrackedRequest {
   const header = req.headers["x-request-id"];
   const id = typeof header === "string" && clientId.test(header) ? header : randomUUID();
-  res.setHeader("X-Request-Id", id);
-  const info: RequestInfo = { id, log: requestLogger(tracking.logger, id) };
-  const { accessLog, http, uploads } = tracking;
-  if (!accessLog && http === undefined) return { info, routed: () => {} };
+  presetHeader(res, "X-Request-Id", id);
+  const tracked = new TrackedRequest(id, tracking, req);
+  if (!tracking.accessLog && tracking.http === undefined) return tracked;
 
+  const started = performance.now();
   // Taken now, before the server strips http.prefix from req.url.
   const url = req.url ?? "";
   const bytesIn = countBodyIn(req);
   const bytesOut = countBodyOut(res);
-  let upload = false;
-  let inFlight: string | undefined;
   res.once("close", () => {
-    const seconds = (performance.now() - started) / 1000;
-    const out = req.method === "HEAD" ? 0 : bytesOut();
-    if (inFlight !== undefined) {
-      if (upload) uploads?.dec();
-      http!.ended({
-        handler: inFlight,
-        method: req.method ?? "GET",
-        status: res.statusCode,
-        seconds,
-        bytesIn: bytesIn(),
-        bytesOut: out,
-      });
-    }
-    if (!accessLog) return;
-    const query = url.indexOf("?");
-    tracking.logger.info(
-      {
-        requestId: id,
-        method: req.method,
-        path: query === -1 ? url : url.slice(0, query),
-        status: res.statusCode,
-        bytesIn: bytesIn(),
-        bytesOut: out,
-        durationMs: Math.round(seconds * 1_000_000) / 1000,
-        remoteAddr: req.socket.remoteAddress,
-        userAgent: req.headers["user-agent"],
-        ...(info.repository === undefined ? {} : { repository: info.repository }),
-        ...(info.user === undefined ? {} : { user: info.user }),
-        ...(res.writableFinished ? {} : { aborted: true }),
-      },
-      "request",
-    );
+    tracked.closed(res, url, (performance.now() - started) / 1000, bytesIn(), bytesOut());
   });
-  return {
-    info,
-    routed: () => {
-      if (http === undefined || info.handler === undefined) return;
-      inFlight = info.handler;
-      http.started(inFlight);
-      upload = isUpload(info, req.method);
-      if (upload) uploads?.inc();
-    },
-  };
+  return tracked;
 }
