@@ -66,35 +66,48 @@ export interface BerthOptions {
 const IPC_DRIVER = "benchfs";
 
 /**
- * The node flags on the CLI's first line (`#!/usr/bin/env -S node --flag ...`), which `berth` and
- * `npm start` run it with: the bench starts Berth as a user's command does. None for a plain
- * `#!/usr/bin/env node` (older builds given with --berth-cli).
+ * The environment settings and node flags on the CLI's first line (`#!/usr/bin/env -S NAME=value
+ * node --flag ...`), which `berth` and `npm start` run it with: the bench starts Berth as a user's
+ * command does. None for a plain `#!/usr/bin/env node` (older builds given with --berth-cli).
  */
-export async function launchFlags(cli: string): Promise<string[]> {
+export async function launchCommand(
+  cli: string,
+): Promise<{ env: Record<string, string>; flags: string[] }> {
   const first = (await readFile(cli, "utf8")).split("\n", 1)[0] ?? "";
-  const match = /^#!\/usr\/bin\/env -S node (.+)$/.exec(first);
-  return match === null ? [] : match[1]!.trim().split(/\s+/);
+  const match = /^#!\/usr\/bin\/env -S((?: [A-Za-z_]+=\S*)*) node (.+)$/.exec(first);
+  if (match === null) return { env: {}, flags: [] };
+  const env: Record<string, string> = {};
+  for (const setting of match[1]!
+    .trim()
+    .split(/\s+/)
+    .filter((word) => word !== "")) {
+    const equals = setting.indexOf("=");
+    env[setting.slice(0, equals)] = setting.slice(equals + 1);
+  }
+  return { env, flags: match[2]!.trim().split(/\s+/) };
 }
 
 /** Starts Berth from the checkout's build. */
 export async function startBerth(options: BerthOptions = {}): Promise<RegistryUnderTest> {
   const cli = options.cli ?? BERTH_CLI;
   if (!existsSync(cli)) throw new Error(`Berth's CLI is not built: ${cli} is missing`);
+  const launch = await launchCommand(cli);
   const nodeFlags = [
-    ...(await launchFlags(cli)),
+    ...launch.flags,
     ...(options.cpuProfileDir === undefined
       ? []
       : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir]),
   ];
   const serve: Command = (config) => [process.execPath, [...nodeFlags, cli, "serve", config]];
+  const env = { ...launch.env, ...options.env };
   const storage = options.storage;
   if (storage !== undefined) {
-    return startChild(options.name ?? "Berth", serve, options.env ?? {}, () =>
+    return startChild(options.name ?? "Berth", serve, env, () =>
       Promise.resolve({ storage, env: {}, http: options.http }),
     );
   }
-  if (options.outOfProcess !== true) return startChild("Berth", serve, options.env ?? {});
-  return startChild("Berth IPC", serve, options.env ?? {}, async (work, root) => {
+  if (options.outOfProcess !== true) return startChild("Berth", serve, env);
+  return startChild("Berth IPC", serve, env, async (work, root) => {
     const bin = join(work, "bin");
     await mkdir(bin);
     const script = join(bin, `registry-storage-${IPC_DRIVER}`);

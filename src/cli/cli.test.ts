@@ -68,19 +68,27 @@ describe("berth", () => {
     assert.match(help.stdout(), /garbage-collect/);
   });
 
-  it("runs with the node flags of its first line, which npm start passes too", async () => {
+  it("runs with the node flags and allocator settings of its first line, which npm start passes too", async () => {
     const first = (await readFile(main, "utf8")).split("\n", 1)[0]!;
-    const match = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+(?:=\S+)?)*)$/.exec(first);
+    const match = /^#!\/usr\/bin\/env -S((?: [A-Z_]+=\S+)*) node((?: --[a-z-]+(?:=\S+)?)*)$/.exec(
+      first,
+    );
     assert.ok(match, `unexpected first line: ${first}`);
-    const flags = match[1]!.trim().split(" ");
+    const settings = match[1]!.trim().split(" ");
+    const flags = match[2]!.trim().split(" ");
     for (const flag of ["--initial-old-space-size=64", "--max-semi-space-size=4", "--expose-gc"]) {
       assert.ok(flags.includes(flag), first);
+    }
+    for (const setting of ["MALLOC_MMAP_THRESHOLD_=262144", "MALLOC_TRIM_THRESHOLD_=8388608"]) {
+      assert.ok(settings.includes(setting), first);
     }
     const manifest = JSON.parse(
       await readFile(new URL("../../../package.json", import.meta.url), "utf8"),
     ) as { scripts: Record<string, string> };
     assert.ok(
-      manifest.scripts.start!.endsWith(`node ${flags.join(" ")} dist/src/cli/main.js serve`),
+      manifest.scripts.start!.endsWith(
+        `${settings.join(" ")} node ${flags.join(" ")} dist/src/cli/main.js serve`,
+      ),
       manifest.scripts.start,
     );
     // The line as the kernel runs it: env splits it, node accepts the flags.
