@@ -39,6 +39,11 @@ const SYNC_EVERY = 64 * 1024 * 1024;
 const SPARE_BATCHES = 8;
 const spareBatches: Buffer[] = [];
 
+/** Lets go of the spare batches (an idle server's memory; the next large writer allocates anew). */
+export function dropSpareBatches(): void {
+  spareBatches.length = 0;
+}
+
 /**
  * Appends to file descriptor `fd` from position `start`. Errors are the file system's own; the
  * first failed write or background sync fails every later call, and `failedAt` says where the

@@ -11,6 +11,7 @@ export {
   type MethodMetrics,
 } from "./base.js";
 export { copyContent } from "./copy.js";
+export { dropSpareBuffers } from "./spares.js";
 export { isStorageFull } from "./full.js";
 export {
   registerDriver,

@@ -45,12 +45,20 @@ async function eventually(condition: () => boolean, what: string): Promise<void>
 describe("collectWhenIdle", () => {
   let stop: (() => void) | undefined;
   let activity: ApiActivity;
+  let drops: boolean[];
 
   afterEach(() => stop?.());
 
   function watch(heap: HeapControl | undefined): void {
     activity = { started: 0, running: 0 };
-    stop = collectWhenIdle(() => activity, heap, TICK_MS);
+    drops = [];
+    // Records, at each drop of the spare buffers, whether a request was running.
+    stop = collectWhenIdle(
+      () => activity,
+      () => drops.push(activity.running > 0),
+      heap,
+      TICK_MS,
+    );
   }
 
   it("collects once when a burst is over and the heap grew, not again while idle", async () => {
@@ -81,9 +89,11 @@ describe("collectWhenIdle", () => {
     heap.size += BUSY_SLACK_BYTES;
     await eventually(() => heap.collections === 1, "no collection of a heap grown while busy");
     assert.equal(activity.running, 1, "the request ended");
+    assert.deepEqual(drops, [], "spare buffers dropped under a request in flight");
     activity.running = 0;
     heap.size += SLACK_BYTES + 1;
     await eventually(() => heap.collections === 2, "no collection once the request ended");
+    assert.deepEqual(drops, [false], "spare buffers not dropped before the idle collection");
   });
 
   it("counts the buffers outside the heap once idle, not while busy", async () => {
@@ -117,6 +127,7 @@ describe("collectWhenIdle", () => {
         looked++;
         return { started: 1, running: 0 };
       },
+      () => assert.fail("spares dropped without a collector"),
       undefined,
       TICK_MS,
     );

@@ -22,6 +22,7 @@ import { ConfigError, resolveConfig, type BerthConfig, type LogLevel } from "../
 import {
   createDriver,
   DriverBase,
+  dropSpareBuffers,
   InvalidParameterError,
   type DriverParameters,
   type StorageDriver,
@@ -427,7 +428,7 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     throw error;
   });
   const admit = guardConnections(server, config.http.timeouts, config.http.limits);
-  const stopIdleCollection = collectWhenIdle(() => api.activity());
+  const stopIdleCollection = collectWhenIdle(() => api.activity(), dropSpareBuffers);
 
   const headers = Object.entries(config.http.headers);
   let closing = false;
