@@ -213,9 +213,8 @@ const COPY_BUFFERS = 4;
 /**
  * Buffers in flight for all copies together beyond each copy's first (12 MiB): many concurrent
  * pulls share them, so memory stays bounded and every copy always has one. One pull alone still
- * gets its COPY_BUFFERS. The thread pool reads 4 at a time and each copy's own buffer keeps its
- * socket busy, so more buys no speed: skopeo's pull of 5 layers held 40 MiB of them with 32
- * (RSS 116 MiB at its peak), zb-style pulls at 50 in flight 50 × 4 × 2 MiB before any bound.
+ * gets its COPY_BUFFERS. With 32, skopeo's pull of 5 layers held 40 MiB of them (RSS 116-126 MiB
+ * at its peak); zb-style pulls at 50 in flight held 50 × 4 × 2 MiB before any bound.
  */
 export const SHARED_COPY_BUFFERS = 6;
 let sharedInFlight = 0;
