@@ -146,13 +146,18 @@ describe("copyStream", () => {
 });
 
 /**
- * Takes each write 200 ms later (a slow client), counting the writes all such sinks hold at once.
- * Long enough for the copies' next reads to finish first on a loaded machine (at 30 ms the test
- * failed at load 20: the shared buffers were never used).
+ * Takes each write 30 ms later (a slow client), counting the writes all such sinks hold at once;
+ * none before `holdUntil` writes are held at once (then 50 ms more).
  */
 class HoldingWritable extends Writable {
   static holding = 0;
   static mostHeld = 0;
+  static holdUntil = 0;
+  private static opened: Promise<void> | undefined;
+  private static open: (() => void) | undefined;
+  /** The same for this sink alone: above 1 when its copy had a shared buffer. */
+  holding = 0;
+  mostHeld = 0;
   private readonly hash = createHash("sha256");
 
   constructor() {
@@ -165,8 +170,11 @@ class HoldingWritable extends Writable {
     this.write = ((chunk: unknown, callback?: (error?: Error | null) => void) => {
       HoldingWritable.holding++;
       HoldingWritable.mostHeld = Math.max(HoldingWritable.mostHeld, HoldingWritable.holding);
+      this.holding++;
+      this.mostHeld = Math.max(this.mostHeld, this.holding);
       return write(chunk, (error) => {
         HoldingWritable.holding--;
+        this.holding--;
         callback?.(error);
       });
     }) as Writable["write"];
@@ -174,7 +182,11 @@ class HoldingWritable extends Writable {
 
   override _write(chunk: Buffer, _encoding: string, callback: (error?: Error) => void): void {
     this.hash.update(chunk);
-    setTimeout(callback, 200);
+    HoldingWritable.opened ??= new Promise((resolve) => (HoldingWritable.open = resolve));
+    if (HoldingWritable.holding >= HoldingWritable.holdUntil) {
+      setTimeout(() => HoldingWritable.open?.(), 50);
+    }
+    void HoldingWritable.opened.then(() => setTimeout(callback, 30));
   }
 
   digest(): string {
@@ -193,6 +205,9 @@ describe("copyRange", () => {
       const expected = createHash("sha256").update(content).digest("hex");
       const copies = 40;
       HoldingWritable.holding = HoldingWritable.mostHeld = 0;
+      // No write completes until every copy has handed over its first buffer: the copies then
+      // ask for more while all of theirs are held, whatever the machine's load.
+      HoldingWritable.holdUntil = copies;
       const sinks = Array.from({ length: copies }, () => new HoldingWritable());
       await Promise.all(
         sinks.map(async (sink) => {
@@ -210,7 +225,10 @@ describe("copyRange", () => {
         HoldingWritable.mostHeld <= copies + SHARED_COPY_BUFFERS,
         `held ${HoldingWritable.mostHeld} at once`,
       );
-      assert.ok(HoldingWritable.mostHeld > copies, "the shared buffers were never used");
+      assert.ok(
+        sinks.some((sink) => sink.mostHeld > 1),
+        "the shared buffers were never used",
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -211,20 +211,22 @@ function whileOpen(
 const COPY_BUFFER_SIZE = 2 * 1024 * 1024;
 const COPY_BUFFERS = 4;
 /**
- * Buffers in flight for all copies together beyond each copy's first (12 MiB): many concurrent
+ * Buffers in flight for all copies together beyond each copy's first (6 MiB): many concurrent
  * pulls share them, so memory stays bounded and every copy always has one. One pull alone still
  * gets its COPY_BUFFERS. With 32, skopeo's pull of 5 layers held 40 MiB of them (RSS 116-126 MiB
  * at its peak); zb-style pulls at 50 in flight held 50 × 4 × 2 MiB before any bound.
  */
-export const SHARED_COPY_BUFFERS = 6;
+export const SHARED_COPY_BUFFERS = 3;
 let sharedInFlight = 0;
 /** Buffers kept between copies, shared by all of them; beyond this, spare ones are dropped. */
 const SPARE_COPY_BUFFERS = 4;
 const spareCopyBuffers: Buffer[] = [];
 
-/** Lets go of the spare copy buffers (an idle server's memory; the next copy allocates anew). */
-export function dropSpareCopyBuffers(): void {
-  spareCopyBuffers.length = 0;
+/** Lets go of the spare copy buffers (an idle server's memory; the next copy allocates anew); returns their bytes. */
+export function dropSpareCopyBuffers(): number {
+  let bytes = 0;
+  for (const buffer of spareCopyBuffers.splice(0)) bytes += buffer.length;
+  return bytes;
 }
 
 /**
@@ -285,28 +287,35 @@ export async function copyRange(
         await nextEvent();
         continue;
       }
-      const buffer = copyBuffer(end - position);
-      const wanted = Math.min(buffer.length, end - position);
-      const { bytesRead } = await handle.read(buffer, 0, wanted, position);
-      if (bytesRead === 0) throw new Error(`file ended at ${position}, before ${end}`);
-      position += bytesRead;
-      if (failure !== undefined || destination.destroyed) continue;
+      // A shared buffer is taken before the read: other copies check the count while it runs.
       const shared = writing > 0;
       if (shared) sharedInFlight++;
-      writing++;
-      destination.write(buffer.subarray(0, bytesRead), (error) => {
-        writing--;
-        if (shared) sharedInFlight--;
-        // A buffer whose write failed may still be referenced by the destination: not reused.
-        if (error) failure ??= closed(error);
-        else if (
-          buffer.length === COPY_BUFFER_SIZE &&
-          spareCopyBuffers.length < SPARE_COPY_BUFFERS
-        ) {
-          spareCopyBuffers.push(buffer);
-        }
-        settled();
-      });
+      let handedOver = false;
+      try {
+        const buffer = copyBuffer(end - position);
+        const wanted = Math.min(buffer.length, end - position);
+        const { bytesRead } = await handle.read(buffer, 0, wanted, position);
+        if (bytesRead === 0) throw new Error(`file ended at ${position}, before ${end}`);
+        position += bytesRead;
+        if (failure !== undefined || destination.destroyed) continue;
+        writing++;
+        handedOver = true;
+        destination.write(buffer.subarray(0, bytesRead), (error) => {
+          writing--;
+          if (shared) sharedInFlight--;
+          // A buffer whose write failed may still be referenced by the destination: not reused.
+          if (error) failure ??= closed(error);
+          else if (
+            buffer.length === COPY_BUFFER_SIZE &&
+            spareCopyBuffers.length < SPARE_COPY_BUFFERS
+          ) {
+            spareCopyBuffers.push(buffer);
+          }
+          settled();
+        });
+      } finally {
+        if (shared && !handedOver) sharedInFlight--;
+      }
     }
     while (writing > 0 && failure === undefined) await nextEvent();
     if (failure !== undefined) throw failure;

@@ -46,19 +46,23 @@ describe("collectWhenIdle", () => {
   let stop: (() => void) | undefined;
   let activity: ApiActivity;
   let drops: boolean[];
+  /** Bytes the next drop of the spare buffers lets go of. */
+  let spares: number;
 
   afterEach(() => stop?.());
 
   function watch(heap: HeapControl | undefined): void {
     activity = { started: 0, running: 0 };
     drops = [];
-    // Records, at each drop of the spare buffers, whether a request was running.
-    stop = collectWhenIdle(
-      () => activity,
-      () => drops.push(activity.running > 0),
-      heap,
-      TICK_MS,
-    );
+    spares = 0;
+    // Records, at each drop of the spare buffers that had some, whether a request was running.
+    const dropSpares = () => {
+      const bytes = spares;
+      spares = 0;
+      if (bytes > 0) drops.push(activity.running > 0);
+      return bytes;
+    };
+    stop = collectWhenIdle(() => activity, dropSpares, heap, TICK_MS);
   }
 
   it("collects once when a burst is over and the heap grew, not again while idle", async () => {
@@ -89,11 +93,26 @@ describe("collectWhenIdle", () => {
     heap.size += BUSY_SLACK_BYTES;
     await eventually(() => heap.collections === 1, "no collection of a heap grown while busy");
     assert.equal(activity.running, 1, "the request ended");
-    assert.deepEqual(drops, [], "spare buffers dropped under a request in flight");
     activity.running = 0;
     heap.size += SLACK_BYTES + 1;
     await eventually(() => heap.collections === 2, "no collection once the request ended");
-    assert.deepEqual(drops, [false], "spare buffers not dropped before the idle collection");
+  });
+
+  it("drops the spare buffers once idle, and collects them even when nothing grew", async () => {
+    const heap = new ScriptedHeap();
+    watch(heap);
+    activity.started += 1;
+    activity.running = 1;
+    spares = 4 * 1024 * 1024;
+    await sleep(TICK_MS * 10);
+    assert.deepEqual(drops, [], "spare buffers dropped under a request in flight");
+    assert.equal(heap.collections, 0);
+    activity.running = 0;
+    await eventually(() => heap.collections === 1, "the dropped spare buffers were not collected");
+    assert.deepEqual(drops, [false]);
+    // Idle with no spares left: nothing more.
+    await sleep(TICK_MS * 10);
+    assert.equal(heap.collections, 1);
   });
 
   it("counts the buffers outside the heap once idle, not while busy", async () => {
@@ -127,7 +146,7 @@ describe("collectWhenIdle", () => {
         looked++;
         return { started: 1, running: 0 };
       },
-      () => assert.fail("spares dropped without a collector"),
+      () => assert.fail("spare buffers dropped without a collector"),
       undefined,
       TICK_MS,
     );

@@ -50,14 +50,15 @@ export function v8HeapControl(): HeapControl | undefined {
 
 /**
  * Looks at the API's `activity` (the requests it counts and the handlers it runs, which it keeps
- * for its drain anyway) each tick and collects garbage as above. Before a collection of an idle
- * server it calls `dropSpares`, which lets go of the buffers kept for reuse (the drivers' copy and
- * write buffers: 16 MiB after a pull and a large push), so that the collection frees them too.
+ * for its drain anyway) each tick and collects garbage as above. At each idle tick it calls
+ * `dropSpares`, which lets go of the buffers kept for reuse (the drivers' copy and write buffers:
+ * 16 MiB after a pull and a large push) and returns their bytes; when there were any, it collects
+ * so that they are freed.
  * Returns the stop function. `control` undefined (no `--expose-gc`): does nothing.
  */
 export function collectWhenIdle(
   activity: () => ApiActivity,
-  dropSpares: () => void,
+  dropSpares: () => number,
   control: HeapControl | undefined = v8HeapControl(),
   tickMs = IDLE_TICK_MS,
 ): () => void {
@@ -87,8 +88,10 @@ export function collectWhenIdle(
     const grown = busy
       ? heap - heapBase >= BUSY_SLACK_BYTES
       : heap + external - totalBase >= SLACK_BYTES;
-    if (!grown) return;
-    if (!busy) dropSpares();
+    // Idle, the buffers kept for reuse go too; a collection frees them even when the heap and
+    // the buffers did not grow by the slack since the last one (which may have run mid-burst).
+    const dropped = busy ? 0 : dropSpares();
+    if (!grown && dropped === 0) return;
     control.collect();
     rebase();
   }, tickMs);
