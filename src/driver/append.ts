@@ -39,7 +39,10 @@ const SYNC_EVERY = 64 * 1024 * 1024;
 const SPARE_BATCHES = 8;
 const spareBatches: Buffer[] = [];
 
-/** Lets go of the spare batches (an idle server's memory; the next large writer allocates anew); returns their bytes. */
+/**
+ * Lets go of the spare batches (an idle server's memory; the next large writer allocates anew);
+ * returns their bytes.
+ */
 export function dropSpareBatches(): number {
   let bytes = 0;
   for (const buffer of spareBatches.splice(0)) bytes += buffer.length;

@@ -222,7 +222,10 @@ let sharedInFlight = 0;
 const SPARE_COPY_BUFFERS = 4;
 const spareCopyBuffers: Buffer[] = [];
 
-/** Lets go of the spare copy buffers (an idle server's memory; the next copy allocates anew); returns their bytes. */
+/**
+ * Lets go of the spare copy buffers (an idle server's memory; the next copy allocates anew);
+ * returns their bytes.
+ */
 export function dropSpareCopyBuffers(): number {
   let bytes = 0;
   for (const buffer of spareCopyBuffers.splice(0)) bytes += buffer.length;

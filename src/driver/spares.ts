@@ -5,7 +5,7 @@
 import { dropSpareBatches } from "./append.js";
 import { dropSpareCopyBuffers } from "./copy.js";
 
-/** Lets go of every spare buffer (the next transfer allocates what it needs); returns their bytes. */
+/** Lets go of every spare buffer (the next transfer allocates anew); returns their bytes. */
 export function dropSpareBuffers(): number {
   return dropSpareCopyBuffers() + dropSpareBatches();
 }
