@@ -11,6 +11,7 @@ import {
   BUSY_SLACK_BYTES,
   collectWhenIdle,
   SLACK_BYTES,
+  TRIM_BUSY_TICKS,
   v8HeapControl,
   type HeapControl,
 } from "./idle-gc.js";
@@ -23,6 +24,8 @@ class ScriptedHeap implements HeapControl {
   floor = this.size;
   external = 0;
   collections = 0;
+  /** The collections there had been at each trim of the C heap. */
+  trims: number[] = [];
   committed(): { heap: number; external: number } {
     return { heap: this.size, external: this.external };
   }
@@ -30,6 +33,9 @@ class ScriptedHeap implements HeapControl {
     this.collections++;
     this.size = this.floor;
     this.external = 0;
+  }
+  trim(): void {
+    this.trims.push(this.collections);
   }
 }
 
@@ -135,6 +141,41 @@ describe("collectWhenIdle", () => {
     heap.size += SLACK_BYTES - 1;
     await sleep(TICK_MS * 10);
     assert.equal(heap.collections, 0);
+  });
+
+  it("trims the C heap once, at the idle tick after a collection, not again while idle", async () => {
+    const heap = new ScriptedHeap();
+    watch(heap);
+    activity.started += 5;
+    heap.size += SLACK_BYTES + 1;
+    await eventually(() => heap.trims.length === 1, "no trim after the collection");
+    // After the collection, never in the same tick (V8 frees the dead buffers afterwards).
+    assert.deepEqual(heap.trims, [1]);
+    await sleep(TICK_MS * 10);
+    assert.deepEqual(heap.trims, [1], "trimmed again while idle");
+  });
+
+  it("trims after a burst that needed no collection, once it lasted TRIM_BUSY_TICKS ticks", async () => {
+    const heap = new ScriptedHeap();
+    watch(heap);
+    // One request: a health check. Not enough busy ticks to trim for.
+    activity.started += 1;
+    await sleep(TICK_MS * 10);
+    assert.deepEqual(heap.trims, []);
+    // Requests over more ticks than TRIM_BUSY_TICKS, the heap not grown by the busy slack.
+    activity.running = 1;
+    await sleep(TICK_MS * (TRIM_BUSY_TICKS + 3));
+    assert.deepEqual(heap.trims, [], "trimmed while a request ran");
+    activity.running = 0;
+    await eventually(() => heap.trims.length === 1, "no trim once the burst was over");
+    assert.equal(heap.collections, 0);
+  });
+
+  it("trims nothing on an idle server that served nothing", async () => {
+    const heap = new ScriptedHeap();
+    watch(heap);
+    await sleep(TICK_MS * 10);
+    assert.deepEqual(heap.trims, []);
   });
 
   it("does nothing without V8's gc (node without --expose-gc)", async () => {

@@ -24,6 +24,9 @@ export const SLACK_BYTES = 8 * 1024 * 1024;
  */
 export const BUSY_SLACK_BYTES = 16 * 1024 * 1024;
 
+/** Busy ticks without a collection after which an idle tick trims the C heap. */
+export const TRIM_BUSY_TICKS = 4;
+
 /** What the idle collector needs of V8, replaceable in its unit test. */
 export interface HeapControl {
   /** A full, synchronous collection. */
@@ -33,14 +36,22 @@ export interface HeapControl {
    * JavaScript objects keep alive (ArrayBuffers: freed only when a collection finds them garbage).
    */
   committed(): { heap: number; external: number };
+  /**
+   * Gives the C heap's free pages back to the system (glibc's malloc_trim, malloc-trim.ts), once
+   * an idle server's collection has freed the buffers; absent where it cannot be done.
+   */
+  trim?(): void;
 }
 
-/** V8's own: undefined when node runs without `--expose-gc`. */
-export function v8HeapControl(): HeapControl | undefined {
+/**
+ * V8's own, with `trim` for the C heap when given: undefined when node runs without `--expose-gc`.
+ */
+export function v8HeapControl(trim?: () => void): HeapControl | undefined {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (typeof gc !== "function") return undefined;
   return {
     collect: () => gc(),
+    trim,
     committed: () => {
       const stats = getHeapStatistics();
       return { heap: stats.total_heap_size, external: stats.external_memory };
@@ -53,7 +64,9 @@ export function v8HeapControl(): HeapControl | undefined {
  * for its drain anyway) each tick and collects garbage as above. At each idle tick it calls
  * `dropSpares`, which lets go of the buffers kept for reuse (the drivers' copy and write buffers:
  * 16 MiB after a pull and a large push) and returns their bytes; when there were any, it collects
- * so that they are freed.
+ * so that they are freed. At the first idle tick with no collection after a busy one or a
+ * collection, it trims the C heap (`control.trim`): a tick after the collection, because V8 frees
+ * the dead buffers' memory on a background thread after the collection returns.
  * Returns the stop function. `control` undefined (no `--expose-gc`): does nothing.
  */
 export function collectWhenIdle(
@@ -73,6 +86,10 @@ export function collectWhenIdle(
     totalBase = heap + external;
   };
   rebase();
+  // A collection ran, or requests ran for TRIM_BUSY_TICKS ticks, since the C heap was last
+  // trimmed (a health check each second does not trim each second).
+  let trimDue = false;
+  let busyTicks = 0;
   const timer = setInterval(() => {
     // Requests came since the last tick, or some are still running: busy.
     const { started, running } = activity();
@@ -91,9 +108,17 @@ export function collectWhenIdle(
     // Idle, the buffers kept for reuse go too; a collection frees them even when the heap and
     // the buffers did not grow by the slack since the last one (which may have run mid-burst).
     const dropped = busy ? 0 : dropSpares();
-    if (!grown && dropped === 0) return;
-    control.collect();
-    rebase();
+    if (grown || dropped > 0) {
+      control.collect();
+      rebase();
+      trimDue = true;
+    } else if (busy) {
+      if (++busyTicks >= TRIM_BUSY_TICKS) trimDue = true;
+    } else if (trimDue) {
+      trimDue = false;
+      busyTicks = 0;
+      control.trim?.();
+    }
   }, tickMs);
   timer.unref();
   return () => clearInterval(timer);

@@ -46,7 +46,8 @@ import { HealthCheck, healthPath } from "./health.js";
 import { healthChecks, PeriodicChecks } from "./health-checks.js";
 import { listen, localUrl } from "./listen.js";
 import { trackRequest, type RequestTracking } from "./requests.js";
-import { collectWhenIdle } from "./idle-gc.js";
+import { collectWhenIdle, v8HeapControl } from "./idle-gc.js";
+import { lazyMallocTrim } from "./malloc-trim.js";
 import { createLogger } from "./logger.js";
 import { startGarbageCollector, type GarbageCollector } from "./garbage-collector.js";
 import { startUploadPurger } from "./upload-purger.js";
@@ -428,7 +429,14 @@ async function serve(config: BerthConfig, logger: Logger): Promise<Serving> {
     throw error;
   });
   const admit = guardConnections(server, config.http.timeouts, config.http.limits);
-  const stopIdleCollection = collectWhenIdle(() => api.activity(), dropSpareBuffers);
+  const trim = lazyMallocTrim((reason) =>
+    logger.debug(`freed C heap pages are not given back when idle: ${reason}`),
+  );
+  const stopIdleCollection = collectWhenIdle(
+    () => api.activity(),
+    dropSpareBuffers,
+    v8HeapControl(trim),
+  );
 
   const headers = Object.entries(config.http.headers);
   let closing = false;
