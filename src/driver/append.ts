@@ -30,6 +30,18 @@ const BATCH_SIZE = 1024 * 1024;
 /** Batches one writer may have in flight at once (8 MiB): its backpressure. */
 const BATCHES_IN_FLIGHT = 8;
 /**
+ * Batches all writers together may have in flight beyond each one's first (16 MiB). Without it,
+ * pushes at 50 in flight (the zb mix at c=50, 12 pushes among 38 pulls) on a loaded machine,
+ * where the writes wait for the thread pool, held up to 8 MiB each.
+ */
+export const SHARED_BATCHES = 16;
+let batchesInFlight = 0;
+
+/** The batches in flight now beyond each writer's first (at most SHARED_BATCHES). */
+export function sharedBatchesInFlight(): number {
+  return batchesInFlight;
+}
+/**
  * Every this many bytes a large writer starts an fdatasync in the background (one at a time), so
  * that the disk writes while the rest arrives instead of all at the fsync of commit: on a machine
  * with a lot of memory, a whole blob fits in the page cache before the kernel starts writing it.
@@ -118,16 +130,25 @@ export class FileAppender {
   }
 
   private async sendBatch(): Promise<void> {
-    while (this.writing.size >= BATCHES_IN_FLIGHT) await Promise.race(this.writing);
+    while (
+      this.writing.size >= BATCHES_IN_FLIGHT ||
+      (this.writing.size > 0 && batchesInFlight >= SHARED_BATCHES)
+    ) {
+      await Promise.race(this.writing);
+    }
     if (this.failed !== undefined) throw this.failed;
     const batch = this.batch!;
     const length = this.batchLength;
     this.batch = undefined;
     this.batchLength = 0;
     const start = this.position;
+    // A writer's first batch in flight is its own; the others count against SHARED_BATCHES.
+    const shared = this.writing.size > 0;
+    if (shared) batchesInFlight++;
     const write: Promise<void> = writeAll(this.fd, batch.subarray(0, length), start)
       .catch((error: Error) => this.fail(error, start))
       .finally(() => {
+        if (shared) batchesInFlight--;
         this.writing.delete(write);
         giveBackBatch(batch);
       });

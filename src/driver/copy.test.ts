@@ -9,7 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { describe, it } from "node:test";
-import { copyContent, copyRange, copyStream, SHARED_COPY_BUFFERS } from "./copy.js";
+import {
+  copyContent,
+  copyRange,
+  copyStream,
+  FULL_SIZE_OWN_BUFFERS,
+  SHARED_COPY_BUFFERS,
+} from "./copy.js";
 import { DriverErrorCode, DestinationClosedError, type StorageDriver } from "./driver.js";
 import { CollectingWritable, sleep } from "./testsuite/support.js";
 
@@ -153,6 +159,9 @@ class HoldingWritable extends Writable {
   static holding = 0;
   static mostHeld = 0;
   static holdUntil = 0;
+  /** The bytes of the writes held, now and at most. */
+  static heldBytes = 0;
+  static mostHeldBytes = 0;
   private static opened: Promise<void> | undefined;
   private static open: (() => void) | undefined;
   /** The same for this sink alone: above 1 when its copy had a shared buffer. */
@@ -167,13 +176,19 @@ class HoldingWritable extends Writable {
       chunk: unknown,
       callback: (error?: Error | null) => void,
     ) => boolean;
-    this.write = ((chunk: unknown, callback?: (error?: Error | null) => void) => {
+    this.write = ((chunk: Buffer, callback?: (error?: Error | null) => void) => {
       HoldingWritable.holding++;
+      HoldingWritable.heldBytes += chunk.length;
+      HoldingWritable.mostHeldBytes = Math.max(
+        HoldingWritable.mostHeldBytes,
+        HoldingWritable.heldBytes,
+      );
       HoldingWritable.mostHeld = Math.max(HoldingWritable.mostHeld, HoldingWritable.holding);
       this.holding++;
       this.mostHeld = Math.max(this.mostHeld, this.holding);
       return write(chunk, (error) => {
         HoldingWritable.holding--;
+        HoldingWritable.heldBytes -= chunk.length;
         this.holding--;
         callback?.(error);
       });
@@ -205,6 +220,7 @@ describe("copyRange", () => {
       const expected = createHash("sha256").update(content).digest("hex");
       const copies = 40;
       HoldingWritable.holding = HoldingWritable.mostHeld = 0;
+      HoldingWritable.heldBytes = HoldingWritable.mostHeldBytes = 0;
       // No write completes until every copy has handed over its first buffer: the copies then
       // ask for more while all of theirs are held, whatever the machine's load.
       HoldingWritable.holdUntil = copies;
@@ -228,6 +244,16 @@ describe("copyRange", () => {
       assert.ok(
         sinks.some((sink) => sink.mostHeld > 1),
         "the shared buffers were never used",
+      );
+      // Full-size (2 MiB) own buffers for FULL_SIZE_OWN_BUFFERS copies, 256 KiB for the others:
+      // 80 MiB held at once before that bound.
+      const fullSize = 2 * 1024 * KiB;
+      const bound =
+        (FULL_SIZE_OWN_BUFFERS + SHARED_COPY_BUFFERS) * fullSize +
+        (copies - FULL_SIZE_OWN_BUFFERS) * 256 * KiB;
+      assert.ok(
+        HoldingWritable.mostHeldBytes <= bound,
+        `held ${HoldingWritable.mostHeldBytes} bytes at once, more than ${bound}`,
       );
     } finally {
       await rm(dir, { recursive: true, force: true });
