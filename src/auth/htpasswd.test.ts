@@ -18,6 +18,7 @@ import {
   type TestRegistry,
 } from "../testing/harness.js";
 import { captureLogger } from "../testing/logger.js";
+import { commonCost, dummyHash } from "./htpasswd.js";
 import { skipUnlessCommands } from "../testing/tools.js";
 
 const skip = skipUnlessCommands(["htpasswd"], ["apache2-utils"]);
@@ -337,5 +338,18 @@ describe("htpasswd mode: files, throttling, logs", { skip }, () => {
     } finally {
       await running.close();
     }
+  });
+});
+
+describe("htpasswd: an unknown user's check", () => {
+  it("runs bcrypt at the cost most entries have (a miss costs what a hit costs)", async () => {
+    const at = (cost: number) => `$2y$${String(cost).padStart(2, "0")}$${"a".repeat(53)}`;
+    assert.equal(commonCost([at(5), at(12), at(12)]), 12);
+    assert.equal(commonCost([at(5)]), 5);
+    // An empty file: the cost of a provisioned password, distribution's bcrypt.DefaultCost.
+    assert.equal(commonCost([]), 10);
+    const hash = await dummyHash(6);
+    assert.match(hash, /^\$2[aby]\$06\$/);
+    assert.equal(await dummyHash(6), hash, "made again for the same cost");
   });
 });

@@ -22,8 +22,36 @@ const REMEMBER_MS = 5 * 60_000;
 const STAT_INTERVAL_MS = 1000;
 
 const BCRYPT = /^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/;
-/** Compared against when the user is unknown, so that a miss costs what a hit costs. */
-const DUMMY_HASH = bcrypt.hashSync("berth-no-such-user", 5);
+/** Hashes of no one's password by bcrypt cost, made when first needed. */
+const dummyHashes = new Map<number, Promise<string>>();
+
+/**
+ * The cost most of `hashes` have (PROVISION_COST when there are none): what an unknown user's check
+ * compares against, so that a miss costs what a hit costs.
+ */
+export function commonCost(hashes: Iterable<string>): number {
+  const counts = new Map<number, number>();
+  for (const hash of hashes) {
+    const cost = Number(hash.slice(4, 6));
+    counts.set(cost, (counts.get(cost) ?? 0) + 1);
+  }
+  let common = PROVISION_COST;
+  let most = 0;
+  for (const [cost, count] of counts) {
+    if (count > most) [common, most] = [cost, count];
+  }
+  return common;
+}
+
+/** A bcrypt hash of a password no one has, of `cost`. */
+export function dummyHash(cost: number): Promise<string> {
+  let hash = dummyHashes.get(cost);
+  if (hash === undefined) {
+    hash = bcrypt.hash(randomBytes(16).toString("base64url"), cost);
+    dummyHashes.set(cost, hash);
+  }
+  return hash;
+}
 
 /**
  * Creates `path` with one user and a random password when it does not exist, and logs the
@@ -79,6 +107,8 @@ export function parseHtpasswd(text: string): { entries: Map<string, string>; ski
 /** The users of one htpasswd file. */
 export class HtpasswdFile {
   private entries = new Map<string, string>();
+  /** The cost of most entries: an unknown user's check runs bcrypt at it. */
+  private cost = PROVISION_COST;
   private modified = -1;
   private checkedAt = 0;
   private loading: Promise<void> | undefined;
@@ -107,6 +137,7 @@ export class HtpasswdFile {
           );
         }
         this.entries = entries;
+        this.cost = commonCost(entries.values());
         this.modified = info.mtimeMs;
         this.remembered.clear();
       } finally {
@@ -129,7 +160,7 @@ export class HtpasswdFile {
     const mac = createHmac("sha256", this.secret).update(`${user}\0${password}`).digest();
     const known = this.remembered.get(user);
     if (hash !== undefined && known !== undefined && timingSafeEqual(known, mac)) return true;
-    const matches = await bcrypt.compare(password, hash ?? DUMMY_HASH);
+    const matches = await bcrypt.compare(password, hash ?? (await dummyHash(this.cost)));
     if (!matches || hash === undefined) return false;
     // The file may have changed while bcrypt ran: remember only against the current entry.
     if (this.entries.get(user) === hash) this.remembered.set(user, mac);
