@@ -46,9 +46,14 @@ class GrowingCache<K extends Present, V extends Present> implements BoundedCache
   set(key: K, value: V, options?: { ttl?: number }): this {
     const { cache } = this;
     if (cache.size >= cache.max && cache.max < this.capacity && !cache.has(key)) {
-      // dump() and load() keep the order of use and what is left of each entry's TTL.
+      // Least recently used first, so that the order of use stays, with what is left of each
+      // entry's TTL (expired ones are skipped). Not dump() and load(): dump() builds its list with
+      // unshift, quadratic: growing from 65,536 entries blocked the event loop 3.6-4.5 s.
       const bigger = this.create(Math.min(this.capacity, cache.max * 8));
-      bigger.load(cache.dump());
+      for (const [key, value] of cache.rentries() as Iterable<[K, V]>) {
+        if (this.ttlMs === undefined) bigger.set(key, value);
+        else bigger.set(key, value, { ttl: Math.max(1, cache.getRemainingTTL(key)) });
+      }
       this.cache = bigger;
     }
     this.cache.set(key, value, options);
