@@ -113,12 +113,21 @@ export class S3Driver implements StorageDriver {
         }),
       },
     });
-    // Each HTTP request the SDK sends, retries included: the deserialize step runs inside the
-    // retry loop, once per attempt (a presigned URL sends nothing and is not counted).
+    // Each HTTP request the backend answered, retries included: the deserialize step runs inside
+    // the retry loop, once per attempt. An attempt that failed before any answer (a keep-alive
+    // socket the gateway had closed, which the SDK retries at once) never reached it and is not
+    // counted, as the gateway's access log does not list it; nor is a presigned URL.
     this.client.middlewareStack.add(
-      (next, context) => (args) => {
-        this.onBackendRequest?.(context.commandName?.replace(/Command$/, "") ?? "unknown");
-        return next(args);
+      (next, context) => async (args) => {
+        const operation = context.commandName?.replace(/Command$/, "") ?? "unknown";
+        try {
+          const result = await next(args);
+          this.onBackendRequest?.(operation);
+          return result;
+        } catch (error) {
+          if (answered(error)) this.onBackendRequest?.(operation);
+          throw error;
+        }
       },
       { step: "deserialize", name: "berthBackendRequests" },
     );
@@ -662,4 +671,13 @@ export class S3Driver implements StorageDriver {
       });
     }
   }
+}
+
+/** Whether an SDK error carries the backend's answer (an HTTP status), not only a socket error. */
+function answered(error: unknown): boolean {
+  const { $response, $metadata } = (error ?? {}) as {
+    $response?: unknown;
+    $metadata?: { httpStatusCode?: number };
+  };
+  return $response !== undefined || $metadata?.httpStatusCode !== undefined;
 }
