@@ -38,6 +38,7 @@ const REQUESTS: [CallKind | "cancel", Record<string, unknown>][] = [
   ["redirectUrl", { path: "/r", method: "HEAD", expiresIn: 1200 }],
   ["localFile", { path: "/l" }],
   ["write", { path: "/w", append: true, content: Buffer.alloc(130, 7), action: "COMMIT" }],
+  ["touch", { path: "/berth/gc/refreshed/sha256/ab" }],
   ["cancel", {}],
 ];
 
@@ -53,6 +54,7 @@ const REPLIES: [CallKind | "error", Record<string, unknown>][] = [
   ["redirectUrl", { url: "https://example.com/x?y=z" }],
   ["localFile", { file: "/srv/berth/x/data", size: 4096 }],
   ["write", { size: 2 ** 40 }],
+  ["touch", {}],
   [
     "error",
     {
@@ -157,12 +159,12 @@ describe("call stream codec", () => {
 
   it("skips fields it does not know and names no kind for a case it does not know", () => {
     const known = encodeCallRequest({ id: 9, kind: "stat", body: { path: "/k" } });
-    // Field 20 (varint 150), field 21 (fixed32), field 22 (fixed64) and field 12 (a message).
+    // Field 20 (varint 150), field 21 (fixed32), field 22 (fixed64) and field 13 (a message).
     const extra = Buffer.from([0xa0, 0x01, 0x96, 0x01, 0xad, 0x01, 1, 2, 3, 4]);
     const fixed64 = Buffer.from([0xb1, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]);
     const decoded = decodeCallRequest(Buffer.concat([extra, known, fixed64]));
     assert.deepEqual(decoded, { id: 9, kind: "stat", body: { path: "/k" } });
-    const unknownCase = Buffer.from([0x08, 0x05, 0x62, 0x02, 0x0a, 0x00]);
+    const unknownCase = Buffer.from([0x08, 0x05, 0x6a, 0x02, 0x0a, 0x00]);
     assert.deepEqual(decodeCallRequest(unknownCase), { id: 5, kind: undefined, body: {} });
   });
 

@@ -40,6 +40,7 @@ const FIELD_OF: Record<Kind, number> = {
   redirectUrl: 9,
   localFile: 10,
   write: 11,
+  touch: 12,
   cancel: 15,
   error: 15,
 };
@@ -197,7 +198,7 @@ function writeRequest(out: Encoder, kind: CallKind | "cancel", body: Body): void
       return;
     case "cancel":
       return;
-    default: // getContent, stat, list, delete, localFile: PathRequest
+    default: // getContent, stat, list, delete, localFile, touch: PathRequest
       out.string(1, body.path);
   }
 }
@@ -258,7 +259,7 @@ function writeReply(out: Encoder, kind: CallKind | "error", body: Body): void {
         out.end(entry);
       }
       return;
-    default: // putContent, move, delete: Empty
+    default: // putContent, move, delete, touch: Empty
   }
 }
 
@@ -449,7 +450,7 @@ function decodeRequest(kind: CallKind | "cancel", input: Decoder): Body {
     }
     case "cancel":
       return decodeFields(input, NONE, {});
-    default: // getContent, stat, list, delete, localFile: PathRequest
+    default: // getContent, stat, list, delete, localFile, touch: PathRequest
       return decodeFields(input, PATH_REQUEST, { path: "" });
   }
 }
@@ -472,7 +473,7 @@ function decodeReply(kind: CallKind | "error", input: Decoder): Body {
       return decodeFields(input, WRITER_SIZE, { size: 0 });
     case "error":
       return decodeError(input);
-    default: // putContent, move, delete: Empty
+    default: // putContent, move, delete, touch: Empty
       return decodeFields(input, NONE, {});
   }
 }

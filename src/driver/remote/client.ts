@@ -69,6 +69,7 @@ export type RpcName =
   | "RedirectURL"
   | "Walk"
   | "LocalFile"
+  | "Touch"
   | "Calls";
 
 /** A client of the driver served on the Unix socket `socket`. */
@@ -103,6 +104,8 @@ export interface DriverConnection {
   readonly localRoot?: string | undefined;
   /** Whether the running driver serves the call stream (protocol 1.3's `Calls`). */
   readonly callStream?: boolean;
+  /** Whether the running driver serves `Touch` (protocol 1.4). */
+  readonly touch?: boolean;
 }
 
 /** Statuses that come from the transport, not from the driver (when the driver sent no code). */
@@ -295,6 +298,27 @@ export class RemoteDriver implements StorageDriver {
       path,
     );
     return reply.stored;
+  }
+
+  /** The driver answered Touch with UNIMPLEMENTED: putContent of no bytes from then on. */
+  private touchOff = false;
+
+  /**
+   * The driver's `Touch` (protocol 1.4): one call that, on the filesystem, opens the record with
+   * O_TRUNC and syncs nothing. To an older driver, putContent of no bytes, as DriverBase does for
+   * a driver without touch.
+   */
+  async touch(path: StoragePath): Promise<void> {
+    if (!this.touchOff && this.connection.touch === true) {
+      try {
+        await this.unary("Touch", { path }, path);
+        return;
+      } catch (error) {
+        if (!(error instanceof UnsupportedMethodError)) throw error;
+        this.touchOff = true;
+      }
+    }
+    await this.putContent(path, EMPTY);
   }
 
   async stat(path: StoragePath): Promise<FileInfo> {

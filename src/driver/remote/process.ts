@@ -17,7 +17,13 @@ import {
   type StorageDriverError,
 } from "../driver.js";
 import { connectClient, type DriverConnection, type ServiceClient } from "./client.js";
-import { CALL_STREAM_MINOR, SOCKET_ENV, incompatibility, speaksMinor } from "./protocol.js";
+import {
+  CALL_STREAM_MINOR,
+  SOCKET_ENV,
+  TOUCH_MINOR,
+  incompatibility,
+  speaksMinor,
+} from "./protocol.js";
 
 /** Where a driver process's stderr lines and Berth's notes about the process go. */
 export type DriverLog = (level: "info" | "warn" | "error", message: string) => void;
@@ -71,6 +77,8 @@ interface Generation {
   localRoot: string | undefined;
   /** Whether it serves the call stream (protocol 1.3). */
   callStream: boolean;
+  /** Whether it serves Touch (protocol 1.4). */
+  touch: boolean;
   /** Set once the process exited: how. */
   exit?: string;
   exited: Promise<void>;
@@ -121,6 +129,11 @@ export class DriverProcess implements DriverConnection {
   /** Whether the running process serves the call stream (protocol 1.3's `Calls`). */
   get callStream(): boolean {
     return this.current?.exit === undefined && this.current?.callStream === true;
+  }
+
+  /** Whether the running process serves Touch (protocol 1.4). */
+  get touch(): boolean {
+    return this.current?.exit === undefined && this.current?.touch === true;
   }
 
   /** Starts the process for the first time; rejects with why it cannot run. */
@@ -304,6 +317,7 @@ export class DriverProcess implements DriverConnection {
       localRoot:
         speaksMinor(version.version, 2) && version.localRoot !== "" ? version.localRoot : undefined,
       callStream: speaksMinor(version.version, CALL_STREAM_MINOR),
+      touch: speaksMinor(version.version, TOUCH_MINOR),
       exited,
     };
     void exited.then(() => {

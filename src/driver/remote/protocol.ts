@@ -30,11 +30,10 @@ import {
 /**
  * The protocol version Berth speaks, "major.minor"; a new minor only adds (1.1: LocalFile; 1.2:
  * local writes, VersionReply.local_root and the Writer's `local` messages; 1.3: the call stream,
- * `Calls`). Berth
- * accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR, and uses what a
+ * `Calls`; 1.4: `Touch`). Berth accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR, and uses what a
  * later minor added only when the driver has it (a call it does not know answers UNIMPLEMENTED).
  */
-export const PROTOCOL_VERSION = "1.3";
+export const PROTOCOL_VERSION = "1.4";
 
 /** The oldest minor of PROTOCOL_VERSION's major that Berth still accepts: 1.0's drivers work. */
 export const MIN_PROTOCOL_MINOR = 0;
@@ -103,6 +102,7 @@ export const CALL_KINDS = {
   Delete: "delete",
   RedirectURL: "redirectUrl",
   LocalFile: "localFile",
+  Touch: "touch",
 } as const;
 
 /**
@@ -113,6 +113,9 @@ export type CallKind = (typeof CALL_KINDS)[keyof typeof CALL_KINDS] | "write";
 
 /** The minor that added the call stream. */
 export const CALL_STREAM_MINOR = 3;
+
+/** The minor that added `Touch`. */
+export const TOUCH_MINOR = 4;
 
 /** A failed call on the call stream, as it travels (CallError). */
 export interface WireCallError {
