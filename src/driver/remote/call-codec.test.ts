@@ -168,6 +168,52 @@ describe("call stream codec", () => {
     assert.deepEqual(decodeCallRequest(unknownCase), { id: 5, kind: undefined, body: {} });
   });
 
+  it("writes and reads batches (1.5) as protobuf.js does", () => {
+    const stat = REPLIES.find(([kind]) => kind === "stat")![1];
+    const error = REPLIES.find(([kind]) => kind === "error")![1];
+    const request = encodeCallRequest({
+      id: 1,
+      kind: "stat",
+      body: { path: "/a" },
+      batch: [
+        { id: 2, kind: "cancel", body: {} },
+        { id: 3, kind: "putContent", body: { path: "/b", content } },
+      ],
+    });
+    const read = calls.requestDeserialize(request) as Record<string, unknown>;
+    assert.deepEqual(asCallMessage("call", read), { id: 1, kind: "stat", body: { path: "/a" } });
+    assert.deepEqual(
+      (read.batch as Record<string, unknown>[]).map((entry) => asCallMessage("call", entry)),
+      [
+        { id: 2, kind: "cancel", body: {} },
+        { id: 3, kind: "putContent", body: { path: "/b", content } },
+      ],
+    );
+    const replies = [loaded("reply", 5, "stat", stat), loaded("reply", 6, "error", error)];
+    const bytes = calls.responseSerialize({ ...loaded("reply", 4, "move", {}), batch: replies });
+    assert.deepEqual(decodeCallReply(bytes), {
+      id: 4,
+      kind: "move",
+      body: {},
+      batch: [
+        { id: 5, kind: "stat", body: stat },
+        { id: 6, kind: "error", body: error },
+      ],
+    });
+    assert.deepEqual(
+      encodeCallReply({
+        id: 4,
+        kind: "move",
+        body: {},
+        batch: [
+          { id: 5, kind: "stat", body: stat },
+          { id: 6, kind: "error", body: error },
+        ],
+      }),
+      bytes,
+    );
+  });
+
   it("refuses truncated messages", () => {
     const bytes = encodeCallRequest({
       id: 1,

@@ -8,11 +8,15 @@
 
 import type { CallKind } from "./protocol.js";
 
-/** A call as Berth sends it: its id, its kind (or `cancel`) and the kind's request. */
+/**
+ * A call as Berth sends it: its id, its kind (or `cancel`) and the kind's request; `batch`, more
+ * calls in the same message (protocol 1.5).
+ */
 export interface OutgoingCall {
   id: number;
   kind: CallKind | "cancel";
   body: object;
+  batch?: OutgoingCall[];
 }
 
 /**
@@ -24,6 +28,8 @@ export interface CallMessage<Kind extends string = CallKind | "cancel" | "error"
   id: number;
   kind: Kind | undefined;
   body: Record<string, unknown>;
+  /** More calls or replies in the same message, after this one (protocol 1.5). */
+  batch?: CallMessage<Kind>[];
 }
 
 type Kind = CallKind | "cancel" | "error";
@@ -51,6 +57,9 @@ for (const [kind, field] of Object.entries(FIELD_OF) as [Kind, number][]) {
   if (kind !== "error") REQUEST_KIND[field] = kind;
   if (kind !== "cancel") REPLY_KIND[field] = kind;
 }
+
+/** The field number of CallRequest's and CallReply's `batch` (protocol 1.5). */
+const BATCH = 16;
 
 const VARINT = 0;
 const FIXED64 = 1;
@@ -218,7 +227,21 @@ export function encodeCallRequest(call: OutgoingCall): Buffer {
   const start = out.begin(FIELD_OF[call.kind]);
   writeRequest(out, call.kind, body);
   out.end(start);
-  return out.done();
+  return withBatch(out.done(), call.batch, encodeCallRequest);
+}
+
+/** `message` followed by `batch`'s messages, each as an element of the `batch` field. */
+function withBatch<T>(message: Buffer, batch: T[] | undefined, encode: (entry: T) => Buffer) {
+  if (batch === undefined || batch.length === 0) return message;
+  const parts = [message];
+  for (const entry of batch) {
+    const bytes = encode(entry);
+    const header = new Encoder(12);
+    header.varint((BATCH << 3) | LENGTH);
+    header.varint(bytes.length);
+    parts.push(header.done(), bytes);
+  }
+  return Buffer.concat(parts);
 }
 
 /** Writes the reply of `kind` (ContentReply, FileInfo, CallError, ...) into `out`. */
@@ -283,7 +306,7 @@ export function encodeCallReply(reply: CallMessage<CallKind | "error">): Buffer 
   const start = out.begin(FIELD_OF[kind]);
   writeReply(out, kind, reply.body);
   out.end(start);
-  return out.done();
+  return withBatch(out.done(), reply.batch, encodeCallReply);
 }
 
 // ---- decoding ----
@@ -499,6 +522,8 @@ function decodeCall<K extends Kind>(
   buffer: Buffer,
   kinds: (K | undefined)[],
   decodeBody: (kind: K, input: Decoder) => Body,
+  /** Whether `batch` is read (in a message of the stream; not in an element of a batch). */
+  batches = true,
 ): CallMessage<K> {
   const input = new Decoder(buffer, 0, buffer.length);
   const message: CallMessage<K> = { id: 0, kind: undefined, body: {} };
@@ -509,6 +534,10 @@ function decodeCall<K extends Kind>(
     else if (kind !== undefined && wire === LENGTH) {
       message.kind = kind;
       message.body = decodeBody(kind, input.message());
+    } else if (number === BATCH && wire === LENGTH && batches) {
+      const [start, end] = input.span();
+      const entry = decodeCall(buffer.subarray(start, end), kinds, decodeBody, false);
+      (message.batch ??= []).push(entry);
     } else input.skip(wire);
   }
   return message;

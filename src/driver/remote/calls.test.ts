@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import type { Duplex } from "node:stream";
 import { describe, it } from "node:test";
 import { DriverErrorCode, type CallOptions, type StoragePath } from "../driver.js";
 import { InMemoryDriver } from "../inmemory/index.js";
@@ -66,9 +67,25 @@ async function served(name: string, options: { callTimeoutMs?: number; version?:
     rpcs.writers++;
     return writer(...args);
   };
-  const connection = fixedConnection(client, { callStream: version === undefined });
+  // Messages on the Calls streams: written by Berth, and received from the driver.
+  const messages = { sent: 0, received: 0 };
+  const calls = client.Calls.bind(client);
+  client.Calls = (...args: unknown[]) => {
+    const stream = calls(...args) as Duplex;
+    const write = stream.write.bind(stream) as (...rest: unknown[]) => boolean;
+    stream.write = (...rest: unknown[]) => {
+      messages.sent++;
+      return write(...rest);
+    };
+    stream.on("data", () => messages.received++);
+    return stream;
+  };
+  const connection = fixedConnection(client, {
+    callStream: version === undefined,
+    callBatches: version === undefined,
+  });
   const remote = new RemoteDriver(name, connection, options.callTimeoutMs ?? 120_000);
-  return { driver, remote, rpcs };
+  return { driver, remote, rpcs, client, messages };
 }
 
 describe("the call stream (protocol 1.3)", () => {
@@ -163,6 +180,45 @@ describe("the call stream (protocol 1.3)", () => {
     await cancelled.cancel();
     await assert.rejects(remote.stat("/cancelled"), { code: DriverErrorCode.PathNotFound });
     await assert.rejects(cancelled.write(small), { code: DriverErrorCode.WriterClosed });
+  });
+
+  it("calls ready at once go in one message, and their replies too (1.5)", async () => {
+    const { driver, remote, messages } = await served("batches");
+    await remote.putContent("/gate", Buffer.from("held"));
+    for (let i = 0; i < 10; i++) await remote.putContent(`/b/${i}`, Buffer.from(String(i)));
+    const before = { ...messages };
+    const gated = remote.delete("/gate");
+    const stats = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        remote.stat(i === 9 ? "/b/missing" : `/b/${i}`).catch((error: Error) => error),
+      ),
+    );
+    assert.equal(messages.sent - before.sent, 1, "eleven calls in one message");
+    assert.ok(messages.received - before.received < 10, "the replies came batched");
+    assert.deepEqual(
+      stats.slice(0, 9).map((info) => (info as { size: number }).size),
+      Array(9).fill(1),
+    );
+    assert.equal((stats[9] as { code?: string }).code, DriverErrorCode.PathNotFound);
+    driver.open();
+    await gated;
+  });
+
+  it("a Berth that does not say 1.5 gets every reply as a message of its own", async () => {
+    const { remote, client } = await served("unbatched");
+    await remote.putContent("/u", Buffer.from("u"));
+    // A 1.3 Berth: no berth-protocol metadata; eleven calls written in one tick.
+    const stream = client.Calls() as Duplex;
+    const replies: number[] = [];
+    stream.on("data", (reply: { id: number }) => replies.push(reply.id));
+    const ended = new Promise((resolve) => stream.on("status", resolve));
+    for (let id = 1; id <= 11; id++) stream.write({ id, kind: "stat", body: { path: "/u" } });
+    stream.end();
+    await ended;
+    assert.deepEqual(
+      replies.sort((a, b) => a - b),
+      Array.from({ length: 11 }, (_, i) => i + 1),
+    );
   });
 
   it("a driver that reports 1.2 gets unary rpcs and Writer rpcs", async () => {

@@ -7,6 +7,8 @@
 import * as grpc from "@grpc/grpc-js";
 import type { CallMessage, OutgoingCall } from "./call-codec.js";
 import {
+  PROTOCOL_METADATA,
+  PROTOCOL_VERSION,
   fromCallError,
   type CallKind,
   type RemoteFailure,
@@ -60,11 +62,15 @@ export class CallStream {
 
   constructor(
     /** The client (of one driver process) the stream runs on. */
-    readonly client: grpc.Client & { Calls(): unknown },
+    readonly client: grpc.Client & { Calls(metadata?: grpc.Metadata): unknown },
     /** How long a call may go unanswered. */
     private readonly timeoutMs: number,
+    /** Whether the driver reads batches (1.5): calls ready at once then go in one message. */
+    private readonly batches = false,
   ) {
-    const call = client.Calls() as grpc.ClientDuplexStream<
+    const metadata = new grpc.Metadata();
+    metadata.set(PROTOCOL_METADATA, PROTOCOL_VERSION);
+    const call = client.Calls(metadata) as grpc.ClientDuplexStream<
       OutgoingCall,
       CallMessage<CallKind | "error">
     >;
@@ -93,7 +99,7 @@ export class CallStream {
   send(kind: CallKind, request: object, settle: CallSettle): number {
     const id = this.nextId++;
     this.pending.set(id, { kind, settle, deadline: performance.now() + this.timeoutMs });
-    this.call.write({ id, kind, body: request });
+    this.write({ id, kind, body: request });
     if (this.deadlineTimer === undefined) this.armDeadline();
     return id;
   }
@@ -104,11 +110,42 @@ export class CallStream {
    */
   cancel(id: number): void {
     if (!this.pending.delete(id)) return;
-    if (!this.done) this.call.write({ id, kind: "cancel", body: {} });
+    if (!this.done) this.write({ id, kind: "cancel", body: {} });
     this.becameIdle();
   }
 
+  /** Calls waiting to go in one message (with `batches`), sent when the current I/O round ends. */
+  private queue: OutgoingCall[] = [];
+
+  /**
+   * Writes `message`; with `batches`, the messages written until the event loop's check phase
+   * go together as one (a message costs each side's gRPC far more than its bytes: measured, in
+   * docs/driver-protocol.md, "Cost").
+   */
+  private write(message: OutgoingCall): void {
+    if (!this.batches) {
+      this.call.write(message);
+      return;
+    }
+    this.queue.push(message);
+    if (this.queue.length === 1) setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    const [first, ...rest] = this.queue;
+    this.queue = [];
+    if (first === undefined || this.done) return;
+    if (rest.length > 0) first.batch = rest;
+    this.call.write(first);
+  }
+
+  /** Settles the call a reply answers, then those of the replies batched with it. */
   private settle(reply: CallMessage<CallKind | "error">): void {
+    this.settleOne(reply);
+    if (reply.batch !== undefined) for (const entry of reply.batch) this.settleOne(entry);
+  }
+
+  private settleOne(reply: CallMessage<CallKind | "error">): void {
     const call = this.pending.get(reply.id);
     if (call === undefined) return; // given up meanwhile
     this.pending.delete(reply.id);

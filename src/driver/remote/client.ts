@@ -106,6 +106,8 @@ export interface DriverConnection {
   readonly callStream?: boolean;
   /** Whether the running driver serves `Touch` (protocol 1.4). */
   readonly touch?: boolean;
+  /** Whether the running driver reads batches on the call stream (protocol 1.5). */
+  readonly callBatches?: boolean;
 }
 
 /** Statuses that come from the transport, not from the driver (when the driver sent no code). */
@@ -181,7 +183,11 @@ export class RemoteDriver implements StorageDriver {
     if (this.callStreamOff || this.connection.callStream !== true) return undefined;
     let calls = this.calls;
     if (calls === undefined || calls.client !== client || !calls.usable) {
-      calls = this.calls = new CallStream(client, this.callTimeoutMs);
+      calls = this.calls = new CallStream(
+        client,
+        this.callTimeoutMs,
+        this.connection.callBatches === true,
+      );
     }
     return calls.full ? undefined : calls;
   }

@@ -18,6 +18,7 @@ import {
 } from "../driver.js";
 import { connectClient, type DriverConnection, type ServiceClient } from "./client.js";
 import {
+  CALL_BATCH_MINOR,
   CALL_STREAM_MINOR,
   SOCKET_ENV,
   TOUCH_MINOR,
@@ -79,6 +80,8 @@ interface Generation {
   callStream: boolean;
   /** Whether it serves Touch (protocol 1.4). */
   touch: boolean;
+  /** Whether it reads batches on the call stream (protocol 1.5). */
+  callBatches: boolean;
   /** Set once the process exited: how. */
   exit?: string;
   exited: Promise<void>;
@@ -134,6 +137,11 @@ export class DriverProcess implements DriverConnection {
   /** Whether the running process serves Touch (protocol 1.4). */
   get touch(): boolean {
     return this.current?.exit === undefined && this.current?.touch === true;
+  }
+
+  /** Whether the running process reads batches on the call stream (protocol 1.5). */
+  get callBatches(): boolean {
+    return this.current?.exit === undefined && this.current?.callBatches === true;
   }
 
   /** Starts the process for the first time; rejects with why it cannot run. */
@@ -318,6 +326,7 @@ export class DriverProcess implements DriverConnection {
         speaksMinor(version.version, 2) && version.localRoot !== "" ? version.localRoot : undefined,
       callStream: speaksMinor(version.version, CALL_STREAM_MINOR),
       touch: speaksMinor(version.version, TOUCH_MINOR),
+      callBatches: speaksMinor(version.version, CALL_BATCH_MINOR),
       exited,
     };
     void exited.then(() => {

@@ -30,10 +30,12 @@ import {
 /**
  * The protocol version Berth speaks, "major.minor"; a new minor only adds (1.1: LocalFile; 1.2:
  * local writes, VersionReply.local_root and the Writer's `local` messages; 1.3: the call stream,
- * `Calls`; 1.4: `Touch`). Berth accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR, and uses what a
- * later minor added only when the driver has it (a call it does not know answers UNIMPLEMENTED).
+ * `Calls`; 1.4: `Touch`; 1.5: several calls or replies in one message of the call stream,
+ * `batch`). Berth accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR,
+ * and uses what a later minor added only when the driver has it (a call it does not know answers
+ * UNIMPLEMENTED).
  */
-export const PROTOCOL_VERSION = "1.4";
+export const PROTOCOL_VERSION = "1.5";
 
 /** The oldest minor of PROTOCOL_VERSION's major that Berth still accepts: 1.0's drivers work. */
 export const MIN_PROTOCOL_MINOR = 0;
@@ -116,6 +118,12 @@ export const CALL_STREAM_MINOR = 3;
 
 /** The minor that added `Touch`. */
 export const TOUCH_MINOR = 4;
+
+/** The minor that added batches on the call stream (CallRequest's and CallReply's `batch`). */
+export const CALL_BATCH_MINOR = 5;
+
+/** Metadata of a `Calls` stream: the protocol version Berth speaks (since 1.5). */
+export const PROTOCOL_METADATA = "berth-protocol";
 
 /** A failed call on the call stream, as it travels (CallError). */
 export interface WireCallError {

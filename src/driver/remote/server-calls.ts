@@ -5,7 +5,15 @@
 import * as grpc from "@grpc/grpc-js";
 import { UnsupportedMethodError } from "../driver.js";
 import type { CallMessage } from "./call-codec.js";
-import { CALL_KINDS, toCallError, toStatus, type CallKind } from "./protocol.js";
+import {
+  CALL_BATCH_MINOR,
+  CALL_KINDS,
+  PROTOCOL_METADATA,
+  speaksMinor,
+  toCallError,
+  toStatus,
+  type CallKind,
+} from "./protocol.js";
 
 /** One of the contract's unary calls as served: its request and signal to its reply. */
 export type Operation = (request: never, signal: AbortSignal) => Promise<object>;
@@ -69,6 +77,28 @@ export function serveCalls(
   let running = 0;
   let ending = false;
   let cancelled = false;
+  // Berth 1.5 or later reads batches: replies ready in the same round go as one message.
+  const peer = call.metadata.get(PROTOCOL_METADATA)[0];
+  const batches = typeof peer === "string" && speaksMinor(peer, CALL_BATCH_MINOR);
+  let queue: CallMessage<CallKind | "error">[] = [];
+  const flush = () => {
+    const [first, ...rest] = queue;
+    queue = [];
+    if (first === undefined || cancelled) return;
+    if (rest.length > 0) first.batch = rest;
+    call.write(first);
+    if (ending && running === 0) call.end();
+  };
+  const answer = (reply: CallMessage<CallKind | "error">) => {
+    if (cancelled) return;
+    if (!batches) {
+      call.write(reply);
+      if (ending && running === 0) call.end();
+      return;
+    }
+    queue.push(reply);
+    if (queue.length === 1) setImmediate(flush);
+  };
   /** Runs one call and answers it: one promise per call, no closures. */
   const run = async (id: number, kind: CallKind, body: unknown, signal: AbortSignal) => {
     let reply: CallMessage<CallKind | "error">;
@@ -85,11 +115,9 @@ export function serveCalls(
     }
     if (signal !== NEVER) signals.delete(id);
     running--;
-    if (cancelled) return;
-    call.write(reply);
-    if (ending && running === 0) call.end();
+    answer(reply);
   };
-  call.on("data", (request: CallRequest) => {
+  const start = (request: CallRequest) => {
     const { id, kind } = request;
     if (kind === "cancel") {
       signals.get(id)?.abort(new Error("the client cancelled the call"));
@@ -109,10 +137,14 @@ export function serveCalls(
       signal = controller.signal;
     }
     void run(id, kind, request.body, signal);
+  };
+  call.on("data", (request: CallRequest) => {
+    start(request);
+    if (request.batch !== undefined) for (const entry of request.batch) start(entry);
   });
   call.on("end", () => {
     ending = true;
-    if (running === 0 && !cancelled) call.end();
+    if (running === 0 && queue.length === 0 && !cancelled) call.end();
   });
   call.on("cancelled", () => {
     cancelled = true;
