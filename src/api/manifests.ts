@@ -48,17 +48,18 @@ export async function getManifest(context: ApiContext, request: ApiRequest): Pro
     return;
   }
 
-  let manifest = await repository.manifests.get(digest);
+  const { manifests } = repository;
+  let manifest = manifests.getCached?.(digest) ?? (await manifests.get(digest));
   const accept = req.headers.accept;
   // Clients list the stored type almost always; parse the list only when they do not.
   if (accept !== undefined && !accept.includes(manifest.mediaType)) {
-    manifest = await negotiate(manifest, acceptedMediaTypes(req), byTag, repository.manifests);
+    manifest = await negotiate(manifest, acceptedMediaTypes(req), byTag, manifests);
   }
   res.writeHead(200, {
     "Content-Type": manifest.mediaType,
     "Content-Length": manifest.content.length,
     "Docker-Content-Digest": manifest.digest,
-    ETag: `"${manifest.digest}"`,
+    ETag: manifest.digest === digest ? etag : `"${manifest.digest}"`,
   });
   res.end(request.isHead ? undefined : manifest.content);
   manifestEvent(context, request, "pull", manifest, byTag ? reference : undefined);

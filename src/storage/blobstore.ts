@@ -8,7 +8,7 @@ import type { CacheStats } from "./cache.js";
 import type { BlobDescriptorCache } from "./descriptor-cache.js";
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
 import { parseBlobPath, parseDigestPath, paths } from "./paths.js";
-import type { BlobInfo, StreamOptions } from "./types.js";
+import type { BlobInfo, Digest, StreamOptions } from "./types.js";
 
 /** True when `error` is a driver's PathNotFoundError. */
 export function isPathNotFound(error: unknown): boolean {
@@ -77,7 +77,9 @@ export class LinkStore {
     const content = await unlessNotFound(this.driver.getContent(path));
     if (content === undefined) return undefined;
     // Tolerate a trailing newline from hand-made roots; distribution never writes one.
-    return tryParseDigest(Buffer.from(content).toString("utf8").trim());
+    // A view of the bytes, not a copy (a tag read on every manifest GET by tag).
+    const bytes = Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+    return tryParseDigest(bytes.toString("utf8").trim());
   }
 
   /** `read` for a link only a delete can change (a layer or revision link): remembered if found. */
@@ -92,6 +94,20 @@ export class LinkStore {
     const digest = await this.read(path);
     if (digest !== undefined && forgets === this.forgets) {
       await this.cache.setLink(path, digest.digest);
+    }
+    return digest;
+  }
+
+  /**
+   * `readKnown`'s answer when the descriptor cache holds it in this process, without a promise
+   * (the digest as `readKnown` or `writeKnown` remembered it, valid); undefined when it does not,
+   * and then `readKnown` asks (and counts the request).
+   */
+  known(path: string): Digest | undefined {
+    const digest = this.cache.knownLink?.(path);
+    if (digest !== undefined && this.stats !== undefined) {
+      this.stats.requests++;
+      this.stats.hits++;
     }
     return digest;
   }
@@ -147,6 +163,19 @@ export class BlobStore {
     if (info === undefined || info.isDir) return undefined;
     await this.sizes.setSize(digest.digest, info.size);
     return { digest: digest.digest, size: info.size };
+  }
+
+  /**
+   * The blob's size when the descriptor cache holds it in this process, without a promise;
+   * undefined when it does not, and then `stat` asks (and counts the request).
+   */
+  knownSize(digest: Digest): number | undefined {
+    const size = this.sizes.knownSize?.(digest);
+    if (size !== undefined && this.stats !== undefined) {
+      this.stats.requests++;
+      this.stats.hits++;
+    }
+    return size;
   }
 
   /** True when the blob's data is stored, asking the driver (no cache). */

@@ -28,6 +28,18 @@ export interface BoundedCache<K extends Present, V extends Present> {
 /** The first size of a cache's tables; they grow eightfold when full, up to the capacity. */
 const INITIAL_ENTRIES = 1024;
 
+/**
+ * How old the clock reading a TTL cache judges its entries by may be: a hundredth of the TTL,
+ * between 1 ms and 1 s. lru-cache reads performance.now() once per resolution and arms a timer to
+ * forget the reading; at its default of 1 ms, the link, size and protection caches of a busy
+ * server armed up to three timers per millisecond (`setTimeout` and the timer list together 3-4%
+ * of a blob HEAD flood's busy samples). An entry may so be believed up to a hundredth of its TTL
+ * longer (plus any time the event loop was blocked): protection.ts says why that is safe there.
+ */
+function ttlResolution(ttlMs: number): number {
+  return Math.min(1000, Math.max(1, Math.floor(ttlMs / 100)));
+}
+
 /** An LRUCache whose tables grow with what it holds, up to `capacity` entries. */
 class GrowingCache<K extends Present, V extends Present> implements BoundedCache<K, V> {
   private cache: LRUCache<K, V>;
@@ -67,7 +79,12 @@ class GrowingCache<K extends Present, V extends Present> implements BoundedCache
   private create(max: number): LRUCache<K, V> {
     return this.ttlMs === undefined
       ? new LRUCache<K, V>({ max })
-      : new LRUCache<K, V>({ max, ttl: Math.max(1, this.ttlMs), ttlAutopurge: false });
+      : new LRUCache<K, V>({
+          max,
+          ttl: Math.max(1, this.ttlMs),
+          ttlAutopurge: false,
+          ttlResolution: ttlResolution(this.ttlMs),
+        });
   }
 }
 

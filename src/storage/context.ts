@@ -8,7 +8,7 @@ import type { Protection } from "./protection.js";
 import type { Quotas } from "./quota.js";
 import type { Hash } from "node:crypto";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
-import type { Digest, RegistryStorageOptions } from "./types.js";
+import type { Digest, RegistryStorageOptions, StoredManifest } from "./types.js";
 
 /**
  * The running sha256 of an upload's data, valid for its first `offset` bytes, and when the upload
@@ -34,7 +34,7 @@ export interface StorageContext {
   /** Serializes operations on one upload (and on one tag) in this process. */
   readonly queue: KeyedQueue;
   /** Small manifests by digest, with the media type their bytes declare: immutable content. */
-  readonly manifestCache: BoundedCache<Digest, { content: Buffer; mediaType: string }>;
+  readonly manifestCache: BoundedCache<Digest, StoredManifest>;
   /** Refresh records for a concurrent garbage collector (protection.ts). */
   readonly protection: Protection;
   /** The immutable tag rules (`storage.tags.immutable`), compiled. */

@@ -31,6 +31,14 @@ export interface BlobDescriptorCache {
   forgetSize(digest: Digest): Promise<void>;
   /** Releases connections; the cache misses from then on. */
   close?(): Promise<void>;
+  /**
+   * `link` answered from this process's memory, without a promise (the hot path of a blob HEAD
+   * or a manifest GET); undefined when that needs more (then ask `link`). Only a cache that keeps
+   * its entries in process has it.
+   */
+  knownLink?(path: string): Digest | undefined;
+  /** `size` answered from this process's memory, as `knownLink`. */
+  knownSize?(digest: Digest): number | undefined;
 }
 
 /** `storage.cache.blobdescriptor: inmemory`: two bounded LRU maps whose entries expire. */
@@ -45,6 +53,14 @@ export class InProcessDescriptorCache implements BlobDescriptorCache {
 
   async link(path: string): Promise<Digest | undefined> {
     return this.links.get(path);
+  }
+
+  knownLink(path: string): Digest | undefined {
+    return this.links.get(path);
+  }
+
+  knownSize(digest: Digest): number | undefined {
+    return this.sizes.get(digest);
   }
 
   async setLink(path: string, digest: Digest): Promise<void> {

@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createDriver, type StorageDriver } from "../driver/index.js";
-import { buildImage, MediaType, pushBlob, pushImage } from "../testing/images.js";
+import { buildImage, MediaType, pushBlob, pushImage, type Content } from "../testing/images.js";
 import { rejectsWith } from "../testing/storage-drivers.js";
 import { CLOCK_SLACK_MS } from "./gc.js";
-import { createRegistryStorage, RegistryErrorCode } from "./index.js";
+import { createRegistryStorage, RegistryErrorCode, type BlobInfo } from "./index.js";
 
 const DELAY_MS = 100;
 
@@ -148,6 +148,29 @@ describe("online garbage collection races", () => {
       old.freedBytes,
       image.layers.reduce((sum, layer) => sum + layer.size, 0),
     );
+  });
+  it("a blob HEAD answered from memory is one the collector keeps", async () => {
+    const driver = await createDriver("inmemory", {});
+    const storage = createRegistryStorage(driver, { gcDelayMs: DELAY_MS });
+    const app = storage.repository("cached/app");
+    const [headed, other] = buildImage({ layers: 2, layerSize: 128 }).layers as [Content, Content];
+    for (const blob of [headed, other]) await pushBlob(app, blob);
+    await age();
+    // Old enough to collect, and the upload's protection long expired: no answer from memory.
+    assert.equal(app.blobs.statCached!(headed.digest), undefined);
+    // A HEAD through the storage layer refreshes the protection; from then on (for delay/2) it is
+    // answered from memory. A stall of the event loop may let the window pass: then try again.
+    let cached: BlobInfo | undefined;
+    for (let attempt = 0; attempt < 10 && cached === undefined; attempt++) {
+      await app.blobs.stat(headed.digest);
+      cached = app.blobs.statCached!(headed.digest);
+    }
+    assert.deepEqual(cached, { digest: headed.digest, size: headed.size });
+    const result = await storage.garbageCollect({ delayMs: DELAY_MS });
+    assert.deepEqual(result.deletedBlobs, [other.digest], "only the blob nobody asked for");
+    assert.equal((await app.blobs.stat(headed.digest)).size, headed.size);
+    assert.equal(app.blobs.statCached!(other.digest), undefined);
+    await assert.rejects(app.blobs.stat(other.digest), rejectsWith(RegistryErrorCode.BlobUnknown));
   });
 });
 

@@ -19,7 +19,7 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
       const image = buildImage();
       await pushImage(repo, image, "v1");
       const layer = image.layers[0]!.digest;
-      // Read twice: the links are known to exist now.
+      // Read twice: the links are known to exist now, and answered from memory.
       for (let i = 0; i < 2; i++) {
         assert.ok((await repo.blobs.stat(layer)).size > 0);
         assert.equal(
@@ -27,9 +27,14 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
           image.manifest.digest,
         );
       }
+      assert.deepEqual(repo.blobs.statCached!(layer), await repo.blobs.stat(layer));
+      assert.equal(repo.manifests.getCached!(image.manifest.digest)?.digest, image.manifest.digest);
+      assert.equal(repo.blobs.statCached!("sha256:nothex"), undefined);
       await repo.blobs.delete(layer);
+      assert.equal(repo.blobs.statCached!(layer), undefined);
       await assert.rejects(repo.blobs.stat(layer), rejectsWith(RegistryErrorCode.BlobUnknown));
       await repo.manifests.delete(image.manifest.digest);
+      assert.equal(repo.manifests.getCached!(image.manifest.digest), undefined);
       await assert.rejects(
         repo.manifests.get(image.manifest.digest),
         rejectsWith(RegistryErrorCode.ManifestUnknown),
@@ -39,7 +44,9 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
       // Garbage collection removes the now unreferenced blobs and their links.
       const config = image.config.digest;
       assert.ok((await repo.blobs.stat(config)).size > 0);
+      assert.equal(repo.blobs.statCached!(config)?.digest, config);
       await reg.garbageCollect();
+      assert.equal(repo.blobs.statCached!(config), undefined);
       await assert.rejects(repo.blobs.stat(config), rejectsWith(RegistryErrorCode.BlobUnknown));
     });
 

@@ -4,7 +4,7 @@
 import type { Readable, Writable } from "node:stream";
 import type { StorageContext } from "./context.js";
 import { isPathNotFound } from "./blobstore.js";
-import { parseDigest, type ParsedDigest } from "./digest.js";
+import { parseDigest, tryParseDigest, type ParsedDigest } from "./digest.js";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
 import { checkRepositoryName } from "./names.js";
 import { paths } from "./paths.js";
@@ -34,6 +34,24 @@ export class LinkedBlobs implements RepositoryBlobs {
     const link = await context.links.readKnown(paths.layerLink(repository, digest));
     if (link === undefined) return undefined;
     return context.blobs.stat(link);
+  }
+
+  /**
+   * `stat`'s answer from this process's memory alone, without a promise: the link and the size
+   * known to the descriptor cache, and the blob's protection refreshed (and its data found) within
+   * delay/2, as `protect` requires before it answers without I/O. Undefined when any of that needs
+   * storage, or the digest is invalid: then `stat` answers. Invalidated as the caches are: deletes
+   * and the collector forget the link, the size and the protection.
+   */
+  statCached(digest: Digest): BlobInfo | undefined {
+    const parsed = tryParseDigest(digest);
+    if (parsed === undefined) return undefined;
+    const { links, blobs, protection, options } = this.context;
+    if (!options.readOnly && !protection.isRecent(parsed.digest)) return undefined;
+    const link = links.known(paths.layerLink(this.repository, parsed));
+    if (link === undefined) return undefined;
+    const size = blobs.knownSize(link);
+    return size === undefined ? undefined : { digest: link, size };
   }
 
   /**

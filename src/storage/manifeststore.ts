@@ -66,7 +66,20 @@ export class ManifestStore implements RepositoryManifests {
     const parsed = parseDigest(digest);
     const stored = (await this.has(parsed)) ? await this.stored(parsed) : undefined;
     if (stored === undefined) throw manifestUnknown(this.repository, digest);
-    return { digest: parsed.digest, ...stored };
+    return stored;
+  }
+
+  /**
+   * `get`'s answer from this process's memory alone (the revision link known, the bytes cached),
+   * without a promise; undefined when that needs storage (or the digest is invalid), and then `get`
+   * answers. Deletes and the collector forget both, as for `get`.
+   */
+  getCached(digest: Digest): StoredManifest | undefined {
+    const parsed = tryParseDigest(digest);
+    if (parsed === undefined) return undefined;
+    const { links, manifestCache } = this.context;
+    if (links.known(paths.revisionLink(this.repository, parsed)) === undefined) return undefined;
+    return manifestCache.get(parsed.digest);
   }
 
   /** The bytes of a manifest revision of this repository, or undefined. */
@@ -76,14 +89,24 @@ export class ManifestStore implements RepositoryManifests {
   }
 
   /** A manifest's bytes and media type from the blob store (or the cache), by digest. */
-  private async stored(
-    digest: ParsedDigest,
-  ): Promise<{ content: Buffer; mediaType: string } | undefined> {
+  private async stored(digest: ParsedDigest): Promise<StoredManifest | undefined> {
     const cached = this.context.manifestCache.get(digest.digest);
     if (cached !== undefined) return cached;
     const content = await this.context.blobs.getContent(digest);
     if (content === undefined) return undefined;
-    const stored = { content, mediaType: storedMediaType(content) };
+    return this.remember(digest, content);
+  }
+
+  /**
+   * The manifest as `get` returns it, kept in the cache when small. Frozen: the cache hands the
+   * same object to every request.
+   */
+  private remember(digest: ParsedDigest, content: Buffer): StoredManifest {
+    const stored = Object.freeze({
+      digest: digest.digest,
+      content,
+      mediaType: storedMediaType(content),
+    });
     if (content.length <= CACHEABLE_MANIFEST_SIZE) {
       this.context.manifestCache.set(digest.digest, stored);
     }
@@ -144,12 +167,7 @@ export class ManifestStore implements RepositoryManifests {
     await this.context.protection.refresh(digest);
     if (!(await this.context.blobs.exists(digest))) await this.context.blobs.put(digest, content);
     this.context.protection.stored(digest, refreshed);
-    if (content.length <= CACHEABLE_MANIFEST_SIZE) {
-      this.context.manifestCache.set(digest.digest, {
-        content,
-        mediaType: storedMediaType(content),
-      });
-    }
+    this.remember(digest, content);
     const subject =
       manifest.subject === undefined ? undefined : tryParseDigest(manifest.subject.digest);
     if (subject !== undefined) {

@@ -12,13 +12,16 @@
 // the collector sees the record and restores), or after it was restored.
 //
 // Cheap: one touch (an unsynced write, docs/gc.md "Crashes") per digest per `delay / 2` per
-// process. The answer stays valid for that
-// long (the lru-cache's TTL, on the monotonic clock): a collector cannot take data whose record
-// is younger than `delay`.
+// process. The answer stays valid for that long (the lru-cache's TTL, on the monotonic clock): a
+// collector cannot take data whose record is younger than `delay`. The cache judges its entries
+// by a clock reading up to delay/200 old (cache.ts, `ttlResolution`), plus however long the event
+// loop was blocked: an answer is so believed at most delay/2 + delay/200 + that block after the
+// record was written, still well inside `delay`.
 
 import { boundedCache, type BoundedCache } from "./cache.js";
 import type { StorageDriver } from "../driver/index.js";
 import type { ParsedDigest } from "./digest.js";
+import type { Digest } from "./types.js";
 import { paths } from "./paths.js";
 
 /** The default protection window (config `storage.maintenance.gc.delay`): one hour. */
@@ -47,6 +50,15 @@ export class Protection {
     if (!(await stored())) return false;
     this.stored(digest, refreshed);
     return true;
+  }
+
+  /**
+   * True when `protect(digest)` would answer true without I/O: this process rewrote the record and
+   * found the data stored less than delay/2 ago. Without a promise, for the hot path of a blob
+   * HEAD answered from memory.
+   */
+  isRecent(digest: Digest): boolean {
+    return this.recent.get(digest) !== undefined;
   }
 
   /**

@@ -40,6 +40,9 @@ import type {
 /** Blob stats in flight at once while summing a repository's usage. */
 const USAGE_PARALLEL = 16;
 
+/** Repository views kept for the names used recently (Registry.view). */
+const VIEWS = 1024;
+
 /** Options of `createRegistryStorage` beyond the shared RegistryStorageOptions. */
 export interface RegistryStorageTuning {
   /** Blob sizes kept in memory (immutable facts); default 10000. */
@@ -106,6 +109,7 @@ class RepositoryView implements Repository {
 /** The registry storage layer (see RegistryStorage). */
 export class Registry implements RegistryStorage {
   private readonly context: StorageContext;
+  private readonly views = boundedCache<string, RepositoryView>(VIEWS);
   readonly cacheStats = {
     blob: { requests: 0, hits: 0 },
     link: { requests: 0, hits: 0 },
@@ -156,9 +160,18 @@ export class Registry implements RegistryStorage {
     return this.view(name);
   }
 
+  /**
+   * The view of repository `name`, kept for the names used recently: a view holds no state of its
+   * own, and a blob HEAD or manifest GET so skips the name check and six allocations.
+   */
   private view(name: string): RepositoryView {
-    checkRepositoryName(name);
-    return new RepositoryView(this.context, name, () => this.repositoryExists(name));
+    let view = this.views.get(name);
+    if (view === undefined) {
+      checkRepositoryName(name);
+      view = new RepositoryView(this.context, name, () => this.repositoryExists(name));
+      this.views.set(name, view);
+    }
+    return view;
   }
 
   /** Every quota's usage, counted afresh from storage (`berth usage`). */

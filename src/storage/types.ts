@@ -118,6 +118,11 @@ export interface UploadSession {
 export interface RepositoryBlobs {
   /** Size of a blob linked into this repository; BLOB_UNKNOWN if not linked (or not stored). */
   stat(digest: Digest): Promise<BlobInfo>;
+  /**
+   * `stat`'s answer when it needs no I/O (the storage layer's in-process caches know it), without
+   * a promise; undefined otherwise, and then `stat` answers. Optional: a hot-path shortcut.
+   */
+  statCached?(digest: Digest): BlobInfo | undefined;
   /** The blob's bytes from `offset`; BLOB_UNKNOWN as for stat. */
   reader(digest: Digest, offset?: number): Promise<Readable>;
   /**
@@ -171,6 +176,11 @@ export interface RepositoryManifests {
   exists(digest: Digest): Promise<boolean>;
   /** The manifest by digest; MANIFEST_UNKNOWN if not in the repository. */
   get(digest: Digest): Promise<StoredManifest>;
+  /**
+   * `get`'s answer when it needs no I/O (the storage layer's in-process caches know it), without a
+   * promise; undefined otherwise, and then `get` answers. Optional: a hot-path shortcut.
+   */
+  getCached?(digest: Digest): StoredManifest | undefined;
   /**
    * Validates and stores `content` (exact bytes) declared as `mediaType` (the request's
    * Content-Type; may be empty, then the manifest's own `mediaType` field decides), and tags it
