@@ -150,7 +150,7 @@ export function createApiHandler(options: ApiHandlerOptions): ApiHandler {
   let started = 0;
   const drained: (() => void)[] = [];
   const finished = (): void => {
-    if (--running === 0) for (const resolve of drained.splice(0)) resolve();
+    if (--running === 0 && drained.length > 0) for (const resolve of drained.splice(0)) resolve();
   };
   const handle = (
     req: IncomingMessage,
