@@ -14,9 +14,10 @@
 // Cheap: one touch (an unsynced write, docs/gc.md "Crashes") per digest per `delay / 2` per
 // process. The answer stays valid for that long (the lru-cache's TTL, on the monotonic clock): a
 // collector cannot take data whose record is younger than `delay`. The cache judges its entries
-// by a clock reading up to delay/200 old (cache.ts, `ttlResolution`), plus however long the event
-// loop was blocked: an answer is so believed at most delay/2 + delay/200 + that block after the
-// record was written, still well inside `delay`.
+// by a clock reading up to delay/200 old (cache.ts, `ttlResolution`; as much again each time the
+// cache grows and copies its entries with their remaining TTL, three times at most), plus however
+// long the event loop was blocked: an answer is so believed at most delay/2 + delay/50 + that
+// block after the record was written, still well inside `delay`.
 
 import { boundedCache, type BoundedCache } from "./cache.js";
 import type { StorageDriver } from "../driver/index.js";
