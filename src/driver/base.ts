@@ -15,6 +15,7 @@ import {
   PathNotFoundError,
   StorageDriverError,
   type CallOptions,
+  type CommitOptions,
   type FileInfo,
   type FileWriter,
   type RedirectOptions,
@@ -123,6 +124,15 @@ export class DriverBase implements StorageDriver {
       this.inner.touch !== undefined
         ? this.inner.touch(path)
         : this.inner.putContent(path, new Uint8Array(0)),
+    );
+  }
+
+  /** The driver's own unsynced put when it has one; else putContent (durable, dearer). */
+  putContentUnsynced(path: StoragePath, content: Uint8Array): Promise<void> {
+    return this.call("putContentUnsynced", path, false, () =>
+      this.inner.putContentUnsynced !== undefined
+        ? this.inner.putContentUnsynced(path, content)
+        : this.inner.putContent(path, content),
     );
   }
 
@@ -370,7 +380,7 @@ class MeasuredWriter implements FileWriter {
     return this.measure("writer.cancel", () => this.inner.cancel(), false);
   }
 
-  commit(): Promise<void> {
-    return this.measure("writer.commit", () => this.inner.commit(), true);
+  commit(options?: CommitOptions): Promise<void> {
+    return this.measure("writer.commit", () => this.inner.commit(options), true);
   }
 }

@@ -50,8 +50,22 @@ export interface FileWriter {
   close(): Promise<void>;
   /** Discards everything written (in this and earlier sessions); nothing is left at the path. */
   cancel(): Promise<void>;
-  /** Publishes the whole content at the path. It replaces what was there before. */
-  commit(): Promise<void>;
+  /**
+   * Publishes the whole content at the path. It replaces what was there before. Durable once it
+   * resolves, unless `options.movedNext`: see CommitOptions.
+   */
+  commit(options?: CommitOptions): Promise<void>;
+}
+
+/** Options of FileWriter.commit. */
+export interface CommitOptions {
+  /**
+   * The caller moves the content to another path right after (an upload's data into `blobs/`):
+   * the bytes must still be durable when commit resolves, but the name at this path need not be
+   * (a filesystem then skips syncing the directory), since the move makes the destination's name
+   * durable. A crash before the move may leave no content at this path; never other content.
+   */
+  movedNext?: boolean;
 }
 
 /**
@@ -125,6 +139,15 @@ export interface StorageDriver {
    * gets DriverBase's fallback, putContent of no bytes.
    */
   touch?(path: StoragePath): Promise<void>;
+
+  /**
+   * Optional. Stores `content` at `path` atomically, as putContent does, but need not be durable:
+   * a crash of the machine may leave the old content or nothing there (never a mix). For records
+   * whose loss in such a crash a caller handles: an upload's `startedat` (without it the upload is
+   * unknown and the client starts again; nothing it was told is stored depends on it). A driver
+   * without it gets DriverBase's fallback, putContent.
+   */
+  putContentUnsynced?(path: StoragePath, content: Uint8Array): Promise<void>;
 
   /**
    * A stream of the content at `path` from byte `offset`. PathNotFoundError if there is no file;

@@ -23,7 +23,7 @@ function wrapWriter(writer: FileWriter, name: string): FileWriter {
     },
     close: () => call(writer.close()),
     cancel: () => call(writer.cancel()),
-    commit: () => call(writer.commit()),
+    commit: (options) => call(writer.commit(options)),
   };
 }
 

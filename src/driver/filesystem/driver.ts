@@ -141,7 +141,25 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async putContent(path: StoragePath, content: Uint8Array): Promise<void> {
+  putContent(path: StoragePath, content: Uint8Array): Promise<void> {
+    return this.put(path, content, true, "putContent");
+  }
+
+  /**
+   * putContent without its two fsyncs (the file's and the directory's): still a temporary file
+   * renamed over the path, so a reader sees the old or the new content, never a mix; a crash of
+   * the machine may leave the old content, none, or an empty file (the contract allows it).
+   */
+  putContentUnsynced(path: StoragePath, content: Uint8Array): Promise<void> {
+    return this.put(path, content, false, "putContentUnsynced");
+  }
+
+  private async put(
+    path: StoragePath,
+    content: Uint8Array,
+    durable: boolean,
+    operation: string,
+  ): Promise<void> {
     const full = this.fullPath(path);
     try {
       await this.ensureDirectory(dirname(full));
@@ -149,7 +167,7 @@ export class FilesystemDriver implements StorageDriver {
         const { name, fd } = await this.createSidecar(full, attempt === 0);
         try {
           await writeAll(fd, content, 0);
-          await fdSync(fd);
+          if (durable) await fdSync(fd);
         } catch (error) {
           await fdClose(fd);
           await unlink(name).catch(() => {});
@@ -158,7 +176,7 @@ export class FilesystemDriver implements StorageDriver {
         }
         await fdClose(fd);
         try {
-          await this.publish(name, full);
+          await this.publish(name, full, durable);
           return;
         } catch (error) {
           // A concurrent delete removed the directory, temporary file and all (garbage collection
@@ -170,7 +188,7 @@ export class FilesystemDriver implements StorageDriver {
         }
       }
     } catch (error) {
-      throw this.failure(error, "putContent", path);
+      throw this.failure(error, operation, path);
     }
   }
 
@@ -724,10 +742,10 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   /**
-   * Renames the finished file `name` over `full` (replacing a directory there) and syncs. For
-   * FilesystemWriter.
+   * Renames the finished file `name` over `full` (replacing a directory there) and, when
+   * `durable`, syncs the directory. For FilesystemWriter.
    */
-  async publish(name: string, full: string): Promise<void> {
+  async publish(name: string, full: string, durable = true): Promise<void> {
     try {
       await rename(name, full);
     } catch (error) {
@@ -736,7 +754,7 @@ export class FilesystemDriver implements StorageDriver {
       await rm(full, { recursive: true, force: true, maxRetries: 3 });
       await rename(name, full);
     }
-    await syncDirectory(dirname(full));
+    if (durable) await syncDirectory(dirname(full));
   }
 
   /**

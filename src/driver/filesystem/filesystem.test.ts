@@ -121,6 +121,22 @@ describe("filesystem driver", () => {
       assert.deepEqual(await readdir(root), []);
     });
 
+    it("putContentUnsynced and a commit with movedNext publish as putContent and commit do", async () => {
+      const fs = driver as Required<StorageDriver>;
+      const path = "/uploads/unsynced/startedat";
+      await fs.putContentUnsynced(path, Buffer.from("2026-11-29T12:00:00Z"));
+      await fs.putContentUnsynced(path, Buffer.from("2026-11-29T12:00:01Z"));
+      assert.equal(await readFile(join(root, path), "utf8"), "2026-11-29T12:00:01Z");
+      const writer = await driver.writer("/uploads/unsynced/data", false);
+      await writer.write(Buffer.from("moved next"));
+      await writer.commit({ movedNext: true });
+      await driver.move("/uploads/unsynced/data", "/blobs/moved/data");
+      assert.equal(await readFile(join(root, "blobs/moved/data"), "utf8"), "moved next");
+      assert.deepEqual(await filesOnDisk(root), ["blobs/moved/data", "uploads/unsynced/startedat"]);
+      await driver.delete("/uploads");
+      await driver.delete("/blobs");
+    });
+
     it("keeps a writer's bytes in hidden files, and leaves none after commit or cancel", async () => {
       const closed = await driver.writer("/uploads/one/data", false);
       await closed.write(Buffer.from("first"));

@@ -4,7 +4,7 @@
 
 import { dirname } from "node:path";
 import { FileAppender } from "../append.js";
-import type { FileWriter, StoragePath } from "../driver.js";
+import type { CommitOptions, FileWriter, StoragePath } from "../driver.js";
 import { WriterState } from "../writer-state.js";
 import type { FilesystemDriver } from "./driver.js";
 import {
@@ -137,7 +137,8 @@ export class FilesystemWriter implements FileWriter {
     }
   }
 
-  async commit(): Promise<void> {
+  /** `movedNext`: the bytes are synced, the directory is not (the move syncs its destination's). */
+  async commit(options?: CommitOptions): Promise<void> {
     this.state.end("committed");
     try {
       try {
@@ -147,7 +148,7 @@ export class FilesystemWriter implements FileWriter {
         await fdClose(this.fd);
         this.driver.released(this.file);
       }
-      await this.driver.publish(this.file, this.full);
+      await this.driver.publish(this.file, this.full, options?.movedNext !== true);
     } catch (error) {
       throw this.driver.failure(error, "commit", this.path);
     }
