@@ -239,8 +239,11 @@ describe("out-of-process driver faults", () => {
     const driver = new DriverBase(remote);
     opened.push(driver);
     await driver.putContent("/slow", Buffer.from("x"));
-    for (const call of [driver.stat("/slow"), driver.reader("/slow", 0)]) {
-      const error = await rejection(call);
+    // Both calls time out together: each is awaited through rejection() from the start, so
+    // neither rejects unhandled while the test awaits the other (the reader's did, in 2 full runs).
+    const calls = [rejection(driver.stat("/slow")), rejection(driver.reader("/slow", 0))];
+    for (const call of calls) {
+      const error = await call;
       assert.equal(error.code, DriverErrorCode.Backend);
       assert.match((error.cause as Error).message, /did not answer within 500 ms/);
     }
