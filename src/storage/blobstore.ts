@@ -4,7 +4,7 @@
 
 import type { Readable, Writable } from "node:stream";
 import { DriverErrorCode, copyContent, type StorageDriver } from "../driver/index.js";
-import type { CacheStats } from "./cache.js";
+import { countLookup, type CacheStats } from "./cache.js";
 import type { BlobDescriptorCache } from "./descriptor-cache.js";
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
 import { parseBlobPath, parseDigestPath, paths } from "./paths.js";
@@ -85,10 +85,7 @@ export class LinkStore {
   /** `read` for a link only a delete can change (a layer or revision link): remembered if found. */
   async readKnown(path: string): Promise<ParsedDigest | undefined> {
     const cached = tryParseDigest(await this.cache.link(path));
-    if (this.stats !== undefined) {
-      this.stats.requests++;
-      if (cached !== undefined) this.stats.hits++;
-    }
+    countLookup(this.stats, cached !== undefined);
     if (cached !== undefined) return cached;
     const forgets = this.forgets;
     const digest = await this.read(path);
@@ -105,10 +102,7 @@ export class LinkStore {
    */
   known(path: string): Digest | undefined {
     const digest = this.cache.knownLink?.(path);
-    if (digest !== undefined && this.stats !== undefined) {
-      this.stats.requests++;
-      this.stats.hits++;
-    }
+    if (digest !== undefined) countLookup(this.stats, true);
     return digest;
   }
 
@@ -154,10 +148,7 @@ export class BlobStore {
   /** The blob's size, or undefined when it is not stored. */
   async stat(digest: ParsedDigest): Promise<BlobInfo | undefined> {
     const cached = await this.sizes.size(digest.digest);
-    if (this.stats !== undefined) {
-      this.stats.requests++;
-      if (cached !== undefined) this.stats.hits++;
-    }
+    countLookup(this.stats, cached !== undefined);
     if (cached !== undefined) return { digest: digest.digest, size: cached };
     const info = await unlessNotFound(this.driver.stat(paths.blobData(digest)));
     if (info === undefined || info.isDir) return undefined;
@@ -171,10 +162,7 @@ export class BlobStore {
    */
   knownSize(digest: Digest): number | undefined {
     const size = this.sizes.knownSize?.(digest);
-    if (size !== undefined && this.stats !== undefined) {
-      this.stats.requests++;
-      this.stats.hits++;
-    }
+    if (size !== undefined) countLookup(this.stats, true);
     return size;
   }
 

@@ -94,6 +94,13 @@ export interface CacheStats {
   hits: number;
 }
 
+/** Counts one lookup in `stats` (when kept), and a hit when `found`. */
+export function countLookup(stats: CacheStats | undefined, found: boolean): void {
+  if (stats === undefined) return;
+  stats.requests++;
+  if (found) stats.hits++;
+}
+
 /**
  * A bounded LRU map of at most `capacity` entries (at least one); with `ttlMs`, an entry is also
  * forgotten that long after it was set (measured with the monotonic clock). With `stats`, each
@@ -109,9 +116,8 @@ export function boundedCache<K extends Present, V extends Present>(
   if (stats === undefined) return cache;
   const counted = {
     get(key: K): V | undefined {
-      stats.requests++;
       const value = cache.get(key);
-      if (value !== undefined) stats.hits++;
+      countLookup(stats, value !== undefined);
       return value;
     },
     set(key: K, value: V, options?: { ttl?: number }) {
