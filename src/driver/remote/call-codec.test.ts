@@ -29,15 +29,19 @@ const content = Buffer.from(Array.from({ length: 20000 }, (_, i) => i % 251));
 /** Requests by kind, every field set to something other than its default. */
 const REQUESTS: [CallKind | "cancel", Record<string, unknown>][] = [
   ["getContent", { path: "/a/b" }],
-  ["putContent", { path: "/a/é/ü", content: Buffer.from("hello") }],
-  ["putContentIfAbsent", { path: long, content }],
+  ["putContent", { path: "/a/é/ü", content: Buffer.from("hello"), unsynced: true }],
+  // The same message as PutContent's (a driver ignores `unsynced` there).
+  ["putContentIfAbsent", { path: long, content, unsynced: true }],
   ["stat", { path: "/x" }],
   ["list", { path: "/" + "é".repeat(80) }],
   ["move", { sourcePath: "/u/data", destPath: "/blobs/sha256/ab/data" }],
   ["delete", { path: "/u/startedat" }],
   ["redirectUrl", { path: "/r", method: "HEAD", expiresIn: 1200 }],
   ["localFile", { path: "/l" }],
-  ["write", { path: "/w", append: true, content: Buffer.alloc(130, 7), action: "COMMIT" }],
+  [
+    "write",
+    { path: "/w", append: true, content: Buffer.alloc(130, 7), action: "COMMIT", movedNext: true },
+  ],
   ["touch", { path: "/berth/gc/refreshed/sha256/ab" }],
   ["cancel", {}],
 ];
@@ -110,12 +114,21 @@ describe("call stream codec", () => {
 
   it("fills in proto3's defaults and leaves them out, as protobuf.js reads them", () => {
     const requests: [CallKind, Record<string, unknown>][] = [
-      ["putContent", { path: "/p", content: Buffer.alloc(0) }],
+      ["putContent", { path: "/p", content: Buffer.alloc(0), unsynced: false }],
       ["redirectUrl", { path: "/r", method: "", expiresIn: 0 }],
-      ["write", { path: "/w", append: false, content: Buffer.alloc(0), action: "CLOSE" }],
       [
         "write",
-        { path: "/w", append: false, content: Buffer.alloc(0), action: "ACTION_UNSPECIFIED" },
+        { path: "/w", append: false, content: Buffer.alloc(0), action: "CLOSE", movedNext: false },
+      ],
+      [
+        "write",
+        {
+          path: "/w",
+          append: false,
+          content: Buffer.alloc(0),
+          action: "ACTION_UNSPECIFIED",
+          movedNext: false,
+        },
       ],
     ];
     for (const [kind, body] of requests) {
@@ -177,7 +190,7 @@ describe("call stream codec", () => {
       body: { path: "/a" },
       batch: [
         { id: 2, kind: "cancel", body: {} },
-        { id: 3, kind: "putContent", body: { path: "/b", content } },
+        { id: 3, kind: "putContent", body: { path: "/b", content, unsynced: true } },
       ],
     });
     const read = calls.requestDeserialize(request) as Record<string, unknown>;
@@ -186,7 +199,7 @@ describe("call stream codec", () => {
       (read.batch as Record<string, unknown>[]).map((entry) => asCallMessage("call", entry)),
       [
         { id: 2, kind: "cancel", body: {} },
-        { id: 3, kind: "putContent", body: { path: "/b", content } },
+        { id: 3, kind: "putContent", body: { path: "/b", content, unsynced: true } },
       ],
     );
     const replies = [loaded("reply", 5, "stat", stat), loaded("reply", 6, "error", error)];

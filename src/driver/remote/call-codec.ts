@@ -189,6 +189,7 @@ function writeRequest(out: Encoder, kind: CallKind | "cancel", body: Body): void
     case "putContentIfAbsent":
       out.string(1, body.path);
       out.bytes(2, body.content);
+      out.boolean(3, body.unsynced);
       return;
     case "move":
       out.string(1, body.sourcePath);
@@ -204,6 +205,7 @@ function writeRequest(out: Encoder, kind: CallKind | "cancel", body: Body): void
       out.boolean(2, body.append);
       out.bytes(3, body.content);
       out.integer(4, Math.max(ACTIONS.indexOf(body.action as string), 0));
+      out.boolean(5, body.movedNext);
       return;
     case "cancel":
       return;
@@ -424,7 +426,11 @@ function decodeFields(input: Decoder, layout: Layout, body: Body): Body {
 
 const NONE: Layout = {};
 const PATH_REQUEST: Layout = { 1: ["path", "string"] };
-const PUT_CONTENT_REQUEST: Layout = { 1: ["path", "string"], 2: ["content", "bytes"] };
+const PUT_CONTENT_REQUEST: Layout = {
+  1: ["path", "string"],
+  2: ["content", "bytes"],
+  3: ["unsynced", "bool"],
+};
 const MOVE_REQUEST: Layout = { 1: ["sourcePath", "string"], 2: ["destPath", "string"] };
 const REDIRECT_REQUEST: Layout = {
   1: ["path", "string"],
@@ -436,6 +442,7 @@ const WRITE_REQUEST: Layout = {
   2: ["append", "bool"],
   3: ["content", "bytes"],
   4: ["action", "int"],
+  5: ["movedNext", "bool"],
 };
 const CONTENT_REPLY: Layout = { 1: ["content", "bytes"] };
 const STORED_REPLY: Layout = { 1: ["stored", "bool"] };
@@ -455,7 +462,11 @@ function decodeRequest(kind: CallKind | "cancel", input: Decoder): Body {
   switch (kind) {
     case "putContent":
     case "putContentIfAbsent":
-      return decodeFields(input, PUT_CONTENT_REQUEST, { path: "", content: EMPTY });
+      return decodeFields(input, PUT_CONTENT_REQUEST, {
+        path: "",
+        content: EMPTY,
+        unsynced: false,
+      });
     case "move":
       return decodeFields(input, MOVE_REQUEST, { sourcePath: "", destPath: "" });
     case "redirectUrl":
@@ -466,6 +477,7 @@ function decodeRequest(kind: CallKind | "cancel", input: Decoder): Body {
         append: false,
         content: EMPTY,
         action: 0,
+        movedNext: false,
       });
       // As proto-loader gives enums (`enums: String`): the value's name, or its number if unknown.
       body.action = ACTIONS[body.action as number] ?? body.action;

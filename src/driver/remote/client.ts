@@ -16,6 +16,7 @@ import {
   StorageDriverError,
   UnsupportedMethodError,
   type CallOptions,
+  type CommitOptions,
   type FileInfo,
   type FileWriter,
   type RedirectOptions,
@@ -295,6 +296,15 @@ export class RemoteDriver implements StorageDriver {
 
   async putContent(path: StoragePath, content: Uint8Array): Promise<void> {
     await this.unary("PutContent", { path, content }, path);
+  }
+
+  /**
+   * PutContent marked `unsynced` (1.6): a driver of 1.6 or later stores it with its
+   * putContentUnsynced (the filesystem: no fsync of the file or its directory), an older one
+   * ignores the mark and stores durably.
+   */
+  async putContentUnsynced(path: StoragePath, content: Uint8Array): Promise<void> {
+    await this.unary("PutContent", { path, content, unsynced: true }, path);
   }
 
   async putContentIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean> {
@@ -579,9 +589,10 @@ export class RemoteDriver implements StorageDriver {
     content: Uint8Array,
     action: EndAction,
     method = `writer.${action.toLowerCase()}`,
+    commitOptions?: CommitOptions,
   ): Promise<number> {
     const client = await this.connection.client();
-    const request = { path, append, content, action };
+    const request = { path, append, content, action, movedNext: commitOptions?.movedNext === true };
     const done = await this.onCallStream<{ size: number }>(
       client,
       "write",
@@ -597,7 +608,7 @@ export class RemoteDriver implements StorageDriver {
       ? writer.close()
       : action === "CANCEL"
         ? writer.cancel()
-        : writer.commit());
+        : writer.commit(commitOptions));
     return writer.size;
   }
 
@@ -886,14 +897,19 @@ class RemoteWriter implements FileWriter {
     this.window.write(this.call, { abort: {} }, 0);
   }
 
-  private end(action: "CLOSE" | "CANCEL" | "COMMIT", method: string): Promise<void> {
+  /** `movedNext`: a commit's CommitOptions.movedNext (sent as `moved_next`, 1.6). */
+  private end(
+    action: "CLOSE" | "CANCEL" | "COMMIT",
+    method: string,
+    movedNext = false,
+  ): Promise<void> {
     const ending = action === "CLOSE" ? "closed" : action === "CANCEL" ? "cancelled" : "committed";
     return this.state.run(async () => {
-      if (this.local !== undefined) return this.endLocal(action, method);
+      if (this.local !== undefined) return this.endLocal(action, method, movedNext);
       // Cancel drops what is still gathered; close and commit keep it.
       if (action === "CANCEL") this.batch = undefined;
       await this.flush(method);
-      await this.send({ end: { action } }, method);
+      await this.send({ end: { action, movedNext } }, method);
       if (this.openPending) {
         await this.reply(method);
         this.openPending = false;
@@ -909,7 +925,11 @@ class RemoteWriter implements FileWriter {
    * driver the size it wrote. A commit after a failed write closes instead (the bytes before the
    * failure stay resumable, nothing is published) and rejects, as a close after one does.
    */
-  private async endLocal(action: "CLOSE" | "CANCEL" | "COMMIT", method: string): Promise<void> {
+  private async endLocal(
+    action: "CLOSE" | "CANCEL" | "COMMIT",
+    method: string,
+    movedNext: boolean,
+  ): Promise<void> {
     const appender = this.local!;
     let failure: unknown;
     if (this.localOpen) {
@@ -920,7 +940,7 @@ class RemoteWriter implements FileWriter {
     failure ??= appender.failed;
     const size = appender.failedAt ?? appender.written;
     const sent = failure !== undefined && action === "COMMIT" ? "CLOSE" : action;
-    await this.send({ end: { action: sent, local: true, size } }, method);
+    await this.send({ end: { action: sent, local: true, size, movedNext } }, method);
     const reply = await this.reply(method);
     this.written = Number(reply.ended?.size ?? size);
     this.call.end();
@@ -937,7 +957,7 @@ class RemoteWriter implements FileWriter {
     return this.end("CANCEL", "writer.cancel");
   }
 
-  commit(): Promise<void> {
-    return this.end("COMMIT", "writer.commit");
+  commit(options?: CommitOptions): Promise<void> {
+    return this.end("COMMIT", "writer.commit", options?.movedNext === true);
   }
 }

@@ -31,11 +31,12 @@ import {
  * The protocol version Berth speaks, "major.minor"; a new minor only adds (1.1: LocalFile; 1.2:
  * local writes, VersionReply.local_root and the Writer's `local` messages; 1.3: the call stream,
  * `Calls`; 1.4: `Touch`; 1.5: several calls or replies in one message of the call stream,
- * `batch`). Berth accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR,
+ * `batch`; 1.6: PutContent's `unsynced` and a commit's `moved_next`, which an older driver
+ * ignores, syncing as before). Berth accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR,
  * and uses what a later minor added only when the driver has it (a call it does not know answers
  * UNIMPLEMENTED).
  */
-export const PROTOCOL_VERSION = "1.5";
+export const PROTOCOL_VERSION = "1.6";
 
 /** The oldest minor of PROTOCOL_VERSION's major that Berth still accepts: 1.0's drivers work. */
 export const MIN_PROTOCOL_MINOR = 0;

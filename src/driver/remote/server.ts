@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { DriverBase } from "../base.js";
 import {
   WriterClosedError,
+  type CommitOptions,
   type FileWriter,
   type StorageDriver,
   type StoragePath,
@@ -163,7 +164,13 @@ interface WriterRequest {
     action: "CLOSE" | "CANCEL" | "COMMIT" | "ACTION_UNSPECIFIED";
     local: boolean;
     size: number;
+    movedNext?: boolean;
   };
+}
+
+/** A commit's options from its end or write message (`moved_next`, 1.6). */
+function commitOptions(end: { movedNext?: boolean }): CommitOptions | undefined {
+  return end.movedNext === true ? { movedNext: true } : undefined;
 }
 
 /**
@@ -225,7 +232,7 @@ async function serveWriter(
         }
         if (action === "CLOSE") await writer.close();
         else if (action === "CANCEL") await writer.cancel();
-        else if (action === "COMMIT") await writer.commit();
+        else if (action === "COMMIT") await writer.commit(commitOptions(request.end!));
         else throw new WriterClosedError(driver.name, path, `given no end action`);
         ended = true;
         call.write({ ended: { size: writer.size } });
@@ -255,12 +262,21 @@ export async function serveDriver(
   const local = options.localFiles === false ? undefined : localFilesOf(driver);
   const server = new grpc.Server(CHANNEL_OPTIONS);
   type PathRequest = { path: string };
-  type PutContentRequest = { path: string; content: Buffer };
-  type WriteRequest = { path: string; append: boolean; content: Buffer; action: string };
+  type PutContentRequest = { path: string; content: Buffer; unsynced?: boolean };
+  type WriteRequest = {
+    path: string;
+    append: boolean;
+    content: Buffer;
+    action: string;
+    movedNext?: boolean;
+  };
   const operations: Operations = {
     getContent: async ({ path }: PathRequest) => ({ content: await served.getContent(path) }),
-    putContent: async ({ path, content }: PutContentRequest) => {
-      await served.putContent(path, content);
+    // Unsynced (1.6): the driver's putContentUnsynced, or DriverBase's putContent without one.
+    putContent: async ({ path, content, unsynced }: PutContentRequest) => {
+      await (unsynced === true
+        ? served.putContentUnsynced(path, content)
+        : served.putContent(path, content));
       return {};
     },
     putContentIfAbsent: async ({ path, content }: PutContentRequest) => ({
@@ -297,7 +313,7 @@ export async function serveDriver(
         if (request.content.length > 0) await writer.write(request.content);
         if (request.action === "CLOSE") await writer.close();
         else if (request.action === "CANCEL") await writer.cancel();
-        else if (request.action === "COMMIT") await writer.commit();
+        else if (request.action === "COMMIT") await writer.commit(commitOptions(request));
         else throw new WriterClosedError(served.name, request.path, "given no end action");
         ended = true;
         return { size: writer.size };

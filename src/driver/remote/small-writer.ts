@@ -6,7 +6,7 @@
 // call on. Nothing is held across an end: close, cancel and commit resolve once the driver has
 // done them, as with the rpc.
 
-import { AbortedError, type FileWriter, type StoragePath } from "../driver.js";
+import { AbortedError, type CommitOptions, type FileWriter, type StoragePath } from "../driver.js";
 import { WriterState } from "../writer-state.js";
 
 /** Content a writer holds before it opens a Writer rpc. */
@@ -20,12 +20,17 @@ export interface SmallWriterHost {
   readonly name: string;
   /** A writer on a Writer rpc of its own. */
   streamWriter(path: StoragePath, append: boolean, signal?: AbortSignal): Promise<FileWriter>;
-  /** A whole writer in one call: opened, given `content`, ended with `action`; its final size. */
+  /**
+   * A whole writer in one call: opened, given `content`, ended with `action` (a commit with
+   * `commitOptions`); its final size.
+   */
   writeWhole(
     path: StoragePath,
     append: boolean,
     content: Uint8Array,
     action: EndAction,
+    method?: string,
+    commitOptions?: CommitOptions,
   ): Promise<number>;
 }
 
@@ -88,8 +93,10 @@ export class SmallWriter implements FileWriter {
     });
   }
 
-  private end(action: EndAction): Promise<void> {
-    if (this.inner !== undefined) return this.inner[METHODS[action]]();
+  private end(action: EndAction, options?: CommitOptions): Promise<void> {
+    if (this.inner !== undefined) {
+      return action === "COMMIT" ? this.inner.commit(options) : this.inner[METHODS[action]]();
+    }
     return this.state.run(async () => {
       // An aborted writer publishes nothing; close and cancel still work.
       const aborted = action === "COMMIT" ? this.abortedError("writer.commit") : undefined;
@@ -100,7 +107,14 @@ export class SmallWriter implements FileWriter {
           : this.held.length === 1
             ? this.held[0]!
             : Buffer.concat(this.held, this.heldBytes);
-      this.ended = await this.host.writeWhole(this.path, this.append, content, action);
+      this.ended = await this.host.writeWhole(
+        this.path,
+        this.append,
+        content,
+        action,
+        undefined,
+        options,
+      );
       this.held = [];
       this.heldBytes = 0;
     }, ENDINGS[action]);
@@ -114,7 +128,7 @@ export class SmallWriter implements FileWriter {
     return this.end("CANCEL");
   }
 
-  commit(): Promise<void> {
-    return this.end("COMMIT");
+  commit(options?: CommitOptions): Promise<void> {
+    return this.end("COMMIT", options);
   }
 }
