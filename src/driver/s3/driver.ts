@@ -44,6 +44,7 @@ import { rangedRead, ReadAheadBudget, type FetchRange, type RangedReadOptions } 
 import { walkFlatListing } from "../walk.js";
 import { ReusedBufferAgent } from "./agent.js";
 import { httpStatus, isMissingKey, toDriverError } from "./errors.js";
+import { PlainRangedGets, UnusualAnswer, type RequestSigner } from "./plain-get.js";
 import { DRIVER_NAME, type S3Parameters } from "./parameters.js";
 import { TAIL_SUFFIX, type WriterContext } from "./uploads.js";
 import { newWriter, resumeWriter } from "./writer.js";
@@ -82,6 +83,8 @@ export class S3Driver implements StorageDriver {
   private readonly writerContext: WriterContext;
   private readonly readTuning: S3ReadTuning;
   private readonly readAhead: ReadAheadBudget;
+  /** Ranged GETs without the SDK, for path-style `http://` endpoints (./plain-get.ts). */
+  private readonly plainGets: PlainRangedGets | undefined;
   onBackendRequest: BackendRequestObserver | undefined;
 
   constructor(
@@ -131,6 +134,7 @@ export class S3Driver implements StorageDriver {
       },
       { step: "deserialize", name: "berthBackendRequests" },
     );
+    this.plainGets = this.plainGetsFor(parameters);
     const objectSettings: Record<string, unknown> = {};
     if (parameters.storageClass !== undefined)
       objectSettings.StorageClass = parameters.storageClass;
@@ -226,9 +230,27 @@ export class S3Driver implements StorageDriver {
     return { offset, partSize, window, budget: this.readAhead };
   }
 
-  /** Ranged GetObject requests on the key of `path`. */
+  /**
+   * Ranged GETs on the key of `path`: our own (./plain-get.ts) where the endpoint allows, the
+   * SDK's GetObject for the rest and for any answer ours leaves to the SDK.
+   */
   private rangeFetcher(path: StoragePath): FetchRange {
     const key = this.key(path);
+    const sdk = this.sdkRangeFetcher(path, key);
+    const plain = this.plainGets;
+    if (plain === undefined) return sdk;
+    return async (first, last, etag, signal) => {
+      try {
+        return await plain.fetch(key, first, last, etag, signal);
+      } catch (error) {
+        if (error instanceof UnusualAnswer) return sdk(first, last, etag, signal);
+        throw toDriverError(error, { operation: "GetObject", bucket: this.bucket, key, path });
+      }
+    };
+  }
+
+  /** Ranged GetObject requests through the SDK. */
+  private sdkRangeFetcher(path: StoragePath, key: string): FetchRange {
     return async (first, last, etag, signal) => {
       let answer;
       try {
@@ -258,6 +280,30 @@ export class S3Driver implements StorageDriver {
         key,
       });
     };
+  }
+
+  /**
+   * Our own ranged GETs for a path-style `http://` endpoint, signed by the client's own signer
+   * (its credential provider, session tokens included, and its clock skew correction); none for
+   * `https://` (TLS) or virtual-hosted addressing, which keep the SDK's path.
+   */
+  private plainGetsFor(parameters: S3Parameters): PlainRangedGets | undefined {
+    const endpoint = parameters.regionEndpoint;
+    if (endpoint === undefined || !parameters.forcePathStyle) return undefined;
+    const url = new URL(endpoint);
+    if (url.protocol !== "http:") return undefined;
+    const config = this.client.config;
+    const sign: RequestSigner = async (request) => {
+      const signer = await config.signer();
+      const signed = await signer.sign(request, {
+        signingRegion: await config.region(),
+        signingService: "s3",
+        signingDate: new Date(Date.now() + config.systemClockOffset),
+      });
+      return signed;
+    };
+    const target = { url, bucket: this.bucket, userAgent: parameters.userAgent };
+    return new PlainRangedGets(target, sign, () => this.onBackendRequest?.("GetObject"));
   }
 
   writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
