@@ -293,15 +293,12 @@ export class S3Driver implements StorageDriver {
     const url = new URL(endpoint);
     if (url.protocol !== "http:") return undefined;
     const config = this.client.config;
-    const sign: RequestSigner = async (request) => {
-      const signer = await config.signer();
-      const signed = await signer.sign(request, {
+    const sign: RequestSigner = async (request) =>
+      (await config.signer()).sign(request, {
         signingRegion: await config.region(),
         signingService: "s3",
         signingDate: new Date(Date.now() + config.systemClockOffset),
       });
-      return signed;
-    };
     const target = { url, bucket: this.bucket, userAgent: parameters.userAgent };
     return new PlainRangedGets(target, sign, () => this.onBackendRequest?.("GetObject"));
   }

@@ -352,24 +352,21 @@ function ignoreError(): void {}
 
 // An idle socket: unreferenced (it keeps no process alive), closed after IDLE_MS, and closed if
 // the server sends anything (nothing was asked).
-function onIdleData(this: Socket): void {
-  this.destroy();
-}
-function onIdleTimeout(this: Socket): void {
+function closeIdle(this: Socket): void {
   this.destroy();
 }
 
 function enterIdle(socket: Socket): void {
-  socket.on("data", onIdleData);
-  socket.on("timeout", onIdleTimeout);
+  socket.on("data", closeIdle);
+  socket.on("timeout", closeIdle);
   socket.setTimeout(IDLE_MS);
   socket.unref();
   socket.resume();
 }
 
 function leaveIdle(socket: Socket): void {
-  socket.off("data", onIdleData);
-  socket.off("timeout", onIdleTimeout);
+  socket.off("data", closeIdle);
+  socket.off("timeout", closeIdle);
   socket.setTimeout(0);
   socket.pause();
 }
