@@ -1,6 +1,7 @@
 // The idle collector: one collection once a burst of requests is over and the heap grew, while
 // requests run only when it grew by the busy slack, none when the heap did not grow, and none
-// repeated while the server stays idle. The API's activity and the heap are scripted stand-ins
+// repeated while the server stays idle; while requests run, a young-generation collection each
+// time the buffers outside the heap grew by the scavenge slack. The API's activity and the heap are scripted stand-ins
 // (V8's heap is not steerable from a test; the API's counts are tested with the API).
 
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import type { ApiActivity } from "../api/index.js";
 import {
   BUSY_SLACK_BYTES,
   collectWhenIdle,
+  SCAVENGE_SLACK_BYTES,
   SLACK_BYTES,
   TRIM_BUSY_TICKS,
   v8HeapControl,
@@ -17,6 +19,7 @@ import {
 } from "./idle-gc.js";
 
 const TICK_MS = 10;
+const SCAVENGE_TICK_MS = 2;
 
 /** A heap whose committed size the test sets; collecting brings it back to `floor`. */
 class ScriptedHeap implements HeapControl {
@@ -24,6 +27,9 @@ class ScriptedHeap implements HeapControl {
   floor = this.size;
   external = 0;
   collections = 0;
+  scavenges = 0;
+  /** Whether the outside buffers die young (a scavenge frees them), or live on (a large push's). */
+  youngBuffers = true;
   /** The collections there had been at each trim of the C heap. */
   trims: number[] = [];
   committed(): { heap: number; external: number } {
@@ -33,6 +39,10 @@ class ScriptedHeap implements HeapControl {
     this.collections++;
     this.size = this.floor;
     this.external = 0;
+  }
+  scavenge(): void {
+    this.scavenges++;
+    if (this.youngBuffers) this.external = 0;
   }
   trim(): void {
     this.trims.push(this.collections);
@@ -68,7 +78,7 @@ describe("collectWhenIdle", () => {
       if (bytes > 0) drops.push(activity.running > 0);
       return bytes;
     };
-    stop = collectWhenIdle(() => activity, dropSpares, heap, TICK_MS);
+    stop = collectWhenIdle(() => activity, dropSpares, heap, TICK_MS, SCAVENGE_TICK_MS);
   }
 
   it("collects once when a burst is over and the heap grew, not again while idle", async () => {
@@ -123,15 +133,42 @@ describe("collectWhenIdle", () => {
 
   it("counts the buffers outside the heap once idle, not while busy", async () => {
     const heap = new ScriptedHeap();
+    heap.youngBuffers = false;
     watch(heap);
     activity.started += 1;
     activity.running = 1;
-    // A large push's buffers: not collected under it.
+    // A large push's buffers: not collected under it (scavenged once, and alive).
     heap.external += BUSY_SLACK_BYTES * 4;
     await sleep(TICK_MS * 10);
     assert.equal(heap.collections, 0, "collected a busy server's buffers");
+    assert.equal(heap.scavenges, 1, "scavenged again buffers that had not grown");
     activity.running = 0;
     await eventually(() => heap.collections === 1, "the buffers left were not collected");
+  });
+
+  it("collects the young generation while busy each time the outside buffers grew by its slack", async () => {
+    const heap = new ScriptedHeap();
+    watch(heap);
+    activity.started += 1;
+    activity.running = 1;
+    // An upload's body chunks, garbage once copied: young, freed by a scavenge.
+    heap.external += SCAVENGE_SLACK_BYTES + 1;
+    await eventually(() => heap.scavenges === 1, "no scavenge of the grown buffers");
+    heap.external += SCAVENGE_SLACK_BYTES + 1;
+    await eventually(() => heap.scavenges === 2, "no scavenge when they grew again");
+    // Less than the slack: left to V8.
+    heap.external += SCAVENGE_SLACK_BYTES - 1;
+    await sleep(TICK_MS * 5);
+    assert.equal(heap.scavenges, 2);
+    assert.equal(heap.collections, 0, "a full collection under a request in flight");
+  });
+
+  it("does not look at the outside buffers of a server that served nothing", async () => {
+    const heap = new ScriptedHeap();
+    watch(heap);
+    heap.external += SCAVENGE_SLACK_BYTES * 2;
+    await sleep(TICK_MS * 5);
+    assert.equal(heap.scavenges, 0);
   });
 
   it("leaves a heap that grew less than the slack alone", async () => {

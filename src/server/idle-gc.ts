@@ -5,6 +5,9 @@
 // the heap and the buffers outside it have grown by more than SLACK_BYTES since the last collection
 // and no request has been in flight for a tick (the heap alone by BUSY_SLACK_BYTES while requests
 // run), one full collection runs; V8 then unmaps the pages it emptied and frees the buffers.
+// Between those, the young generation is collected whenever the buffers outside the heap grew by
+// SCAVENGE_SLACK_BYTES (see there): an upload's body chunks die young, but V8 collects them only
+// when its semi-space fills.
 //
 // The collector is V8's `gc` function, there only when node runs with `--expose-gc` (the flags of
 // cli/main.ts's first line and of `npm start`); without it nothing is done.
@@ -24,6 +27,23 @@ export const SLACK_BYTES = 8 * 1024 * 1024;
  */
 export const BUSY_SLACK_BYTES = 16 * 1024 * 1024;
 
+/**
+ * How often, while requests run, the buffers outside the heap are looked at (a few µs each time;
+ * an idle server is not woken for it). A 1 GiB push adds ~5 MB of body chunks in this time.
+ */
+export const SCAVENGE_TICK_MS = 10;
+/**
+ * Growth of the buffers outside the heap since the last collection beyond which the young
+ * generation is collected. Each 64 KiB socket read of an upload becomes a body chunk of its own
+ * (Node's HTTP parser copies it), garbage once the writer has copied it into its batch; V8 collects
+ * young objects only when its 4 MB semi-space fills, which an upload did every 20-30 MB of chunks.
+ * glibc served the chunks (below its 256 KiB mmap threshold, cli/main.ts) from its heap, which kept
+ * the pages: during skopeo's push the chunks outside the heap reached 30 MB between collections
+ * and the process's anonymous memory grew by as much (docs/performance.md, "Memory over a mixed
+ * run"). A young-generation collection of this kind takes well under a millisecond.
+ */
+export const SCAVENGE_SLACK_BYTES = 8 * 1024 * 1024;
+
 /** Busy ticks without a collection after which an idle tick trims the C heap. */
 export const TRIM_BUSY_TICKS = 4;
 
@@ -31,6 +51,8 @@ export const TRIM_BUSY_TICKS = 4;
 export interface HeapControl {
   /** A full, synchronous collection. */
   collect(): void;
+  /** A collection of the young generation only (V8's scavenge); absent where it cannot be done. */
+  scavenge?(): void;
   /**
    * The bytes V8's heap holds from the system now, and the bytes of the buffers outside it that
    * JavaScript objects keep alive (ArrayBuffers: freed only when a collection finds them garbage).
@@ -47,10 +69,11 @@ export interface HeapControl {
  * V8's own, with `trim` for the C heap when given: undefined when node runs without `--expose-gc`.
  */
 export function v8HeapControl(trim?: () => void): HeapControl | undefined {
-  const gc = (globalThis as { gc?: () => void }).gc;
+  const gc = (globalThis as { gc?: (options?: { type: "major" | "minor" }) => void }).gc;
   if (typeof gc !== "function") return undefined;
   return {
     collect: () => gc(),
+    scavenge: () => gc({ type: "minor" }),
     trim,
     committed: () => {
       const stats = getHeapStatistics();
@@ -66,7 +89,9 @@ export function v8HeapControl(trim?: () => void): HeapControl | undefined {
  * 16 MiB after a pull and a large push) and returns their bytes; when there were any, it collects
  * so that they are freed. At the first idle tick with no collection after a busy one or a
  * collection, it trims the C heap (`control.trim`): a tick after the collection, because V8 frees
- * the dead buffers' memory on a background thread after the collection returns.
+ * the dead buffers' memory on a background thread after the collection returns. From a busy tick
+ * to the next idle one, every `scavengeTickMs` it collects the young generation
+ * (`control.scavenge`) when the buffers outside the heap grew by SCAVENGE_SLACK_BYTES.
  * Returns the stop function. `control` undefined (no `--expose-gc`): does nothing.
  */
 export function collectWhenIdle(
@@ -74,8 +99,10 @@ export function collectWhenIdle(
   dropSpares: () => number,
   control: HeapControl | undefined = v8HeapControl(),
   tickMs = IDLE_TICK_MS,
+  scavengeTickMs = SCAVENGE_TICK_MS,
 ): () => void {
   if (control === undefined) return () => {};
+  const scavenger = new BufferGrowthScavenger(control, scavengeTickMs);
   let seen = activity().started;
   // What the heap, and the heap with the buffers outside it, held after the last collection.
   let heapBase = 0;
@@ -95,6 +122,8 @@ export function collectWhenIdle(
     const { started, running } = activity();
     const busy = started !== seen || running > 0;
     seen = started;
+    if (busy) scavenger.start();
+    else scavenger.stop();
     const { heap, external } = control.committed();
     // Shrunk on their own meanwhile: measure growth from there.
     heapBase = Math.min(heapBase, heap);
@@ -121,5 +150,49 @@ export function collectWhenIdle(
     }
   }, tickMs);
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    scavenger.stop();
+  };
+}
+
+/**
+ * While started, collects the young generation each time the buffers outside the heap have grown
+ * by SCAVENGE_SLACK_BYTES since their lowest reading after the last collection (V8's own
+ * scavenges lower that reading too).
+ */
+class BufferGrowthScavenger {
+  private timer: NodeJS.Timeout | undefined;
+  /** The lowest reading since the last collection; an idle server's when none ran since. */
+  private base: number;
+
+  constructor(
+    private readonly control: HeapControl,
+    private readonly tickMs: number,
+  ) {
+    this.base = control.committed().external;
+  }
+
+  /** Starts looking (a busy tick): growth counts from the last idle reading. */
+  start(): void {
+    if (this.timer !== undefined || this.control.scavenge === undefined) return;
+    this.timer = setInterval(() => this.look(), this.tickMs);
+    this.timer.unref();
+  }
+
+  /** Stops looking (an idle tick), with what the buffers hold now as the next base. */
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.base = this.control.committed().external;
+  }
+
+  private look(): void {
+    const { external } = this.control.committed();
+    this.base = Math.min(this.base, external);
+    if (external - this.base < SCAVENGE_SLACK_BYTES) return;
+    this.control.scavenge?.();
+    // The dead buffers are freed on a background thread: later readings lower the base.
+    this.base = this.control.committed().external;
+  }
 }
