@@ -37,7 +37,7 @@ export interface MethodMetrics {
 
 /**
  * Per-method metrics of one driver instance, keyed by method name; a writer's calls are under
- * "writer.write", "writer.close", "writer.cancel" and "writer.commit".
+ * "writer.write", "writer.close", "writer.cancel", "writer.commit" and "writer.commitTo".
  */
 export type DriverMetrics = Record<string, MethodMetrics>;
 
@@ -210,8 +210,10 @@ export class DriverBase implements StorageDriver {
       false,
       async () => {
         const writer = await this.inner.writer(path, append, options);
-        return new MeasuredWriter(writer, (method, run, checked) =>
-          this.measure(method, path, run, checked ? signal : undefined),
+        return new MeasuredWriter(
+          writer,
+          (method, run, checked) => this.measure(method, path, run, checked ? signal : undefined),
+          (destination) => this.checkPath(destination, false),
         );
       },
       signal,
@@ -362,7 +364,25 @@ class MeasuredWriter implements FileWriter {
       run: () => Promise<void>,
       checked: boolean,
     ) => Promise<void>,
-  ) {}
+    /** Throws InvalidPathError for a path `commitTo` may not publish at. */
+    checkPath: (path: StoragePath) => void,
+  ) {
+    // Offered only when the driver's writer has it: callers fall back to commit and move.
+    if (inner.commitTo !== undefined) {
+      const commitTo = inner.commitTo.bind(inner);
+      this.commitTo = (destination) =>
+        this.measure(
+          "writer.commitTo",
+          () => {
+            checkPath(destination);
+            return commitTo(destination);
+          },
+          true,
+        );
+    }
+  }
+
+  readonly commitTo?: (path: StoragePath) => Promise<void>;
 
   get size(): number {
     return this.inner.size;

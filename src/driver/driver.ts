@@ -55,6 +55,16 @@ export interface FileWriter {
    * resolves, unless `options.movedNext`: see CommitOptions.
    */
   commit(options?: CommitOptions): Promise<void>;
+  /**
+   * Optional: `commit`, but the whole content is published at `path` instead of the writer's own
+   * path (replacing what is there, making its directories), durable once it resolves. Nothing is
+   * left at the writer's path (as after `cancel`); a directory that leaves empty may remain, absent
+   * to `stat` and `list` as any directory without content. An upload's data goes straight into
+   * `blobs/` this way: on a filesystem one rename, where commit then `move` take two, a lookup of
+   * the source and an attempt to remove its directory. It fails as commit does (an aborted call
+   * published nothing). Drivers without it are used through commit and `move`.
+   */
+  commitTo?(path: StoragePath): Promise<void>;
 }
 
 /** Options of FileWriter.commit. */

@@ -3,12 +3,25 @@
 // `<algorithm>:<hex>` files repositories use to refer to blobs and manifests.
 
 import type { Readable, Writable } from "node:stream";
-import { DriverErrorCode, copyContent, type StorageDriver } from "../driver/index.js";
+import {
+  DriverErrorCode,
+  copyContent,
+  type FileWriter,
+  type StorageDriver,
+} from "../driver/index.js";
 import { countLookup, type CacheStats } from "./cache.js";
 import type { BlobDescriptorCache } from "./descriptor-cache.js";
 import { tryParseDigest, type ParsedDigest } from "./digest.js";
 import { parseBlobPath, parseDigestPath, paths } from "./paths.js";
 import type { BlobInfo, Digest, StreamOptions } from "./types.js";
+
+/** A writer that can publish at another path than its own (FileWriter's optional commitTo). */
+export type PublishingWriter = FileWriter & Required<Pick<FileWriter, "commitTo">>;
+
+/** True when `writer` offers commitTo. */
+export function canCommitTo(writer: FileWriter): writer is PublishingWriter {
+  return writer.commitTo !== undefined;
+}
 
 /** True when `error` is a driver's PathNotFoundError. */
 export function isPathNotFound(error: unknown): boolean {
@@ -214,6 +227,16 @@ export class BlobStore {
     await this.driver.putContent(paths.blobData(digest), content);
     await this.sizes.setSize(digest.digest, content.length);
     return { digest: digest.digest, size: content.length };
+  }
+
+  /**
+   * Publishes an upload's writer as the blob `digest`, straight into place (see FileWriter's
+   * commitTo); its content was checked against the digest before.
+   */
+  async commit(digest: ParsedDigest, writer: PublishingWriter): Promise<void> {
+    const size = writer.size;
+    await writer.commitTo(paths.blobData(digest));
+    await this.sizes.setSize(digest.digest, size);
   }
 
   /** Moves finished upload data into place as the blob `digest`. */

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { readdir } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { describe, it } from "node:test";
@@ -17,6 +18,7 @@ import {
   STORAGE_TEST_DRIVERS,
   useStorage,
 } from "../testing/storage-drivers.js";
+import type { DriverBase } from "../driver/index.js";
 import { digestOf, RegistryErrorCode } from "./index.js";
 
 for (const driverName of STORAGE_TEST_DRIVERS) {
@@ -222,6 +224,54 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
       // A malformed digest does not end the upload: the client may retry.
       await upload.append(chunks(bytes));
       await upload.finish(sha256(bytes));
+    });
+
+    it("finishes with the last chunk: a wrong digest or size stores nothing, a stored blob stays one", async () => {
+      const driver = storage.driver as DriverBase;
+      const calls = () => ({
+        moves: driver.metrics.move?.calls ?? 0,
+        commits: driver.metrics["writer.commitTo"]?.calls ?? 0,
+      });
+      const before = calls();
+      const repo = registry().repository("last/chunk");
+      const bytes = randomBytes(5000);
+      const digest = sha256(bytes);
+      const hex = digest.slice("sha256:".length);
+      const blobDirectory = `${ROOT}/blobs/sha256/${hex.slice(0, 2)}/${hex}`;
+      for (const [wrong, size, code] of [
+        [sha256(randomBytes(10)), undefined, RegistryErrorCode.DigestInvalid],
+        [digest, 4999, RegistryErrorCode.SizeInvalid],
+      ] as const) {
+        const upload = await repo.blobs.startUpload();
+        await assert.rejects(upload.finish(wrong, size, chunks(bytes)), rejectsWith(code));
+        assert.equal(await exists(driver, blobDirectory), false);
+        assert.equal(await exists(driver, `${ROOT}/repositories/last/chunk/_uploads`), false);
+      }
+      for (const name of ["last/chunk", "last/again"]) {
+        const upload = await registry().repository(name).blobs.startUpload();
+        await upload.append(chunks(bytes.subarray(0, 1000)));
+        assert.deepEqual(await upload.finish(digest, 5000, chunks(bytes.subarray(1000))), {
+          digest,
+          size: 5000,
+        });
+        assert.equal(
+          await text(driver, `${ROOT}/repositories/${name}/_layers/sha256/${hex}/link`),
+          digest,
+        );
+        assert.equal(await exists(driver, `${ROOT}/repositories/${name}/_uploads`), false);
+      }
+      assert.deepEqual(Buffer.from(await driver.getContent(`${blobDirectory}/data`)), bytes);
+      assert.deepEqual(await driver.list(blobDirectory), [`${blobDirectory}/data`]);
+      // The filesystem's writers publish straight into blobs/ (commitTo): no move.
+      if (driverName === "filesystem") {
+        assert.deepEqual(calls(), { moves: before.moves, commits: before.commits + 1 });
+        const files = await readdir(storage.rootDirectory!, { recursive: true });
+        assert.deepEqual(
+          files.filter((file) => file.includes("~")),
+          [],
+          "files of the driver's own left behind",
+        );
+      }
     });
 
     it("keeps what arrived when the client goes away, and the upload stays resumable", async () => {

@@ -16,7 +16,13 @@
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { FileWriter } from "../driver/index.js";
-import { deleteIfPresent, isPathNotFound, unlessNotFound } from "./blobstore.js";
+import {
+  canCommitTo,
+  deleteIfPresent,
+  isPathNotFound,
+  unlessNotFound,
+  type PublishingWriter,
+} from "./blobstore.js";
 import type { StorageContext, UploadHashState as HashState } from "./context.js";
 import {
   createDigester,
@@ -24,6 +30,7 @@ import {
   digestOfStream,
   parseDigest,
   type DigestAlgorithm,
+  type ParsedDigest,
 } from "./digest.js";
 import { RegistryError, RegistryErrorCode } from "./errors.js";
 import { paths } from "./paths.js";
@@ -170,13 +177,16 @@ class Upload implements UploadSession {
     return this.context.queue.run(this.key, async () => {
       this.context.checkWritable();
       const expected = parseDigest(digest);
-      const { blobs, links } = this.context;
       const dataPath = paths.uploadData(this.repository, this.id);
       let total: number | undefined;
       if (data !== undefined) {
         // The last chunk goes into the writer that publishes the data: no close and resume.
         const writer = await this.openWriter(options);
         await this.receive(writer, data);
+        if (canCommitTo(writer)) {
+          const actual = this.runningDigest(expected.algorithm, writer.size);
+          if (actual !== undefined) return this.finishInto(writer, expected, actual, size);
+        }
         total = writer.size;
         try {
           // The data moves into `blobs/` next (or is removed), and that move is synced.
@@ -193,34 +203,14 @@ class Upload implements UploadSession {
       const stored = total !== undefined;
       total ??= 0;
 
-      if (size !== undefined && size !== total) {
-        await this.remove();
-        throw new RegistryError(
-          RegistryErrorCode.SizeInvalid,
-          `upload ${this.id} has ${total} bytes, the client said ${size}`,
-          { expected: size, actual: total },
-        );
-      }
+      await this.removeUnless(() => this.checkSize(total, size));
       const actual = await this.digestOf(expected.algorithm, dataPath, stored ? total : undefined);
-      if (actual !== expected.digest) {
-        await this.remove();
-        throw new RegistryError(
-          RegistryErrorCode.DigestInvalid,
-          `upload ${this.id} has digest ${actual}, the client said ${expected.digest}`,
-          { expected: expected.digest, actual },
-        );
-      }
-
-      try {
-        this.context.quotas.checkBlob(this.repository, total);
-      } catch (error) {
-        await this.remove();
-        throw error;
-      }
+      await this.removeUnless(() => this.checkBlob(expected, actual, total));
 
       // Stays true when the blob was stored already: then the data is left to remove. Protected
       // from a concurrent garbage collector first (protection.ts): the refresh record is written
       // before the data is found or put in place.
+      const { blobs } = this.context;
       let dataLeft = stored;
       const refreshed = performance.now();
       await this.context.protection.refresh(expected);
@@ -229,12 +219,89 @@ class Upload implements UploadSession {
         else await blobs.put(expected, Buffer.alloc(0));
         dataLeft = false;
       }
-      this.context.protection.stored(expected, refreshed);
-      await links.writeKnown(paths.layerLink(this.repository, expected), expected);
-      await this.remove(dataLeft);
-      this.size = total;
-      return { digest: expected.digest, size: total };
+      return this.linked(expected, total, refreshed, dataLeft);
     });
+  }
+
+  /**
+   * finish for a writer that publishes straight into the blob store (commitTo), its content's
+   * digest `actual` known from the running hash: checked before anything is published, then one
+   * rename into `blobs/` where commit then move took two, a lookup and an rmdir.
+   */
+  private async finishInto(
+    writer: PublishingWriter,
+    expected: ParsedDigest,
+    actual: Digest,
+    size: number | undefined,
+  ): Promise<BlobInfo> {
+    const total = writer.size;
+    try {
+      this.checkSize(total, size);
+      this.checkBlob(expected, actual, total);
+    } catch (error) {
+      await writer.cancel().catch(() => undefined);
+      await this.remove();
+      throw error;
+    }
+    const { blobs } = this.context;
+    const refreshed = performance.now();
+    try {
+      await this.context.protection.refresh(expected);
+      if (await blobs.exists(expected)) await writer.cancel();
+      else await blobs.commit(expected, writer);
+    } catch (error) {
+      // Nothing was published: keep what arrived, resumable (its digest is then read back).
+      await writer.close().catch(() => undefined);
+      throw error;
+    }
+    return this.linked(expected, total, refreshed, false);
+  }
+
+  /** The end of finish once the blob is stored: its protection, the layer link, the upload gone. */
+  private async linked(
+    expected: ParsedDigest,
+    total: number,
+    refreshed: number,
+    dataLeft: boolean,
+  ): Promise<BlobInfo> {
+    this.context.protection.stored(expected, refreshed);
+    await this.context.links.writeKnown(paths.layerLink(this.repository, expected), expected);
+    await this.remove(dataLeft);
+    this.size = total;
+    return { digest: expected.digest, size: total };
+  }
+
+  /** Runs `check`; when it throws, the upload is removed first. */
+  private async removeUnless(check: () => void): Promise<void> {
+    try {
+      check();
+    } catch (error) {
+      await this.remove();
+      throw error;
+    }
+  }
+
+  /** SIZE_INVALID when the client said a size (`size`) the upload's `total` bytes are not. */
+  private checkSize(total: number, size: number | undefined): void {
+    if (size !== undefined && size !== total) {
+      throw new RegistryError(
+        RegistryErrorCode.SizeInvalid,
+        `upload ${this.id} has ${total} bytes, the client said ${size}`,
+        { expected: size, actual: total },
+      );
+    }
+  }
+
+  /** DIGEST_INVALID when the content's digest is not the client's; then the repository's quota. */
+  private checkBlob(expected: ParsedDigest, actual: Digest, total: number): void {
+    if (actual !== expected.digest) {
+      throw new RegistryError(
+        RegistryErrorCode.DigestInvalid,
+        `upload ${this.id} has digest ${actual}, the client said ${expected.digest}`,
+        { expected: expected.digest, actual },
+      );
+    }
+    this.context.quotas.checkBlob(this.repository, total);
   }
 
   cancel(): Promise<void> {
@@ -359,6 +426,17 @@ class Upload implements UploadSession {
   }
 
   /**
+   * The digest of the upload's first `size` bytes from the running hash, when it covers exactly
+   * them (and the digest is sha256); undefined otherwise. The running hash is used up either way.
+   */
+  private runningDigest(algorithm: DigestAlgorithm, size: number): Digest | undefined {
+    const state = this.context.hashStates.get(this.key);
+    this.context.hashStates.delete(this.key);
+    if (algorithm !== "sha256" || state === undefined || state.offset !== size) return undefined;
+    return `sha256:${state.hash.digest("hex")}`;
+  }
+
+  /**
    * The digest of the upload's `size` bytes (undefined: no data file, nothing appended): from the
    * running hash when it covers exactly them, else read back. The running hash is used up either way.
    */
@@ -367,11 +445,8 @@ class Upload implements UploadSession {
     dataPath: string,
     size: number | undefined,
   ): Promise<Digest> {
-    const state = this.context.hashStates.get(this.key);
-    this.context.hashStates.delete(this.key);
-    if (algorithm === "sha256" && state !== undefined && state.offset === (size ?? 0)) {
-      return `sha256:${state.hash.digest("hex")}`;
-    }
+    const running = this.runningDigest(algorithm, size ?? 0);
+    if (running !== undefined) return running;
     if (size === undefined) return digestOf(new Uint8Array(0), algorithm);
     return (await digestOfStream(await this.context.driver.reader(dataPath, 0), algorithm)).digest;
   }

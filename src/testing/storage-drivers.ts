@@ -54,6 +54,8 @@ export async function createTestDriver(
 export interface StorageUnderTest {
   /** The suite's driver (set once its `before` hook has run). */
   readonly driver: StorageDriver;
+  /** The filesystem driver's root directory; undefined for other drivers. */
+  readonly rootDirectory: string | undefined;
   /** A registry over the suite's driver; deleting enabled unless `options` say otherwise. */
   readonly registry: (options?: RegistryStorageOptions) => Registry;
 }
@@ -75,6 +77,9 @@ export function useStorage(name: (typeof STORAGE_TEST_DRIVERS)[number]): Storage
   return {
     get driver() {
       return driver();
+    },
+    get rootDirectory() {
+      return test?.rootDirectory;
     },
     registry: (options = { deleteEnabled: true }) => createRegistryStorage(driver(), options),
   };

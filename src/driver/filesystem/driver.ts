@@ -758,6 +758,26 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   /**
+   * Renames the finished file `name` to storage path `path`, making its directory, and syncs that
+   * directory: FilesystemWriter.commitTo. The writer's own directory is left as it is (an upload's
+   * still holds `startedat`, and its removal follows).
+   */
+  async publishAt(name: string, path: StoragePath): Promise<void> {
+    const full = this.fullPath(path);
+    await this.ensureDirectory(dirname(full));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.publish(name, full);
+        return;
+      } catch (error) {
+        // A concurrent delete removed the directory just made (as in move): make it again.
+        if (errorCode(error) !== "ENOENT" || attempt >= RETRIES) throw error;
+        await this.makeDirectory(dirname(full));
+      }
+    }
+  }
+
+  /**
    * Removes `dir` and its parents up to the root while they are empty, so that a directory without
    * stored files does not linger. A directory that is not empty (or is being filled) stays. For
    * FilesystemWriter too.

@@ -4,7 +4,13 @@
 
 import { dirname } from "node:path";
 import { FileAppender } from "../append.js";
-import type { CommitOptions, FileWriter, StoragePath } from "../driver.js";
+import {
+  InvalidPathError,
+  type CommitOptions,
+  type FileWriter,
+  type StoragePath,
+} from "../driver.js";
+import { isValidPath } from "../paths.js";
 import { WriterState } from "../writer-state.js";
 import type { FilesystemDriver } from "./driver.js";
 import {
@@ -137,8 +143,25 @@ export class FilesystemWriter implements FileWriter {
     }
   }
 
+  /**
+   * commit at another path: one rename of the writer's file to `destination` and that directory's
+   * sync, where commit then move take a rename more, a lookup of the source and an rmdir.
+   */
+  async commitTo(destination: StoragePath): Promise<void> {
+    // Refused before the writer ends, so that it can still be committed.
+    if (!isValidPath(destination)) throw new InvalidPathError(NAME, destination);
+    await this.publish(() => this.driver.publishAt(this.file, destination));
+  }
+
   /** `movedNext`: the bytes are synced, the directory is not (the move syncs its destination's). */
-  async commit(options?: CommitOptions): Promise<void> {
+  commit(options?: CommitOptions): Promise<void> {
+    return this.publish(() =>
+      this.driver.publish(this.file, this.full, options?.movedNext !== true),
+    );
+  }
+
+  /** Ends the writer as committed: the bytes synced and the file closed, then `rename` it. */
+  private async publish(rename: () => Promise<void>): Promise<void> {
     this.state.end("committed");
     try {
       try {
@@ -148,7 +171,7 @@ export class FilesystemWriter implements FileWriter {
         await fdClose(this.fd);
         this.driver.released(this.file);
       }
-      await this.driver.publish(this.file, this.full, options?.movedNext !== true);
+      await rename();
     } catch (error) {
       throw this.driver.failure(error, "commit", this.path);
     }

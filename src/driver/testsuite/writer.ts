@@ -8,7 +8,7 @@ import type { Scope, Suite } from "./context.js";
 import { assertSameBytes, randomContent, rejectsWith } from "./support.js";
 
 const MiB = 1024 * 1024;
-const { PathNotFound, WriterClosed } = DriverErrorCode;
+const { InvalidPath, PathNotFound, WriterClosed } = DriverErrorCode;
 
 export function writerTests(suite: Suite): void {
   const { test } = suite;
@@ -245,6 +245,44 @@ export function writerTests(suite: Suite): void {
       { code: PathNotFound, path },
       "resume",
     );
+  });
+
+  test("commitTo publishes a resumed writer's whole content at another path (when offered)", async (s) => {
+    const path = s.path("upload", "data");
+    const destination = s.path("blobs", "ab", "data");
+    const first = randomContent(100);
+    const rest = randomContent(5000);
+    const writer = await suite.driver.writer(path, false);
+    await writer.write(first);
+    await writer.close();
+    const resumed = await suite.driver.writer(path, true);
+    if (resumed.commitTo === undefined) {
+      await resumed.cancel();
+      return;
+    }
+    await resumed.write(rest);
+    await rejectsWith(
+      suite.driver,
+      resumed.commitTo("/not/../valid"),
+      { code: InvalidPath },
+      "an invalid destination",
+    );
+    await suite.driver.putContent(destination, randomContent(10));
+    await resumed.commitTo(destination);
+    assertSameBytes(
+      await suite.driver.getContent(destination),
+      Buffer.concat([first, rest]),
+      "content at the destination",
+    );
+    // Nothing is left at the writer's path, to read or to resume.
+    const left = {
+      stat: () => suite.driver.stat(path),
+      resume: () => suite.driver.writer(path, true),
+    };
+    for (const [what, call] of Object.entries(left)) {
+      await rejectsWith(suite.driver, call(), { code: PathNotFound, path }, what);
+    }
+    await rejectsWith(suite.driver, resumed.write(rest), { code: WriterClosed }, "write after");
   });
 
   test("a writer with nothing written commits an empty file", async (s) => {
