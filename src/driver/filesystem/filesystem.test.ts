@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { DriverErrorCode, type StorageDriver } from "../driver.js";
+import { DriverErrorCode, type FileWriter, type StorageDriver } from "../driver.js";
 import { createDriver } from "../factory.js";
 import { runDriverSuite } from "../testsuite/index.js";
 import { FilesystemDriver } from "./index.js";
@@ -135,6 +135,27 @@ describe("filesystem driver", () => {
       assert.deepEqual(await filesOnDisk(root), ["blobs/moved/data", "uploads/unsynced/startedat"]);
       await driver.delete("/uploads");
       await driver.delete("/blobs");
+    });
+
+    it("a start-up sweep while a writer commits leaves its bytes alone (commitTo published an emptied blob before the fix)", async () => {
+      const dir = await freshDirectory();
+      const fs = new FilesystemDriver(dir);
+      const publish = fs.publish.bind(fs);
+      const publishAt = fs.publishAt.bind(fs);
+      // Another driver instance's sweep (a restarted process's) runs just before the rename.
+      const sweepFirst = async () => void (await new FilesystemDriver(dir).startSweep());
+      fs.publish = async (...args) => (await sweepFirst(), publish(...args));
+      fs.publishAt = async (...args) => (await sweepFirst(), publishAt(...args));
+      for (const [path, commit] of [
+        ["/uploads/a/data", (writer: FileWriter) => writer.commit()],
+        ["/blobs/b/data", (writer: FileWriter) => writer.commitTo!("/blobs/b/data")],
+      ] as const) {
+        const writer = await fs.writer("/uploads/a/data", false);
+        await writer.write(Buffer.from(`acknowledged ${path}`));
+        await commit(writer);
+        assert.equal(await readFile(join(dir, path), "utf8"), `acknowledged ${path}`);
+      }
+      assert.deepEqual(await filesOnDisk(dir), ["blobs/b/data", "uploads/a/data"]);
     });
 
     it("keeps a writer's bytes in hidden files, and leaves none after commit or cancel", async () => {

@@ -160,18 +160,26 @@ export class FilesystemWriter implements FileWriter {
     );
   }
 
-  /** Ends the writer as committed: the bytes synced and the file closed, then `rename` it. */
+  /**
+   * Ends the writer as committed: the bytes synced and the file closed, then `rename` it. The file
+   * stays live until renamed: the start-up sweep (sidecars.ts) takes a file of this process that
+   * is not live for a crashed writer's and cuts it back to its base, and commitTo makes the blob's
+   * directory between the close and the rename (a kill -9 test caught an emptied blob).
+   */
   private async publish(rename: () => Promise<void>): Promise<void> {
     this.state.end("committed");
     try {
       try {
-        await this.appender.finish(true);
-        await fdSync(this.fd);
+        try {
+          await this.appender.finish(true);
+          await fdSync(this.fd);
+        } finally {
+          await fdClose(this.fd);
+        }
+        await rename();
       } finally {
-        await fdClose(this.fd);
         this.driver.released(this.file);
       }
-      await rename();
     } catch (error) {
       throw this.driver.failure(error, "commit", this.path);
     }
