@@ -3,7 +3,7 @@
 // hidden files, the on-disk layout, and paths that try to leave the root.
 
 import assert from "node:assert/strict";
-import { watch } from "node:fs";
+import { existsSync, watch } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -135,6 +135,25 @@ describe("filesystem driver", () => {
       assert.deepEqual(await filesOnDisk(root), ["blobs/moved/data", "uploads/unsynced/startedat"]);
       await driver.delete("/uploads");
       await driver.delete("/blobs");
+    });
+
+    it("a closing writer's file stays live until it is renamed (a start-up sweep could cut it before)", async () => {
+      const dir = await freshDirectory();
+      const fs = new FilesystemDriver(dir);
+      const released = fs.released.bind(fs);
+      const stillThere: boolean[] = [];
+      // Released means a restarted process's sweep may take the file for a crashed writer's.
+      fs.released = (name: string) => {
+        stillThere.push(existsSync(name));
+        released(name);
+      };
+      const writer = await fs.writer("/uploads/c/data", false);
+      await writer.write(Buffer.from("acknowledged by a 202"));
+      await writer.close();
+      assert.deepEqual(stillThere, [false]);
+      const resumed = await fs.writer("/uploads/c/data", true);
+      assert.equal(resumed.size, "acknowledged by a 202".length);
+      await resumed.cancel();
     });
 
     it("a start-up sweep while a writer commits leaves its bytes alone (commitTo published an emptied blob before the fix)", async () => {

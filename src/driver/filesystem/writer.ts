@@ -115,12 +115,17 @@ export class FilesystemWriter implements FileWriter {
         }
         // Synced: a registry acknowledges what a closed writer kept (an upload's 202), so it must
         // survive a crash of the machine, not only of the process.
-        await fdDataSync(this.fd);
+        try {
+          await fdDataSync(this.fd);
+        } finally {
+          await fdClose(this.fd);
+        }
+        // Live until renamed, as in publish: a start-up sweep would cut a file of this process
+        // that is not live back to its base, losing bytes a client was told are kept.
+        await rename(this.file, closedWriterName(this.full));
       } finally {
-        await fdClose(this.fd);
         this.driver.released(this.file);
       }
-      await rename(this.file, closedWriterName(this.full));
       await syncDirectory(dirname(this.full));
       if (this.appender.failed !== undefined) throw this.appender.failed;
     } catch (error) {
