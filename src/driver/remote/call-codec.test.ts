@@ -40,7 +40,14 @@ const REQUESTS: [CallKind | "cancel", Record<string, unknown>][] = [
   ["localFile", { path: "/l" }],
   [
     "write",
-    { path: "/w", append: true, content: Buffer.alloc(130, 7), action: "COMMIT", movedNext: true },
+    {
+      path: "/w",
+      append: true,
+      content: Buffer.alloc(130, 7),
+      action: "COMMIT",
+      movedNext: true,
+      commitTo: "/blobs/sha256/ab/" + "é".repeat(70) + "/data",
+    },
   ],
   ["touch", { path: "/berth/gc/refreshed/sha256/ab" }],
   ["cancel", {}],
@@ -118,7 +125,14 @@ describe("call stream codec", () => {
       ["redirectUrl", { path: "/r", method: "", expiresIn: 0 }],
       [
         "write",
-        { path: "/w", append: false, content: Buffer.alloc(0), action: "CLOSE", movedNext: false },
+        {
+          path: "/w",
+          append: false,
+          content: Buffer.alloc(0),
+          action: "CLOSE",
+          movedNext: false,
+          commitTo: "",
+        },
       ],
       [
         "write",
@@ -128,6 +142,7 @@ describe("call stream codec", () => {
           content: Buffer.alloc(0),
           action: "ACTION_UNSPECIFIED",
           movedNext: false,
+          commitTo: "",
         },
       ],
     ];

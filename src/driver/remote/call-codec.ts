@@ -206,6 +206,7 @@ function writeRequest(out: Encoder, kind: CallKind | "cancel", body: Body): void
       out.bytes(3, body.content);
       out.integer(4, Math.max(ACTIONS.indexOf(body.action as string), 0));
       out.boolean(5, body.movedNext);
+      out.string(6, body.commitTo);
       return;
     case "cancel":
       return;
@@ -222,6 +223,7 @@ export function encodeCallRequest(call: OutgoingCall): Buffer {
       stringBound(body.path) +
       stringBound(body.sourcePath) +
       stringBound(body.destPath) +
+      stringBound(body.commitTo) +
       stringBound(body.method) +
       bytesBound(body.content),
   );
@@ -443,6 +445,7 @@ const WRITE_REQUEST: Layout = {
   3: ["content", "bytes"],
   4: ["action", "int"],
   5: ["movedNext", "bool"],
+  6: ["commitTo", "string"],
 };
 const CONTENT_REPLY: Layout = { 1: ["content", "bytes"] };
 const STORED_REPLY: Layout = { 1: ["stored", "bool"] };
@@ -478,6 +481,7 @@ function decodeRequest(kind: CallKind | "cancel", input: Decoder): Body {
         content: EMPTY,
         action: 0,
         movedNext: false,
+        commitTo: "",
       });
       // As proto-loader gives enums (`enums: String`): the value's name, or its number if unknown.
       body.action = ACTIONS[body.action as number] ?? body.action;

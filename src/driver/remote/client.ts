@@ -30,7 +30,7 @@ import { FileAppender } from "../append.js";
 import { Batch, MAX_CHUNK, SendWindow } from "./framing.js";
 import { fdClose, openLentFile } from "./local-writes.js";
 import { CallStream, CallStreamUnsupported, CallTimedOut } from "./calls.js";
-import { SmallWriter, type EndAction } from "./small-writer.js";
+import { SmallWriter, endWriter, type EndAction, type EndOptions } from "./small-writer.js";
 import {
   CALL_KINDS,
   CHANNEL_OPTIONS,
@@ -109,6 +109,8 @@ export interface DriverConnection {
   readonly touch?: boolean;
   /** Whether the running driver reads batches on the call stream (protocol 1.5). */
   readonly callBatches?: boolean;
+  /** Whether the running driver's writers commit to another path (protocol 1.7's `commit_to`). */
+  readonly commitTo?: boolean;
 }
 
 /** Statuses that come from the transport, not from the driver (when the driver sent no code). */
@@ -550,7 +552,7 @@ export class RemoteDriver implements StorageDriver {
       const base = append ? await this.writeWhole(path, true, EMPTY, "CLOSE", "writer") : 0;
       // Still served (the stream may have turned out to be missing meanwhile).
       if (!this.callStreamOff) {
-        return new SmallWriter(this, path, append, base, options?.signal);
+        return new SmallWriter(this, path, append, base, options?.signal, this.commitsTo);
       }
     }
     return this.streamWriter(path, append, options?.signal);
@@ -564,7 +566,7 @@ export class RemoteDriver implements StorageDriver {
   ): Promise<FileWriter> {
     const client = await this.connection.client();
     const call = client.Writer() as grpc.ClientDuplexStream<unknown, WriterReply>;
-    const writer = new RemoteWriter(this, call, path);
+    const writer = new RemoteWriter(this, call, path, this.commitsTo);
     try {
       await writer.open(append);
     } catch (error) {
@@ -580,6 +582,14 @@ export class RemoteDriver implements StorageDriver {
   }
 
   /**
+   * Whether writers commit to another path (protocol 1.7): they then offer commitTo, sent as a
+   * commit's `commit_to`, and an upload's last chunk goes into `blobs/` in the call that commits it.
+   */
+  get commitsTo(): boolean {
+    return this.connection.commitTo === true;
+  }
+
+  /**
    * A whole writer in one `write` call on the call stream (opened, given `content`, ended with
    * `action`), or on a Writer rpc when no stream takes it; resolves with its final size.
    */
@@ -589,10 +599,17 @@ export class RemoteDriver implements StorageDriver {
     content: Uint8Array,
     action: EndAction,
     method = `writer.${action.toLowerCase()}`,
-    commitOptions?: CommitOptions,
+    options?: EndOptions,
   ): Promise<number> {
     const client = await this.connection.client();
-    const request = { path, append, content, action, movedNext: commitOptions?.movedNext === true };
+    const request = {
+      path,
+      append,
+      content,
+      action,
+      movedNext: options?.movedNext === true,
+      commitTo: options?.commitTo ?? "",
+    };
     const done = await this.onCallStream<{ size: number }>(
       client,
       "write",
@@ -604,11 +621,7 @@ export class RemoteDriver implements StorageDriver {
     if (done !== undefined) return Number(done.reply.size);
     const writer = await this.streamWriter(path, append);
     if (content.length > 0) await writer.write(content);
-    await (action === "CLOSE"
-      ? writer.close()
-      : action === "CANCEL"
-        ? writer.cancel()
-        : writer.commit(commitOptions));
+    await endWriter(writer, action, options);
     return writer.size;
   }
 
@@ -720,8 +733,14 @@ class RemoteWriter implements FileWriter {
     private readonly driver: RemoteDriver,
     private readonly call: grpc.ClientDuplexStream<unknown, WriterReply>,
     private readonly path: string,
+    /** Whether the driver commits to another path (protocol 1.7): commitTo is offered. */
+    commitsTo: boolean,
   ) {
     this.state = new WriterState(driver.name, path);
+    if (commitsTo) {
+      this.commitTo = (destination) =>
+        this.end("COMMIT", "writer.commitTo", { commitTo: destination });
+    }
     call.on("data", (reply: WriterReply) => {
       if (this.waiting !== undefined) this.waiting(reply);
       else this.replies.push(reply);
@@ -738,6 +757,9 @@ class RemoteWriter implements FileWriter {
       this.waiting?.(error);
     });
   }
+
+  /** Offered only when the driver has it (see the constructor): else commit and move. */
+  readonly commitTo?: (path: StoragePath) => Promise<void>;
 
   get size(): number {
     return this.written;
@@ -897,19 +919,19 @@ class RemoteWriter implements FileWriter {
     this.window.write(this.call, { abort: {} }, 0);
   }
 
-  /** `movedNext`: a commit's CommitOptions.movedNext (sent as `moved_next`, 1.6). */
-  private end(
-    action: "CLOSE" | "CANCEL" | "COMMIT",
-    method: string,
-    movedNext = false,
-  ): Promise<void> {
+  /**
+   * `options`: a commit's CommitOptions.movedNext (sent as `moved_next`, 1.6) and commitTo's
+   * destination (`commit_to`, 1.7).
+   */
+  private end(action: EndAction, method: string, options?: EndOptions): Promise<void> {
     const ending = action === "CLOSE" ? "closed" : action === "CANCEL" ? "cancelled" : "committed";
+    const commit = { movedNext: options?.movedNext === true, commitTo: options?.commitTo ?? "" };
     return this.state.run(async () => {
-      if (this.local !== undefined) return this.endLocal(action, method, movedNext);
+      if (this.local !== undefined) return this.endLocal(action, method, commit);
       // Cancel drops what is still gathered; close and commit keep it.
       if (action === "CANCEL") this.batch = undefined;
       await this.flush(method);
-      await this.send({ end: { action, movedNext } }, method);
+      await this.send({ end: { action, ...commit } }, method);
       if (this.openPending) {
         await this.reply(method);
         this.openPending = false;
@@ -926,9 +948,9 @@ class RemoteWriter implements FileWriter {
    * failure stay resumable, nothing is published) and rejects, as a close after one does.
    */
   private async endLocal(
-    action: "CLOSE" | "CANCEL" | "COMMIT",
+    action: EndAction,
     method: string,
-    movedNext: boolean,
+    commit: { movedNext: boolean; commitTo: string },
   ): Promise<void> {
     const appender = this.local!;
     let failure: unknown;
@@ -939,8 +961,11 @@ class RemoteWriter implements FileWriter {
     }
     failure ??= appender.failed;
     const size = appender.failedAt ?? appender.written;
-    const sent = failure !== undefined && action === "COMMIT" ? "CLOSE" : action;
-    await this.send({ end: { action: sent, local: true, size, movedNext } }, method);
+    if (failure !== undefined && action === "COMMIT") {
+      await this.send({ end: { action: "CLOSE", local: true, size } }, method);
+    } else {
+      await this.send({ end: { action, local: true, size, ...commit } }, method);
+    }
     const reply = await this.reply(method);
     this.written = Number(reply.ended?.size ?? size);
     this.call.end();
@@ -958,6 +983,6 @@ class RemoteWriter implements FileWriter {
   }
 
   commit(options?: CommitOptions): Promise<void> {
-    return this.end("COMMIT", "writer.commit", options?.movedNext === true);
+    return this.end("COMMIT", "writer.commit", options);
   }
 }

@@ -20,6 +20,7 @@ import { connectClient, type DriverConnection, type ServiceClient } from "./clie
 import {
   CALL_BATCH_MINOR,
   CALL_STREAM_MINOR,
+  COMMIT_TO_MINOR,
   SOCKET_ENV,
   TOUCH_MINOR,
   incompatibility,
@@ -82,6 +83,8 @@ interface Generation {
   touch: boolean;
   /** Whether it reads batches on the call stream (protocol 1.5). */
   callBatches: boolean;
+  /** Whether its writers commit to another path (protocol 1.7's `commit_to`). */
+  commitTo: boolean;
   /** Set once the process exited: how. */
   exit?: string;
   exited: Promise<void>;
@@ -142,6 +145,11 @@ export class DriverProcess implements DriverConnection {
   /** Whether the running process reads batches on the call stream (protocol 1.5). */
   get callBatches(): boolean {
     return this.current?.exit === undefined && this.current?.callBatches === true;
+  }
+
+  /** Whether the running process's writers commit to another path (protocol 1.7). */
+  get commitTo(): boolean {
+    return this.current?.exit === undefined && this.current?.commitTo === true;
   }
 
   /** Starts the process for the first time; rejects with why it cannot run. */
@@ -327,6 +335,7 @@ export class DriverProcess implements DriverConnection {
       callStream: speaksMinor(version.version, CALL_STREAM_MINOR),
       touch: speaksMinor(version.version, TOUCH_MINOR),
       callBatches: speaksMinor(version.version, CALL_BATCH_MINOR),
+      commitTo: speaksMinor(version.version, COMMIT_TO_MINOR),
       exited,
     };
     void exited.then(() => {

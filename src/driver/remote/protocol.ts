@@ -32,11 +32,12 @@ import {
  * local writes, VersionReply.local_root and the Writer's `local` messages; 1.3: the call stream,
  * `Calls`; 1.4: `Touch`; 1.5: several calls or replies in one message of the call stream,
  * `batch`; 1.6: PutContent's `unsynced` and a commit's `moved_next`, which an older driver
- * ignores, syncing as before). Berth accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR,
+ * ignores, syncing as before; 1.7: a commit's `commit_to`, FileWriter.commitTo, sent only to a
+ * driver of 1.7 or later). Berth accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR,
  * and uses what a later minor added only when the driver has it (a call it does not know answers
  * UNIMPLEMENTED).
  */
-export const PROTOCOL_VERSION = "1.6";
+export const PROTOCOL_VERSION = "1.7";
 
 /** The oldest minor of PROTOCOL_VERSION's major that Berth still accepts: 1.0's drivers work. */
 export const MIN_PROTOCOL_MINOR = 0;
@@ -122,6 +123,9 @@ export const TOUCH_MINOR = 4;
 
 /** The minor that added batches on the call stream (CallRequest's and CallReply's `batch`). */
 export const CALL_BATCH_MINOR = 5;
+
+/** The minor that added a commit's destination (WriterEnd's and WriteRequest's `commit_to`). */
+export const COMMIT_TO_MINOR = 7;
 
 /** Metadata of a `Calls` stream: the protocol version Berth speaks (since 1.5). */
 export const PROTOCOL_METADATA = "berth-protocol";

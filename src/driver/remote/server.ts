@@ -5,7 +5,9 @@ import { unlink } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import { DriverBase } from "../base.js";
+import { isValidPath } from "../paths.js";
 import {
+  InvalidPathError,
   WriterClosedError,
   type CommitOptions,
   type FileWriter,
@@ -165,12 +167,53 @@ interface WriterRequest {
     local: boolean;
     size: number;
     movedNext?: boolean;
+    commitTo?: string;
   };
 }
 
+/** How a writer ends, from a Writer call's `end` or the call stream's `write`. */
+interface WriterEnding {
+  action: string;
+  /** 1.6: the commit need not sync the name (the content is moved next). */
+  movedNext?: boolean;
+  /** 1.7: commit at this path instead of the writer's own (commitTo); empty: at its own. */
+  commitTo?: string;
+}
+
 /** A commit's options from its end or write message (`moved_next`, 1.6). */
-function commitOptions(end: { movedNext?: boolean }): CommitOptions | undefined {
+function commitOptions(end: WriterEnding): CommitOptions | undefined {
   return end.movedNext === true ? { movedNext: true } : undefined;
+}
+
+/**
+ * Ends `writer` (at `path`) as `end` says. A commit with `commit_to` (1.7) is the driver's own
+ * commitTo, or for a driver without one a commit and then a move in this process: either way one
+ * call for Berth where a commit and a Move took two.
+ */
+async function endWriter(
+  driver: DriverBase,
+  writer: FileWriter,
+  path: StoragePath,
+  end: WriterEnding,
+  signal: AbortSignal,
+): Promise<void> {
+  const destination = end.commitTo ?? "";
+  if (destination !== "" && end.action !== "COMMIT") {
+    throw new WriterClosedError(driver.name, path, `given commit_to with ${end.action}`);
+  }
+  if (end.action === "CLOSE") return writer.close();
+  if (end.action === "CANCEL") return writer.cancel();
+  if (end.action !== "COMMIT") {
+    throw new WriterClosedError(driver.name, path, "given no end action");
+  }
+  if (destination === "") return writer.commit(commitOptions(end));
+  // DriverBase's writer checks the destination before its driver's commitTo runs.
+  if (writer.commitTo !== undefined) return writer.commitTo(destination);
+  // Refused before the writer ends, as commitTo does: nothing published, the writer still open.
+  if (!isValidPath(destination)) throw new InvalidPathError(driver.name, destination);
+  // The name need not be synced here: the move syncs its destination's.
+  await writer.commit({ movedNext: true });
+  await driver.move(path, destination, { signal });
 }
 
 /**
@@ -230,10 +273,7 @@ async function serveWriter(
           await lent.takeBackFile(undefined);
           lent = undefined;
         }
-        if (action === "CLOSE") await writer.close();
-        else if (action === "CANCEL") await writer.cancel();
-        else if (action === "COMMIT") await writer.commit(commitOptions(request.end!));
-        else throw new WriterClosedError(driver.name, path, `given no end action`);
+        await endWriter(driver, writer, path, { ...request.end!, action }, controller.signal);
         ended = true;
         call.write({ ended: { size: writer.size } });
         call.end();
@@ -241,12 +281,22 @@ async function serveWriter(
       }
     }
   } catch (error) {
+    // Kept before the failure is told: the client may resume at once (after a refused commitTo).
+    await keep();
     fail(call, error);
   } finally {
-    // The client went away (or failed) without ending the writer: keep what was written (what
-    // Berth wrote to a lent file since is not known good: the file is cut to where it was lent).
+    await keep();
+  }
+
+  /**
+   * The client went away (or the call failed) without ending the writer: keep what was written
+   * (what Berth wrote to a lent file since is not known good: the file is cut to where it was lent).
+   */
+  async function keep(): Promise<void> {
     if (lent !== undefined) await lent.takeBackFile(undefined).catch(() => {});
+    lent = undefined;
     if (!ended && writer !== undefined) await writer.close().catch(() => {});
+    ended = true;
   }
 }
 
@@ -269,6 +319,7 @@ export async function serveDriver(
     content: Buffer;
     action: string;
     movedNext?: boolean;
+    commitTo?: string;
   };
   const operations: Operations = {
     getContent: async ({ path }: PathRequest) => ({ content: await served.getContent(path) }),
@@ -311,10 +362,7 @@ export async function serveDriver(
       let ended = false;
       try {
         if (request.content.length > 0) await writer.write(request.content);
-        if (request.action === "CLOSE") await writer.close();
-        else if (request.action === "CANCEL") await writer.cancel();
-        else if (request.action === "COMMIT") await writer.commit(commitOptions(request));
-        else throw new WriterClosedError(served.name, request.path, "given no end action");
+        await endWriter(served, writer, request.path, request, signal);
         ended = true;
         return { size: writer.size };
       } finally {

@@ -15,6 +15,24 @@ export const SMALL_WRITE = 64 * 1024;
 /** How a writer ends. */
 export type EndAction = "CLOSE" | "CANCEL" | "COMMIT";
 
+/** How a commit publishes: CommitOptions, or (protocol 1.7) at another path, as commitTo. */
+export interface EndOptions extends CommitOptions {
+  /** FileWriter.commitTo's destination (sent as `commit_to`). */
+  commitTo?: StoragePath;
+}
+
+/** Ends `writer` with `action`; a commit as `options` say (commitTo when it has a destination). */
+export function endWriter(
+  writer: FileWriter,
+  action: EndAction,
+  options?: EndOptions,
+): Promise<void> {
+  if (action === "CLOSE") return writer.close();
+  if (action === "CANCEL") return writer.cancel();
+  const destination = options?.commitTo;
+  return destination === undefined ? writer.commit(options) : writer.commitTo!(destination);
+}
+
 /** What a SmallWriter needs of the driver (RemoteDriver). */
 export interface SmallWriterHost {
   readonly name: string;
@@ -22,7 +40,7 @@ export interface SmallWriterHost {
   streamWriter(path: StoragePath, append: boolean, signal?: AbortSignal): Promise<FileWriter>;
   /**
    * A whole writer in one call: opened, given `content`, ended with `action` (a commit with
-   * `commitOptions`); its final size.
+   * `options`); its final size.
    */
   writeWhole(
     path: StoragePath,
@@ -30,15 +48,9 @@ export interface SmallWriterHost {
     content: Uint8Array,
     action: EndAction,
     method?: string,
-    commitOptions?: CommitOptions,
+    options?: EndOptions,
   ): Promise<number>;
 }
-
-const METHODS: Record<EndAction, "close" | "cancel" | "commit"> = {
-  CLOSE: "close",
-  CANCEL: "cancel",
-  COMMIT: "commit",
-};
 
 const ENDINGS = { CLOSE: "closed", CANCEL: "cancelled", COMMIT: "committed" } as const;
 
@@ -58,9 +70,18 @@ export class SmallWriter implements FileWriter {
     /** The size it was opened at (of earlier sessions, when `append`). */
     private readonly base: number,
     private readonly signal: AbortSignal | undefined,
+    /** Whether the driver commits to another path (protocol 1.7): commitTo is offered. */
+    commitsTo: boolean,
   ) {
     this.state = new WriterState(host.name, path);
+    if (commitsTo) {
+      this.commitTo = (destination) =>
+        this.end("COMMIT", { commitTo: destination }, "writer.commitTo");
+    }
   }
+
+  /** Offered only when the driver has it (see the constructor): else commit and move. */
+  readonly commitTo?: (path: StoragePath) => Promise<void>;
 
   get size(): number {
     return this.inner?.size ?? this.ended ?? this.base + this.heldBytes;
@@ -93,13 +114,12 @@ export class SmallWriter implements FileWriter {
     });
   }
 
-  private end(action: EndAction, options?: CommitOptions): Promise<void> {
-    if (this.inner !== undefined) {
-      return action === "COMMIT" ? this.inner.commit(options) : this.inner[METHODS[action]]();
-    }
+  private end(action: EndAction, options?: EndOptions, method?: string): Promise<void> {
+    if (this.inner !== undefined) return endWriter(this.inner, action, options);
     return this.state.run(async () => {
       // An aborted writer publishes nothing; close and cancel still work.
-      const aborted = action === "COMMIT" ? this.abortedError("writer.commit") : undefined;
+      const aborted =
+        action === "COMMIT" ? this.abortedError(method ?? "writer.commit") : undefined;
       if (aborted !== undefined) throw aborted;
       const content =
         action === "CANCEL" || this.heldBytes === 0
@@ -112,7 +132,7 @@ export class SmallWriter implements FileWriter {
         this.append,
         content,
         action,
-        undefined,
+        method,
         options,
       );
       this.held = [];
