@@ -50,10 +50,17 @@ const SYNC_EVERY = 64 * 1024 * 1024;
 /** Batch memory kept for reuse between writers; beyond this, spare batches are dropped. */
 const SPARE_BATCHES = 8;
 const spareBatches: Buffer[] = [];
+/** When (performance.now()) a batch was last taken or given back. */
+let batchesLastUsed = Number.NEGATIVE_INFINITY;
+
+/** When (performance.now()) a writer last took or gave back a batch; -Infinity: never. */
+export function batchesLastUsedAt(): number {
+  return batchesLastUsed;
+}
 
 /**
- * Lets go of the spare batches (an idle server's memory; the next large writer allocates anew);
- * returns their bytes.
+ * Lets go of the spare batches (an idle server's memory, or a push's once pulls took over:
+ * ./spares.ts; the next large writer allocates anew); returns their bytes.
  */
 export function dropSpareBatches(): number {
   let bytes = 0;
@@ -120,7 +127,7 @@ export class FileAppender {
   /** Copies `chunk` into batches, writing each full one. */
   private async addToBatches(chunk: Uint8Array): Promise<void> {
     for (let offset = 0; offset < chunk.length;) {
-      this.batch ??= spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_SIZE);
+      this.batch ??= takeBatch();
       const length = Math.min(chunk.length - offset, BATCH_SIZE - this.batchLength);
       this.batch.set(chunk.subarray(offset, offset + length), this.batchLength);
       this.batchLength += length;
@@ -211,6 +218,12 @@ export class FileAppender {
   }
 }
 
+function takeBatch(): Buffer {
+  batchesLastUsed = performance.now();
+  return spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_SIZE);
+}
+
 function giveBackBatch(batch: Buffer): void {
+  batchesLastUsed = performance.now();
   if (spareBatches.length < SPARE_BATCHES) spareBatches.push(batch);
 }

@@ -233,10 +233,17 @@ const spareCopyBuffers: Buffer[] = [];
 /** The same for the small ones (4 MiB). */
 const SPARE_SMALL_COPY_BUFFERS = 16;
 const spareSmallCopyBuffers: Buffer[] = [];
+/** When (performance.now()) a copy buffer was last taken or given back. */
+let copyBuffersLastUsed = Number.NEGATIVE_INFINITY;
+
+/** When (performance.now()) a copy last took or gave back a buffer; -Infinity: never. */
+export function copyBuffersLastUsedAt(): number {
+  return copyBuffersLastUsed;
+}
 
 /**
- * Lets go of the spare copy buffers (an idle server's memory; the next copy allocates anew);
- * returns their bytes.
+ * Lets go of the spare copy buffers (an idle server's memory, or the pulls' once a push took over:
+ * ./spares.ts; the next copy allocates anew); returns their bytes.
  */
 export function dropSpareCopyBuffers(): number {
   let bytes = 0;
@@ -251,12 +258,14 @@ export function dropSpareCopyBuffers(): number {
  * buffer; such a buffer is not kept as a spare).
  */
 function copyBuffer(size: number, wanted: number): Buffer {
+  copyBuffersLastUsed = performance.now();
   const spares = size === COPY_BUFFER_SIZE ? spareCopyBuffers : spareSmallCopyBuffers;
   return spares.pop() ?? Buffer.allocUnsafeSlow(Math.min(size, wanted));
 }
 
 /** Keeps a buffer whose write is done for the next copy, when it is of a kept size. */
 function giveBackCopyBuffer(buffer: Buffer): void {
+  copyBuffersLastUsed = performance.now();
   if (buffer.length === COPY_BUFFER_SIZE) {
     if (spareCopyBuffers.length < SPARE_COPY_BUFFERS) spareCopyBuffers.push(buffer);
   } else if (buffer.length === SMALL_COPY_BUFFER_SIZE) {

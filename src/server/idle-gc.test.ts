@@ -1,7 +1,8 @@
 // The idle collector: one collection once a burst of requests is over and the heap grew, while
 // requests run only when it grew by the busy slack, none when the heap did not grow, and none
 // repeated while the server stays idle; while requests run, a young-generation collection each
-// time the buffers outside the heap grew by the scavenge slack. The API's activity and the heap are scripted stand-ins
+// time the buffers outside the heap grew by the scavenge slack, and the spare buffers dropped and
+// collected once unused for a while. The API's activity and the heap are scripted stand-ins
 // (V8's heap is not steerable from a test; the API's counts are tested with the API).
 
 import assert from "node:assert/strict";
@@ -13,6 +14,7 @@ import {
   collectWhenIdle,
   SCAVENGE_SLACK_BYTES,
   SLACK_BYTES,
+  SPARES_UNUSED_MS,
   TRIM_BUSY_TICKS,
   v8HeapControl,
   type HeapControl,
@@ -64,6 +66,8 @@ describe("collectWhenIdle", () => {
   let drops: boolean[];
   /** Bytes the next drop of the spare buffers lets go of. */
   let spares: number;
+  /** When (performance.now()) a transfer last used the spares; Infinity: one uses them now. */
+  let sparesUsedAt: number;
 
   afterEach(() => stop?.());
 
@@ -71,8 +75,10 @@ describe("collectWhenIdle", () => {
     activity = { started: 0, running: 0 };
     drops = [];
     spares = 0;
+    sparesUsedAt = 0;
     // Records, at each drop of the spare buffers that had some, whether a request was running.
-    const dropSpares = () => {
+    const dropSpares = (unusedForMs: number) => {
+      if (performance.now() - sparesUsedAt < unusedForMs) return 0;
       const bytes = spares;
       spares = 0;
       if (bytes > 0) drops.push(activity.running > 0);
@@ -120,13 +126,35 @@ describe("collectWhenIdle", () => {
     activity.started += 1;
     activity.running = 1;
     spares = 4 * 1024 * 1024;
-    await sleep(TICK_MS * 10);
+    sparesUsedAt = Number.POSITIVE_INFINITY;
+    await sleep(SPARES_UNUSED_MS + TICK_MS * 10);
     assert.deepEqual(drops, [], "spare buffers dropped under a request in flight");
     assert.equal(heap.collections, 0);
+    // The transfer ended just now.
+    sparesUsedAt = performance.now();
     activity.running = 0;
     await eventually(() => heap.collections === 1, "the dropped spare buffers were not collected");
     assert.deepEqual(drops, [false]);
     // Idle with no spares left: nothing more.
+    await sleep(TICK_MS * 10);
+    assert.equal(heap.collections, 1);
+  });
+
+  it("drops and collects spare buffers unused for SPARES_UNUSED_MS while requests run", async () => {
+    const heap = new ScriptedHeap();
+    watch(heap);
+    activity.started += 1;
+    activity.running = 1;
+    // A push's batches, spare once it ended, while pulls run that do not use them.
+    spares = 8 * 1024 * 1024;
+    sparesUsedAt = performance.now();
+    await sleep(SPARES_UNUSED_MS / 4);
+    assert.deepEqual(drops, [], "spares dropped before they went unused for SPARES_UNUSED_MS");
+    await eventually(() => drops.length === 1, "spares unused while busy were not dropped");
+    assert.deepEqual(drops, [true], "not dropped while the request ran");
+    assert.ok(performance.now() - sparesUsedAt >= SPARES_UNUSED_MS);
+    assert.equal(heap.collections, 1, "the dropped spares were not collected");
+    // None left: no more collections while the request runs.
     await sleep(TICK_MS * 10);
     assert.equal(heap.collections, 1);
   });

@@ -7,7 +7,8 @@
 // run), one full collection runs; V8 then unmaps the pages it emptied and frees the buffers.
 // Between those, the young generation is collected whenever the buffers outside the heap grew by
 // SCAVENGE_SLACK_BYTES (see there): an upload's body chunks die young, but V8 collects them only
-// when its semi-space fills.
+// when its semi-space fills; and the drivers' spare buffers of a kind that went unused for
+// SPARES_UNUSED_MS while the other kind was used are let go of and collected (see there).
 //
 // The collector is V8's `gc` function, there only when node runs with `--expose-gc` (the flags of
 // cli/main.ts's first line and of `npm start`); without it nothing is done.
@@ -43,6 +44,18 @@ export const SCAVENGE_TICK_MS = 10;
  * run"). A young-generation collection of this kind takes well under a millisecond.
  */
 export const SCAVENGE_SLACK_BYTES = 8 * 1024 * 1024;
+
+/**
+ * While requests run, the drivers' spare buffers of a kind (write batches, copy buffers) that no
+ * transfer used for this long while transfers used the other kind are let go of (dropSpares, as
+ * driver/spares.ts does), and a full collection frees them (they have lived long enough to be in
+ * the old generation). skopeo pushes an image's layers and then pulls them five at once with no
+ * idle tick between: the push's 8 MiB of spare batches were held through the pull, whose copy
+ * buffers came on top (docs/performance.md, "Memory over a mixed run"). Dropping them after this
+ * long without the other kind's use as the sign, they were dropped between a push's layers on a
+ * loaded machine (gaps of 200-400 ms), a collection and 8 MiB allocated anew per layer.
+ */
+export const SPARES_UNUSED_MS = 200;
 
 /** Busy ticks without a collection after which an idle tick trims the C heap. */
 export const TRIM_BUSY_TICKS = 4;
@@ -85,9 +98,10 @@ export function v8HeapControl(trim?: () => void): HeapControl | undefined {
 /**
  * Looks at the API's `activity` (the requests it counts and the handlers it runs, which it keeps
  * for its drain anyway) each tick and collects garbage as above. At each idle tick it calls
- * `dropSpares`, which lets go of the buffers kept for reuse (the drivers' copy and write buffers:
- * 16 MiB after a pull and a large push) and returns their bytes; when there were any, it collects
- * so that they are freed. At the first idle tick with no collection after a busy one or a
+ * `dropSpares(0)`, which lets go of the buffers kept for reuse (the drivers' copy and write
+ * buffers: 16 MiB after a pull and a large push) and returns their bytes; when there were any, it
+ * collects so that they are freed. While busy it calls `dropSpares(SPARES_UNUSED_MS)` every
+ * `scavengeTickMs` (which lets go only of a kind displaced by the other) and collects the same way. At the first idle tick with no collection after a busy one or a
  * collection, it trims the C heap (`control.trim`): a tick after the collection, because V8 frees
  * the dead buffers' memory on a background thread after the collection returns. From a busy tick
  * to the next idle one, every `scavengeTickMs` it collects the young generation
@@ -96,13 +110,12 @@ export function v8HeapControl(trim?: () => void): HeapControl | undefined {
  */
 export function collectWhenIdle(
   activity: () => ApiActivity,
-  dropSpares: () => number,
+  dropSpares: (unusedForMs: number) => number,
   control: HeapControl | undefined = v8HeapControl(),
   tickMs = IDLE_TICK_MS,
   scavengeTickMs = SCAVENGE_TICK_MS,
 ): () => void {
   if (control === undefined) return () => {};
-  const scavenger = new BufferGrowthScavenger(control, scavengeTickMs);
   let seen = activity().started;
   // What the heap, and the heap with the buffers outside it, held after the last collection.
   let heapBase = 0;
@@ -117,13 +130,24 @@ export function collectWhenIdle(
   // trimmed (a health check each second does not trim each second).
   let trimDue = false;
   let busyTicks = 0;
+  const collect = () => {
+    control.collect();
+    rebase();
+    trimDue = true;
+  };
+  const dropUnusedSpares = () => {
+    if (dropSpares(SPARES_UNUSED_MS) === 0) return false;
+    collect();
+    return true;
+  };
+  const watcher = new BusyWatcher(control, scavengeTickMs, dropUnusedSpares);
   const timer = setInterval(() => {
     // Requests came since the last tick, or some are still running: busy.
     const { started, running } = activity();
     const busy = started !== seen || running > 0;
     seen = started;
-    if (busy) scavenger.start();
-    else scavenger.stop();
+    if (busy) watcher.start();
+    else watcher.stop();
     const { heap, external } = control.committed();
     // Shrunk on their own meanwhile: measure growth from there.
     heapBase = Math.min(heapBase, heap);
@@ -136,11 +160,9 @@ export function collectWhenIdle(
       : heap + external - totalBase >= SLACK_BYTES;
     // Idle, the buffers kept for reuse go too; a collection frees them even when the heap and
     // the buffers did not grow by the slack since the last one (which may have run mid-burst).
-    const dropped = busy ? 0 : dropSpares();
+    const dropped = busy ? 0 : dropSpares(0);
     if (grown || dropped > 0) {
-      control.collect();
-      rebase();
-      trimDue = true;
+      collect();
     } else if (busy) {
       if (++busyTicks >= TRIM_BUSY_TICKS) trimDue = true;
     } else if (trimDue) {
@@ -152,16 +174,17 @@ export function collectWhenIdle(
   timer.unref();
   return () => {
     clearInterval(timer);
-    scavenger.stop();
+    watcher.stop();
   };
 }
 
 /**
- * While started, collects the young generation each time the buffers outside the heap have grown
- * by SCAVENGE_SLACK_BYTES since their lowest reading after the last collection (V8's own
- * scavenges lower that reading too).
+ * While started, each tick lets `dropUnusedSpares` drop and collect the spare buffers unused for a
+ * while, else collects the young generation when the buffers outside the heap have grown by
+ * SCAVENGE_SLACK_BYTES since their lowest reading after the last collection (V8's own scavenges
+ * lower that reading too).
  */
-class BufferGrowthScavenger {
+class BusyWatcher {
   private timer: NodeJS.Timeout | undefined;
   /** The lowest reading since the last collection; an idle server's when none ran since. */
   private base: number;
@@ -169,13 +192,15 @@ class BufferGrowthScavenger {
   constructor(
     private readonly control: HeapControl,
     private readonly tickMs: number,
+    /** Drops the spares unused for a while and collects them; false when there were none. */
+    private readonly dropUnusedSpares: () => boolean,
   ) {
     this.base = control.committed().external;
   }
 
   /** Starts looking (a busy tick): growth counts from the last idle reading. */
   start(): void {
-    if (this.timer !== undefined || this.control.scavenge === undefined) return;
+    if (this.timer !== undefined) return;
     this.timer = setInterval(() => this.look(), this.tickMs);
     this.timer.unref();
   }
@@ -188,6 +213,11 @@ class BufferGrowthScavenger {
   }
 
   private look(): void {
+    if (this.dropUnusedSpares()) {
+      this.base = this.control.committed().external;
+      return;
+    }
+    if (this.control.scavenge === undefined) return;
     const { external } = this.control.committed();
     this.base = Math.min(this.base, external);
     if (external - this.base < SCAVENGE_SLACK_BYTES) return;
