@@ -51,11 +51,13 @@ export const SCAVENGE_SLACK_BYTES = 8 * 1024 * 1024;
  * driver/spares.ts does), and a full collection frees them (they have lived long enough to be in
  * the old generation). skopeo pushes an image's layers and then pulls them five at once with no
  * idle tick between: the push's 8 MiB of spare batches were held through the pull, whose copy
- * buffers came on top (docs/performance.md, "Memory over a mixed run"). Dropping them after this
- * long without the other kind's use as the sign, they were dropped between a push's layers on a
- * loaded machine (gaps of 200-400 ms), a collection and 8 MiB allocated anew per layer.
+ * buffers came on top (docs/performance.md, "Memory over a mixed run"). On a quiet machine the
+ * pull's first GET came ~100 ms after the push's last PUT, and with 200 ms the batches went only
+ * once the copy buffers were filled. Dropping after some time without the other kind's use as the
+ * sign, they were dropped between a push's layers on a loaded machine (gaps of 200-400 ms), a
+ * collection and 8 MiB allocated anew per layer.
  */
-export const SPARES_UNUSED_MS = 200;
+export const SPARES_UNUSED_MS = 50;
 
 /** Busy ticks without a collection after which an idle tick trims the C heap. */
 export const TRIM_BUSY_TICKS = 4;
