@@ -1,4 +1,4 @@
-#!/usr/bin/env -S UV_THREADPOOL_SIZE=64 MALLOC_MMAP_THRESHOLD_=262144 MALLOC_TRIM_THRESHOLD_=8388608 node --initial-old-space-size=64 --max-semi-space-size=4 --expose-gc
+#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=262144 MALLOC_TRIM_THRESHOLD_=8388608 node --initial-old-space-size=64 --max-semi-space-size=4 --expose-gc
 // The `berth` command: `serve` runs a registry, `garbage-collect` removes blobs nothing references,
 // `retention` applies storage.retention once, `usage` prints what each storage quota holds,
 // `driver-server` serves a built-in storage driver to another Berth as an out-of-process driver;
@@ -22,11 +22,6 @@
 // --max-semi-space-size=4: request floods grew the young generation to 32 MB, kept for good (RSS
 // 140-160 MiB after a bench run); 8 MB serves them at the same CPU per request.
 // --expose-gc: the server collects once when a burst of requests is over (server/idle-gc.ts).
-// UV_THREADPOOL_SIZE=64: every file system call runs on libuv's thread pool, 4 threads by default,
-// and a small push makes 4 fsyncs (docs/reliability.md), each holding its thread for a journal
-// commit of the disk; with 16 pushes in flight the other calls queued behind them. More threads
-// let the file system commit concurrent fsyncs together. The pool is made when node first uses
-// it, before this module runs, so it can only be set here (docs/performance.md, "The thread pool").
 
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
