@@ -103,7 +103,8 @@ export function v8HeapControl(trim?: () => void): HeapControl | undefined {
  * `dropSpares(0)`, which lets go of the buffers kept for reuse (the drivers' copy and write
  * buffers: 16 MiB after a pull and a large push) and returns their bytes; when there were any, it
  * collects so that they are freed. While busy it calls `dropSpares(SPARES_UNUSED_MS)` every
- * `scavengeTickMs` (which lets go only of a kind displaced by the other) and collects the same way. At the first idle tick with no collection after a busy one or a
+ * `scavengeTickMs` (which lets go only of a kind displaced by the other) and collects the same
+ * way. At the first idle tick with no collection after a busy one or a
  * collection, it trims the C heap (`control.trim`): a tick after the collection, because V8 frees
  * the dead buffers' memory on a background thread after the collection returns. From a busy tick
  * to the next idle one, every `scavengeTickMs` it collects the young generation
@@ -223,7 +224,7 @@ class BusyWatcher {
     const { external } = this.control.committed();
     this.base = Math.min(this.base, external);
     if (external - this.base < SCAVENGE_SLACK_BYTES) return;
-    this.control.scavenge?.();
+    this.control.scavenge();
     // The dead buffers are freed on a background thread: later readings lower the base.
     this.base = this.control.committed().external;
   }
