@@ -41,48 +41,9 @@ describe("dropSpareBuffers", () => {
       } finally {
         await pulled.close();
       }
-      assert.equal(dropSpareBuffers(20, 0), 3 * MiB, "not only the batches were dropped");
-      assert.equal(dropSpareBuffers(20, 0), 0, "dropped twice, or the copy's spares dropped");
+      assert.equal(dropSpareBuffers(20), 3 * MiB, "not only the batches were dropped");
+      assert.equal(dropSpareBuffers(20), 0, "dropped twice, or the copy's spares dropped");
       assert.ok(dropSpareBuffers() >= 2 * MiB, "the copy kept no spare buffer");
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-
-  it("lets go of a kind's spares while busy at most once an interval", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "berth-spares-"));
-    const push = async (name: string) => {
-      const file = await open(join(dir, name), "w");
-      try {
-        const appender = new FileAppender(file.fd, 0);
-        for (let i = 0; i < 64; i++) await appender.write(Buffer.alloc(64 * 1024, i));
-        await appender.finish(true);
-      } finally {
-        await file.close();
-      }
-    };
-    const pull = async () => {
-      const file = join(dir, "pulled");
-      await writeFile(file, Buffer.alloc(6 * MiB, 3));
-      const pulled = await open(file, "r");
-      try {
-        await copyRange(pulled, new CollectingWritable(), 0, 6 * MiB, () => assert.fail("closed"));
-      } finally {
-        await pulled.close();
-      }
-    };
-    try {
-      dropSpareBuffers();
-      await push("first");
-      await sleep(30);
-      await pull();
-      assert.equal(dropSpareBuffers(20, 0), 3 * MiB, "the first push's batches were kept");
-      // Pushes and pulls at once (a mixed workload): the next push's batches fall unused again.
-      await push("second");
-      await sleep(30);
-      await pull();
-      assert.equal(dropSpareBuffers(20, 60_000), 0, "dropped again within the interval");
-      assert.equal(dropSpareBuffers(20, 0), 3 * MiB, "kept for good after the interval");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
