@@ -79,7 +79,7 @@ describe("berth", () => {
     for (const flag of ["--initial-old-space-size=64", "--max-semi-space-size=4", "--expose-gc"]) {
       assert.ok(flags.includes(flag), first);
     }
-    for (const setting of ["MALLOC_MMAP_THRESHOLD_=262144", "MALLOC_TRIM_THRESHOLD_=8388608"]) {
+    for (const setting of ["MALLOC_MMAP_THRESHOLD_=262144", "MALLOC_TRIM_THRESHOLD_=134217728"]) {
       assert.ok(settings.includes(setting), first);
     }
     const manifest = JSON.parse(

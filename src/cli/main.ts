@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=262144 MALLOC_TRIM_THRESHOLD_=8388608 node --initial-old-space-size=64 --max-semi-space-size=4 --expose-gc
+#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=262144 MALLOC_TRIM_THRESHOLD_=134217728 node --initial-old-space-size=64 --max-semi-space-size=4 --expose-gc
 // The `berth` command: `serve` runs a registry, `garbage-collect` removes blobs nothing references,
 // `retention` applies storage.retention once, `usage` prints what each storage quota holds,
 // `driver-server` serves a built-in storage driver to another Berth as an out-of-process driver;
@@ -14,8 +14,14 @@
 // threshold to the size of the first such buffer freed, and from then on serves them from its heap,
 // where freed ones between live chunks stay resident: 39 MB of free chunks in the heap after three
 // skopeo push/pull rounds, RSS 103-118 MiB after them against 85 with the setting.
-// MALLOC_TRIM_THRESHOLD_=8388608: the heap's top is given back beyond 8 MiB free (the first setting
-// disables glibc's own adjustment of it; a 1 MiB threshold doubled a 1 GiB push's system time).
+// MALLOC_TRIM_THRESHOLD_=134217728: glibc gives its heap's top back on its own only beyond 128 MiB
+// free (the first setting disables glibc's own adjustment of it); the idle collector gives the
+// heap's free pages back once a burst is over, and every 30 s to a server never idle
+// (server/idle-gc.ts). At 8 MiB, the body chunks a large push frees in bulk at each collection were
+// given back and the next ones faulted their pages in again: 3-10 thousand page faults more per
+// 256 MiB push, and up to 100 thousand in a first 1 GiB push, at 16-18 µs each on the bench's
+// machine (docs/performance.md, "What a page fault costs here"); a 1 MiB threshold doubled a 1 GiB
+// push's system time.
 // --initial-old-space-size=64: with the default, V8 starts a full collection about every 100 ms of
 // a large push once the heap passes 8 MB, each freeing the request's buffers in bulk, and a 1 GiB
 // push took 4-6 CPU s instead of 2.2-2.7 (docs/performance.md, "The wave's regression").
