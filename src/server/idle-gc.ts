@@ -63,8 +63,9 @@ export const SPARES_UNUSED_MS = 50;
 export const TRIM_BUSY_TICKS = 4;
 
 /**
- * While requests keep running with no idle tick between them, the C heap is trimmed at most this
- * often (when a trim is due as above). glibc gives back its heap's top on its own only beyond
+ * While requests keep running with no idle tick between them, the C heap is trimmed once they have
+ * run this long since the last trim (when a trim is due as above), so a push of a few seconds is
+ * not trimmed under it. glibc gives back its heap's top on its own only beyond
  * `MALLOC_TRIM_THRESHOLD_` (128 MiB, cli/main.ts), so a server that is never idle for a tick would
  * otherwise keep what its busiest moment took.
  */
@@ -115,8 +116,8 @@ export function v8HeapControl(trim?: () => void): HeapControl | undefined {
  * way. At the first idle tick with no collection after a busy one or a
  * collection, it trims the C heap (`control.trim`): a tick after the collection, because V8 frees
  * the dead buffers' memory on a background thread after the collection returns, and once more at
- * the idle tick after that; while requests keep running, when one is due and `busyTrimMs` passed
- * since the last. From a busy tick
+ * the idle tick after that; while requests keep running, when one is due and they have run for
+ * `busyTrimMs` since the last. From a busy tick
  * to the next idle one, every `scavengeTickMs` it collects the young generation
  * (`control.scavenge`) when the buffers outside the heap grew by SCAVENGE_SLACK_BYTES.
  * Returns the stop function. `control` undefined (no `--expose-gc`): does nothing.
@@ -131,8 +132,10 @@ export function collectWhenIdle(
 ): () => void {
   if (control === undefined) return () => {};
   let seen = activity().started;
-  // When the C heap was last trimmed (or the collector started).
+  // When the C heap was last trimmed (or the collector started), and when the requests running now
+  // began (the first busy tick after an idle one; undefined while idle).
   let trimmedAt = performance.now();
+  let busySince: number | undefined;
   // What the heap, and the heap with the buffers outside it, held after the last collection.
   let heapBase = 0;
   let totalBase = 0;
@@ -188,12 +191,18 @@ export function collectWhenIdle(
     // Idle, the buffers kept for reuse go too; a collection frees them even when the heap and
     // the buffers did not grow by the slack since the last one (which may have run mid-burst).
     const dropped = busy ? 0 : dropSpares(0);
-    if (busy) trimAgain = false;
+    const now = performance.now();
+    if (busy) {
+      trimAgain = false;
+      busySince ??= now;
+    } else {
+      busySince = undefined;
+    }
     if (grown || dropped > 0) {
       collect();
     } else if (busy) {
       if (++busyTicks >= TRIM_BUSY_TICKS) trimDue = true;
-      if (trimDue && performance.now() - trimmedAt >= busyTrimMs) trim();
+      if (trimDue && now - Math.max(trimmedAt, busySince ?? now) >= busyTrimMs) trim();
     } else if (trimDue) {
       trim();
       trimAgain = true;
