@@ -19,7 +19,7 @@
 // heap's free pages back once a burst is over, and every 30 s to a server never idle
 // (server/idle-gc.ts). At 8 MiB, the body chunks a large push frees in bulk at each collection were
 // given back and the next ones faulted their pages in again: 3-10 thousand page faults more per
-// 256 MiB push, and up to 100 thousand in a first 1 GiB push, at 16-18 µs each on the bench's
+// 256 MiB push, and up to 100 thousand in a first 1 GiB push, at 15-18 µs each on the bench's
 // machine (docs/performance.md, "What a page fault costs here"); a 1 MiB threshold doubled a 1 GiB
 // push's system time.
 // --initial-old-space-size=64: with the default, V8 starts a full collection about every 100 ms of

@@ -132,10 +132,9 @@ export function collectWhenIdle(
 ): () => void {
   if (control === undefined) return () => {};
   let seen = activity().started;
-  // When the C heap was last trimmed (or the collector started), and when the requests running now
-  // began (the first busy tick after an idle one; undefined while idle).
-  let trimmedAt = performance.now();
-  let busySince: number | undefined;
+  // While requests run, when the time towards a busy trim started: the first busy tick after an
+  // idle one, or the last trim since. Undefined while idle.
+  let busyTrimFrom: number | undefined;
   // What the heap, and the heap with the buffers outside it, held after the last collection.
   let heapBase = 0;
   let totalBase = 0;
@@ -162,7 +161,7 @@ export function collectWhenIdle(
   const trim = () => {
     trimDue = false;
     busyTicks = 0;
-    trimmedAt = performance.now();
+    if (busyTrimFrom !== undefined) busyTrimFrom = performance.now();
     control.trim?.();
   };
   const dropUnusedSpares = () => {
@@ -191,18 +190,17 @@ export function collectWhenIdle(
     // Idle, the buffers kept for reuse go too; a collection frees them even when the heap and
     // the buffers did not grow by the slack since the last one (which may have run mid-burst).
     const dropped = busy ? 0 : dropSpares(0);
-    const now = performance.now();
     if (busy) {
       trimAgain = false;
-      busySince ??= now;
+      busyTrimFrom ??= performance.now();
     } else {
-      busySince = undefined;
+      busyTrimFrom = undefined;
     }
     if (grown || dropped > 0) {
       collect();
     } else if (busy) {
       if (++busyTicks >= TRIM_BUSY_TICKS) trimDue = true;
-      if (trimDue && now - Math.max(trimmedAt, busySince ?? now) >= busyTrimMs) trim();
+      if (trimDue && performance.now() - busyTrimFrom! >= busyTrimMs) trim();
     } else if (trimDue) {
       trim();
       trimAgain = true;
