@@ -1,3 +1,4 @@
+// Over 400 lines: one class wrapping every contract method, and the writer wrapper it hands out.
 // The base wrapper every driver the factory creates is wrapped in: it checks paths and offsets
 // before any driver code runs, turns any error that is not a contract error into a BackendError
 // naming the driver, the method and the path (the original as its `cause`), and records

@@ -1,3 +1,4 @@
+// Over 400 lines: one upload session's life (start, resume, append, finish, cancel) over its files.
 // Uploads: `_uploads/<id>/data` grows through a driver FileWriter that is resumed and closed on
 // every append, so an upload survives the client, the process and the replica that started it.
 // The data file is created by the first append: an upload finished without one is the empty blob.

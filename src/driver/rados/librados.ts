@@ -1,3 +1,4 @@
+// Over 400 lines: the whole librados binding (declarations, aio queue, cluster, I/O context).
 // librados (Debian's librados2) through koffi, an FFI with prebuilt binaries in its npm package.
 // Every object operation is one of librados's asynchronous calls (rados_aio_*): the call only
 // queues the operation and returns; librados's own thread calls back when the OSD has answered,

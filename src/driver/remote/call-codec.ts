@@ -1,3 +1,4 @@
+// Over 400 lines: one wire format's encoder and decoder, each field written and read side by side.
 // The call stream's messages (CallRequest and CallReply of proto/berth-driver.proto, with the small
 // messages they carry) encoded and decoded by hand instead of by protobuf.js through
 // proto-loader's object conversion (fromObject, encode, decode, toObject: about a tenth of each

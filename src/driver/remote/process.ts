@@ -1,3 +1,4 @@
+// Over 400 lines: one class, a driver process's life (start, handshake, restarts, calls in flight).
 // A driver process: `registry-storage-<name>` started with its parameters as JSON in its first
 // argument and the socket to serve on in BERTH_DRIVER_SOCKET, ready once it prints its handshake
 // line and answers Version with a compatible version. Its stderr goes to the log; when it dies it

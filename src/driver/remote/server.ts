@@ -1,3 +1,4 @@
+// Over 400 lines: the server of every contract method, its streams sharing cancellation and errors.
 // The server side of the protocol: any StorageDriver served on a Unix socket. Each call gets an
 // AbortSignal that aborts when the client cancels it, so a caller's abort reaches the backend.
 
