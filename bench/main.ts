@@ -12,13 +12,13 @@
 // includes some of them, --only zb- all.
 
 import { Command, InvalidArgumentError } from "commander";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
 import { promisify } from "node:util";
 import { RegistryClient } from "./client.js";
 import { ContentSource } from "./content.js";
+import { machine } from "./machine.js";
 import {
   backendCpu,
   clientSaturation,
@@ -161,26 +161,6 @@ function parseOptions(): Options {
     )
     .parse();
   return program.opts<Options>();
-}
-
-function machine(): Record<string, unknown> {
-  const cores = cpus();
-  let disk = "unknown";
-  try {
-    disk =
-      execFileSync("df", ["-T", "-h", tmpdir()], { encoding: "utf8" }).trim().split("\n")[1] ??
-      disk;
-  } catch {
-    // df missing: the disk stays unknown.
-  }
-  return {
-    cores: cores.length,
-    cpu: cores[0]?.model,
-    memoryGiB: Math.round(totalmem() / 1024 ** 3),
-    node: process.version,
-    tmpdir: tmpdir(),
-    disk: disk.replace(/\s+/g, " "),
-  };
 }
 
 async function startRegistries(options: Options): Promise<{
