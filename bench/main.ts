@@ -413,7 +413,23 @@ async function main(): Promise<void> {
     await Promise.all(registries.map((registry) => registry.stop()));
     await cleanup?.();
   };
-  process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
+  // Interrupted, or its reader gone (`| head`: the next progress line fails with EPIPE), the run
+  // stops its registries before it exits, rather than leave them serving.
+  let stopping = false;
+  const stopAndExit = (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    void stopAll().then(() => process.exit(code));
+  };
+  process.once("SIGINT", () => stopAndExit(130));
+  process.once("SIGTERM", () => stopAndExit(143));
+  process.once("SIGHUP", () => stopAndExit(129));
+  for (const output of [process.stdout, process.stderr]) {
+    output.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error;
+      stopAndExit(141);
+    });
+  }
 
   let requestCounts: RequestCount[] | undefined;
   let zbMemory: (MemoryOverRun | undefined)[] = [];
