@@ -408,19 +408,17 @@ async function main(): Promise<void> {
   const { registries, note, cleanup, ceph } = await startRegistries(options);
   if (note !== undefined) progress(note);
   const clients = registries.map((registry) => new RegistryClient(registry.url));
-  const stopAll = async () => {
-    for (const client of clients) client.close();
-    await Promise.all(registries.map((registry) => registry.stop()));
-    await cleanup?.();
-  };
+  // Once only: an interruption and the run's own end may both ask for it.
+  let stopped: Promise<void> | undefined;
+  const stopAll = () =>
+    (stopped ??= (async () => {
+      for (const client of clients) client.close();
+      await Promise.all(registries.map((registry) => registry.stop()));
+      await cleanup?.();
+    })());
   // Interrupted, or its reader gone (`| head`: the next progress line fails with EPIPE), the run
   // stops its registries before it exits, rather than leave them serving.
-  let stopping = false;
-  const stopAndExit = (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    void stopAll().then(() => process.exit(code));
-  };
+  const stopAndExit = (code: number) => void stopAll().then(() => process.exit(code));
   process.once("SIGINT", () => stopAndExit(130));
   process.once("SIGTERM", () => stopAndExit(143));
   process.once("SIGHUP", () => stopAndExit(129));
