@@ -29,6 +29,8 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { copyStream } from "../copy.js";
 import {
+  AbortedError,
+  DestinationClosedError,
   PathNotFoundError,
   type BackendRequestObserver,
   type CallOptions,
@@ -85,6 +87,8 @@ export class S3Driver implements StorageDriver {
   private readonly readAhead: ReadAheadBudget;
   /** Ranged GETs without the SDK, for path-style `http://` endpoints (./plain-get.ts). */
   private readonly plainGets: PlainRangedGets | undefined;
+  /** The same for copies (`copyTo`), on sockets that read into a buffer of their own. */
+  private readonly plainCopies: PlainRangedGets | undefined;
   onBackendRequest: BackendRequestObserver | undefined;
 
   constructor(
@@ -134,7 +138,8 @@ export class S3Driver implements StorageDriver {
       },
       { step: "deserialize", name: "berthBackendRequests" },
     );
-    this.plainGets = this.plainGetsFor(parameters);
+    this.plainGets = this.plainGetsFor(parameters, false);
+    this.plainCopies = this.plainGetsFor(parameters, true);
     const objectSettings: Record<string, unknown> = {};
     if (parameters.storageClass !== undefined)
       objectSettings.StorageClass = parameters.storageClass;
@@ -209,6 +214,12 @@ export class S3Driver implements StorageDriver {
     return rangedRead(this.rangeFetcher(path), this.readOptions(offset), options?.signal);
   }
 
+  /**
+   * On a plain-HTTP endpoint, one GET whose reads are written into the destination as they come
+   * (PlainRangedGets.copy): into a client's socket from the socket's own reused buffer, as
+   * distribution's s3 driver reads one GET through a reused buffer. Otherwise, and for what that
+   * GET's answer leaves to the SDK, the parallel ranged GETs of `reader`.
+   */
   async copyTo(
     path: StoragePath,
     destination: Writable,
@@ -217,6 +228,22 @@ export class S3Driver implements StorageDriver {
     options?: CallOptions,
   ): Promise<void> {
     const signal = options?.signal;
+    if (this.plainCopies !== undefined && length !== 0) {
+      const key = this.key(path);
+      const last = length === undefined ? undefined : offset + length - 1;
+      const closed = (cause?: unknown) => new DestinationClosedError(DRIVER_NAME, path, cause);
+      const copySignal = signal ?? new AbortController().signal;
+      try {
+        await this.plainCopies.copy(key, offset, last, destination, closed, copySignal);
+        return;
+      } catch (error) {
+        if (signal?.aborted) throw new AbortedError(DRIVER_NAME, "copyTo", path, signal.reason);
+        if (error instanceof DestinationClosedError) throw error;
+        if (!(error instanceof UnusualAnswer))
+          throw toDriverError(error, { operation: "GetObject", bucket: this.bucket, key, path });
+        // Nothing was written yet: the ranged GETs below, which fall back to the SDK.
+      }
+    }
     const source = await rangedRead(
       this.rangeFetcher(path),
       { ...this.readOptions(offset), length },
@@ -287,7 +314,10 @@ export class S3Driver implements StorageDriver {
    * (its credential provider, session tokens included, and its clock skew correction); none for
    * `https://` (TLS) or virtual-hosted addressing, which keep the SDK's path.
    */
-  private plainGetsFor(parameters: S3Parameters): PlainRangedGets | undefined {
+  private plainGetsFor(
+    parameters: S3Parameters,
+    reusedBuffers: boolean,
+  ): PlainRangedGets | undefined {
     const endpoint = parameters.regionEndpoint;
     if (endpoint === undefined || !parameters.forcePathStyle) return undefined;
     const url = new URL(endpoint);
@@ -300,7 +330,8 @@ export class S3Driver implements StorageDriver {
         signingDate: new Date(Date.now() + config.systemClockOffset),
       });
     const target = { url, bucket: this.bucket, userAgent: parameters.userAgent };
-    return new PlainRangedGets(target, sign, () => this.onBackendRequest?.("GetObject"));
+    const onAnswer = () => this.onBackendRequest?.("GetObject");
+    return new PlainRangedGets(target, sign, onAnswer, reusedBuffers);
   }
 
   writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {

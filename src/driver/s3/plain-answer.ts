@@ -1,9 +1,11 @@
 // The answers of the s3 driver's own ranged GETs (./plain-get.ts): the status line and headers,
 // read strictly, S3's error answers in the shape of the SDK's errors (so that ./errors.ts maps
-// them as it maps the SDK's), and a 206 answer's body passed on as the socket read it.
+// them as it maps the SDK's), and a 206 answer's body passed on as the socket read it: as a
+// Readable (PlainBody), or written straight into a destination (copyBody).
 
-import type { Socket } from "node:net";
-import { Readable } from "node:stream";
+import { ServerResponse } from "node:http";
+import { Socket } from "node:net";
+import { Readable, type Writable } from "node:stream";
 
 /** A status S3 answered with an error, shaped as the SDK's errors are (see ./errors.ts). */
 export class S3StatusError extends Error {
@@ -75,6 +77,8 @@ export class PlainBody extends Readable {
     private readonly keepAlive: boolean,
     private readonly signal: AbortSignal,
     private readonly release: (reusable: boolean) => void,
+    /** The socket's chunks are views of a buffer it reuses: each is copied before it is kept. */
+    private readonly views = false,
   ) {
     super({ highWaterMark: 64 * 1024 });
     this.remaining = size;
@@ -104,7 +108,7 @@ export class PlainBody extends Readable {
       this.destroy(new Error(`the answer went on past its Content-Length`));
       return;
     }
-    const more = this.push(chunk);
+    const more = this.push(this.views ? Buffer.from(chunk) : chunk);
     if (this.remaining === 0) this.finish();
     else if (!more) this.socket.pause();
   };
@@ -136,4 +140,158 @@ export class PlainBody extends Readable {
     this.socket.off("error", this.onError);
     this.signal.removeEventListener("abort", this.onAbort);
   }
+}
+
+/**
+ * Bytes a copy leaves queued in a destination it writes copies to before it pauses the socket
+ * (as copyStream in ../copy.ts does, for the same reason).
+ */
+const WRITE_AHEAD_BYTES = 1024 * 1024;
+
+/**
+ * Writes a 206 answer's body, `size` bytes (`rest` first), into `destination`; resolves once every
+ * byte was written and the destination took it. The socket goes back to the pool (`release`)
+ * once the last byte arrived and no write still uses its buffer; it is closed when the copy fails.
+ *
+ * With `views` (the socket's chunks are views of the one buffer it reads into), a chunk is written
+ * to a socket or an HTTP response as it is, and flushed at once: Node corks a response's socket
+ * for the rest of the tick on each write, and the copy uncorks it, so that the kernel takes the
+ * chunk within the write. When it did not take all of it, the socket reads nothing more until
+ * that write is done, since the next read would overwrite what is still queued. Into any other
+ * Writable (which may keep a chunk it was given, a Transform's queue) a chunk is copied first.
+ */
+export function copyBody(
+  socket: Socket,
+  size: number,
+  rest: Buffer,
+  destination: Writable,
+  closed: (cause?: unknown) => Error,
+  signal: AbortSignal,
+  views: boolean,
+  release: (reusable: boolean) => void,
+): Promise<void> {
+  const flushable = views ? flushableSocket(destination) : undefined;
+  return new Promise<void>((resolve, reject) => {
+    let remaining = size;
+    let issued = 0;
+    let done = 0;
+    /** The write whose chunk is a view still queued (0: none); the socket waits for it. */
+    let holding = 0;
+    let released = false;
+    let settled = false;
+
+    const detachSocket = () => {
+      socket.off("data", onData);
+      socket.off("close", onClose);
+      socket.off("error", onError);
+    };
+    const settle = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      detachSocket();
+      signal.removeEventListener("abort", onAbort);
+      destination.off("drain", onDrain);
+      // The destination's own "error" after a failure must not go unhandled: a listener stays.
+      destination.off("close", onDestinationClose);
+      if (error === undefined) {
+        destination.off("error", onDestinationError);
+        resolve();
+        return;
+      }
+      if (!released) {
+        released = true;
+        socket.destroy();
+      }
+      reject(error);
+    };
+    const finishIfDone = () => {
+      if (remaining > 0 || holding !== 0) return;
+      if (!released) {
+        released = true;
+        detachSocket();
+        release(true);
+      }
+      if (done === issued) settle();
+    };
+    const onWritten = (error?: Error | null) => {
+      done++;
+      if (error) return settle(closed(error));
+      if (holding !== 0 && done >= holding) {
+        holding = 0;
+        if (remaining > 0) socket.resume();
+      }
+      finishIfDone();
+    };
+    const onDrain = () => {
+      if (remaining > 0 && holding === 0) socket.resume();
+    };
+    const write = (chunk: Buffer, view: boolean): void => {
+      if (chunk.length > remaining) {
+        settle(new Error("the answer went on past its Content-Length"));
+        return;
+      }
+      remaining -= chunk.length;
+      if (view && flushable !== undefined) {
+        const corked = flushable.writableCorked;
+        issued++;
+        destination.write(chunk, onWritten);
+        if (flushable.writableCorked > corked) flushable.uncork();
+        if (destination.writableLength > 0) {
+          holding = issued;
+          socket.pause();
+        }
+      } else {
+        issued++;
+        destination.write(view ? Buffer.from(chunk) : chunk, onWritten);
+        if (destination.writableNeedDrain && destination.writableLength >= WRITE_AHEAD_BYTES) {
+          socket.pause();
+          destination.once("drain", onDrain);
+        }
+      }
+      if (remaining === 0) finishIfDone();
+    };
+    const onData = (chunk: Buffer) => {
+      if (!settled) write(chunk, views);
+    };
+    const onClose = () => {
+      if (remaining > 0) {
+        settle(new Error(`the connection closed with ${remaining} bytes of the body unread`));
+        return;
+      }
+      // Closed after the last byte (while a write still held it): nothing lost, nothing reusable.
+      released = true;
+      detachSocket();
+      finishIfDone();
+    };
+    const onError = (error: Error) => settle(error);
+    const onAbort = () => settle(signal.reason as Error);
+    const onDestinationError = (error: Error) => settle(closed(error));
+    const onDestinationClose = () => settle(closed());
+
+    if (signal.aborted) return onAbort();
+    if (destination.destroyed) return onDestinationClose();
+    signal.addEventListener("abort", onAbort, { once: true });
+    destination.on("error", onDestinationError);
+    destination.once("close", onDestinationClose);
+    socket.on("data", onData);
+    socket.once("close", onClose);
+    socket.on("error", onError);
+    if (rest.length > 0) write(rest, false);
+    if (settled) return;
+    if (remaining === 0) finishIfDone();
+    else if (holding === 0 && !destination.writableNeedDrain) socket.resume();
+    else if (holding === 0) destination.once("drain", onDrain);
+  });
+}
+
+/**
+ * The socket a chunk written to `destination` goes into at once, when the destination is one
+ * that keeps no chunk past the kernel's taking it: a `net` socket, or an HTTP/1 response on one.
+ */
+function flushableSocket(destination: Writable): Socket | undefined {
+  if (destination instanceof ServerResponse) {
+    const socket: unknown = destination.socket;
+    return socket instanceof Socket ? socket : undefined;
+  }
+  return destination instanceof Socket ? destination : undefined;
 }

@@ -1,18 +1,25 @@
 // PlainRangedGets against a scripted local HTTP server (raw `net`, so that answers can be
 // malformed): bytes and pool reuse after a whole body, fallbacks for chunked and unsized answers,
 // errors for short bodies, oversized and malformed headers, abort mid-body, 404/412/416, and a
-// kept-alive socket the server closed. (On the real gateway, through the driver: s3.test.ts.)
+// kept-alive socket the server closed. Then `copy` on sockets with reused buffers: into an HTTP
+// response read slowly (the buffer is not overwritten while a write holds it), into a Writable that
+// keeps its chunks, and its errors. (On the real gateway, through the driver: s3.test.ts.)
 
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createServer as createHttpServer, type ServerResponse } from "node:http";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import type { Readable } from "node:stream";
+import { Writable, type Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { bodySize, parseHead, S3StatusError } from "./plain-answer.js";
 import { PlainRangedGets, UnusualAnswer, type RequestSigner } from "./plain-get.js";
+import { download } from "../testsuite/support.js";
 
 const MiB = 1024 * 1024;
 const content = randomBytes(3 * MiB + 333);
+/** More than loopback's socket buffers hold, so that a slow client fills them. */
+const large = randomBytes(24 * MiB + 77);
 
 /** Collects a body; rejects if it errors, so a short read can never pass as an end. */
 function collect(body: Readable): Promise<Buffer> {
@@ -29,18 +36,24 @@ function answer(socket: Socket, path: string, headers: Map<string, string>, serv
   const key = path.replace(/^\/bucket\//, "");
   // A server that closes a kept-alive connection as the next request arrives.
   if (key === "once-per-socket" && served > 0) return void socket.destroy();
-  const range = /^bytes=(\d+)-(\d+)$/.exec(headers.get("range") ?? "");
+  const object = key === "large" ? large : content;
+  const range = /^bytes=(\d+)-(\d*)$/.exec(headers.get("range") ?? "");
   const first = Number(range?.[1] ?? 0);
-  const last = Math.min(Number(range?.[2] ?? content.length - 1), content.length - 1);
-  const slice = content.subarray(first, last + 1);
+  const last = Math.min(Number(range?.[2] || object.length - 1), object.length - 1);
+  if (first >= object.length) {
+    socket.write("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\n\r\n");
+    return;
+  }
+  const slice = object.subarray(first, last + 1);
   const partial = (extra = "", length: number | null = slice.length) =>
     "HTTP/1.1 206 Partial Content\r\n" +
-    `Content-Range: bytes ${first}-${last}/${content.length}\r\n` +
+    `Content-Range: bytes ${first}-${last}/${object.length}\r\n` +
     (length === null ? "" : `Content-Length: ${length}\r\n`) +
     `ETag: "abc"\r\n${extra}\r\n`;
   switch (key) {
     case "a%20b/blob%21":
     case "once-per-socket":
+    case "large":
     case "object": {
       socket.write(partial());
       // Uneven writes, so that reads end anywhere in the body.
@@ -67,6 +80,10 @@ function answer(socket: Socket, path: string, headers: Map<string, string>, serv
       return;
     case "big-head":
       socket.write(`HTTP/1.1 206 Partial Content\r\nX-Filler: ${"x".repeat(20_000)}\r\n\r\n`);
+      return;
+    case "bad-range":
+      socket.write("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 5-9/100\r\n");
+      socket.write("Content-Length: 5\r\n\r\nhello");
       return;
     case "bad-head":
       socket.write("HTTP/1.1 206 Partial Content\r\nno colon here\r\n\r\n");
@@ -136,8 +153,11 @@ describe("PlainRangedGets", () => {
   });
 
   /** Runs `test` with a pool of its own, counting the connections it opens, and closes it. */
-  const withPool = async (test: (gets: PlainRangedGets) => Promise<void>) => {
-    const gets = new PlainRangedGets({ url, bucket: "bucket" }, sign);
+  const withPool = async (
+    test: (gets: PlainRangedGets) => Promise<void>,
+    reusedBuffers = false,
+  ) => {
+    const gets = new PlainRangedGets({ url, bucket: "bucket" }, sign, undefined, reusedBuffers);
     connections = 0;
     try {
       await test(gets);
@@ -203,6 +223,10 @@ describe("PlainRangedGets", () => {
     await withPool(async (gets) => {
       await assert.rejects(gets.fetch("big-head", 0, 9, undefined, signal), /headers over 16384/);
       await assert.rejects(gets.fetch("bad-head", 0, 9, undefined, signal), /malformed header/);
+      // A 206 for other bytes than asked: an error, and its socket (body unread) is closed.
+      await assert.rejects(gets.fetch("bad-range", 0, 9, undefined, signal), /Content-Range/);
+      await readsFirstBytes(gets);
+      assert.equal(gets.sockets, 1, "the bad answer's socket is closed, not left open");
     });
   });
 
@@ -258,6 +282,141 @@ describe("PlainRangedGets", () => {
       }
       assert.equal(connections, 2, "the second request went again on a new socket");
       assert.equal(requests.filter((r) => r.path === "/bucket/once-per-socket").length, 3);
+    });
+  });
+
+  describe("copy, on sockets that read into a reused buffer", () => {
+    const closed = (cause?: unknown) => new Error("destination closed", { cause });
+    /**
+     * Serves one GET with `gets.copy(key, first, last)` into the response and reads the answer
+     * (slowly with `slow`); resolves with the bytes and the copy's result.
+     */
+    const copyThroughHttp = async (
+      gets: PlainRangedGets,
+      key: string,
+      first: number,
+      last: number | undefined,
+      slow = false,
+    ) => {
+      let copied: Promise<boolean> | undefined;
+      const server = createHttpServer((_req, res: ServerResponse) => {
+        res.writeHead(200);
+        copied = gets.copy(key, first, last, res, closed, signal);
+        copied.then(
+          () => res.end(),
+          () => res.destroy(),
+        );
+      });
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+      try {
+        const port = (server.address() as AddressInfo).port;
+        const bytes = await download(port, "/", slow);
+        return { bytes, result: await copied! };
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
+    };
+
+    it("writes a range, or all from an offset, into an HTTP response, reusing its socket", async () => {
+      await withPool(async (gets) => {
+        const whole = await copyThroughHttp(gets, "object", 0, undefined);
+        assert.equal(whole.result, true);
+        assert.ok(whole.bytes.equals(content), "the whole object");
+        assert.equal(requests.at(-1)!.headers.get("range"), "bytes=0-");
+        const range = await copyThroughHttp(gets, "object", 1000, 2 * MiB + 5);
+        assert.ok(range.bytes.equals(content.subarray(1000, 2 * MiB + 6)), "a range");
+        assert.equal(requests.at(-1)!.headers.get("range"), `bytes=1000-${2 * MiB + 5}`);
+        assert.equal(connections, 1, "both GETs on the same socket");
+      }, true);
+    });
+
+    it("a client slower than the backend gets every byte as it was (reads wait for held writes)", async () => {
+      await withPool(async (gets) => {
+        const { bytes } = await copyThroughHttp(gets, "large", 5, undefined, true);
+        assert.equal(bytes.length, large.length - 5);
+        assert.equal(
+          createHash("sha256").update(bytes).digest("hex"),
+          createHash("sha256").update(large.subarray(5)).digest("hex"),
+        );
+      }, true);
+    });
+
+    it("copies each read for a destination that keeps its chunks, and so does fetch's body", async () => {
+      await withPool(async (gets) => {
+        const kept: Buffer[] = [];
+        const keeper = new Writable({
+          write(chunk: Buffer, _encoding, callback) {
+            kept.push(chunk);
+            setImmediate(callback);
+          },
+        });
+        assert.equal(await gets.copy("large", 0, undefined, keeper, closed, signal), true);
+        assert.ok(Buffer.concat(kept).equals(large), "every kept chunk is still what was read");
+        const answer = await gets.fetch("object", 7, 3 * MiB, undefined, signal);
+        const chunks: Buffer[] = [];
+        answer!.body.on("data", (chunk: Buffer) => chunks.push(chunk));
+        await once(answer!.body, "end");
+        assert.ok(Buffer.concat(chunks).equals(content.subarray(7, 3 * MiB + 1)));
+      }, true);
+    });
+
+    it("416 copies nothing; 404, a cut body and the SDK's cases reject, nothing written", async () => {
+      await withPool(async (gets) => {
+        const written: Buffer[] = [];
+        const sink = new Writable({
+          write(chunk: Buffer, _encoding, callback) {
+            written.push(Buffer.from(chunk));
+            callback();
+          },
+        });
+        assert.equal(
+          await gets.copy("object", content.length, undefined, sink, closed, signal),
+          false,
+        );
+        await assert.rejects(
+          gets.copy("missing", 0, 9, sink, closed, signal),
+          (error: S3StatusError) => error.name === "NoSuchKey",
+        );
+        for (const key of ["chunked", "unsized", "busy"])
+          await assert.rejects(gets.copy(key, 0, 99, sink, closed, signal), UnusualAnswer, key);
+        assert.equal(written.length, 0);
+        await assert.rejects(
+          gets.copy("short", 0, MiB - 1, sink, closed, signal),
+          /closed with \d+ bytes of the body unread/,
+        );
+      }, true);
+    });
+
+    it("a destination that closes mid-copy rejects it and closes the backend socket", async () => {
+      await withPool(async (gets) => {
+        let taken = 0;
+        const leaving = new Writable({
+          write(chunk: Buffer, _encoding, callback) {
+            taken += chunk.length;
+            if (taken > MiB) this.destroy();
+            else callback();
+          },
+        });
+        await assert.rejects(
+          gets.copy("large", 0, undefined, leaving, closed, signal),
+          /destination closed/,
+        );
+        const { bytes } = await copyThroughHttp(gets, "object", 0, 999);
+        assert.ok(bytes.equals(content.subarray(0, 1000)));
+        assert.equal(connections, 2, "the socket of the failed copy was not reused");
+      }, true);
+    });
+
+    it("an abort mid-copy rejects with its reason", async () => {
+      await withPool(async (gets) => {
+        const controller = new AbortController();
+        const sink = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+        const copying = gets.copy("stall", 0, MiB - 1, sink, closed, controller.signal);
+        setTimeout(() => controller.abort(new Error("client left")), 50);
+        await assert.rejects(copying, /client left/);
+      }, true);
     });
   });
 

@@ -19,7 +19,15 @@
 
 import { createConnection, type Socket } from "node:net";
 import type { RangeAnswer } from "../ranged.js";
-import { bodySize, parseHead, PlainBody, S3StatusError, type AnswerHead } from "./plain-answer.js";
+import type { Writable } from "node:stream";
+import {
+  bodySize,
+  copyBody,
+  parseHead,
+  PlainBody,
+  S3StatusError,
+  type AnswerHead,
+} from "./plain-answer.js";
 
 /** Bytes of status line and headers accepted at most (RGW sends about 400). */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -27,6 +35,8 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 const MAX_ERROR_BODY_BYTES = 16 * 1024;
 /** Sockets open at most; further requests wait for one (the SDK's agent had the same bound). */
 const MAX_SOCKETS = 128;
+/** Bytes a socket with a reused buffer reads at most per read: Node's own default read size. */
+const READ_BUFFER_BYTES = 64 * 1024;
 /** Idle sockets kept at most; more are closed when their body ends. */
 const MAX_IDLE_SOCKETS = 16;
 /** An idle socket is closed after this long unused. */
@@ -88,6 +98,11 @@ export class PlainRangedGets {
     private readonly sign: RequestSigner,
     /** Called once per answer the backend gave (for the backend request metric). */
     private readonly onAnswer: () => void = () => {},
+    /**
+     * Sockets that read into one buffer of their own, reused for every read (see `copy`). Their
+     * "data" chunks are views valid only during the event: whatever keeps one copies it.
+     */
+    private readonly reusedBuffers = false,
   ) {
     const { url } = endpoint;
     if (url.protocol !== "http:") throw new Error(`not an http: endpoint: ${url.href}`);
@@ -123,11 +138,59 @@ export class PlainRangedGets {
     etag: string | undefined,
     signal: AbortSignal,
   ): Promise<RangeAnswer | undefined> {
+    const { socket, head, rest } = await this.send(key, `bytes=${first}-${last}`, etag, signal);
+    return this.answer(socket, head, rest, first, last, signal);
+  }
+
+  /**
+   * Writes bytes `first` to `last` of `key` (to its end when `last` is undefined) into
+   * `destination` with one GET, each socket read written as it came: into a socket or an HTTP
+   * response straight from the socket's reused buffer (no copy, no fresh buffer), the next read
+   * waiting until that write has left; into any other Writable as a copy. Resolves false for 416
+   * (at or past the end; nothing written), true once every byte was written and taken. Rejects
+   * with S3StatusError for 404, UnusualAnswer (before any byte is written) for what the SDK should
+   * handle, `closed(cause)` when the destination fails or closes, the signal's reason when it is
+   * aborted, and an Error when the answer is malformed or cut short.
+   */
+  async copy(
+    key: string,
+    first: number,
+    last: number | undefined,
+    destination: Writable,
+    closed: (cause?: unknown) => Error,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const range = `bytes=${first}-${last ?? ""}`;
+    const { socket, head, rest } = await this.send(key, range, undefined, signal);
+    const { size } = sizes(socket, head, first, last);
+    if (head.status === 206 && size !== undefined) {
+      await copyBody(
+        socket,
+        size,
+        rest,
+        destination,
+        closed,
+        signal,
+        this.reusedBuffers,
+        (reusable) => this.release(socket, reusable && head.keepAlive),
+      );
+      return true;
+    }
+    return this.endOrError(socket, head, size, rest);
+  }
+
+  /** Signs and sends a GET of `key` for `range`; resolves with the answer's head. */
+  private async send(
+    key: string,
+    range: string,
+    etag: string | undefined,
+    signal: AbortSignal,
+  ): Promise<SentRequest> {
     signal.throwIfAborted();
     if (etag !== undefined && !/^[\x20-\x7e]*$/.test(etag))
       throw new UnusualAnswer("an ETag that is not a plain header value");
     const path = this.pathPrefix + key.split("/").map(encodeSegment).join("/");
-    const headers: Record<string, string> = { host: this.host, range: `bytes=${first}-${last}` };
+    const headers: Record<string, string> = { host: this.host, range };
     if (etag !== undefined) headers["if-match"] = etag;
     const signed = await this.sign({
       method: "GET",
@@ -145,7 +208,7 @@ export class PlainRangedGets {
     let pooled = await this.acquire(signal);
     for (;;) {
       try {
-        return await this.exchange(pooled.socket, request, first, last, signal);
+        return await this.exchange(pooled.socket, request, signal);
       } catch (error) {
         // A kept-alive socket the server had closed: once more on a fresh one.
         if (!(error instanceof ClosedBeforeAnswer) || !pooled.reused) throw unusual(error);
@@ -155,13 +218,7 @@ export class PlainRangedGets {
   }
 
   /** Sends `request` on `socket` and reads the answer's head; the socket is released or closed. */
-  private exchange(
-    socket: Socket,
-    request: string,
-    first: number,
-    last: number,
-    signal: AbortSignal,
-  ): Promise<RangeAnswer | undefined> {
+  private exchange(socket: Socket, request: string, signal: AbortSignal): Promise<SentRequest> {
     return new Promise((resolve, reject) => {
       const received: Buffer[] = [];
       let receivedBytes = 0;
@@ -186,9 +243,10 @@ export class PlainRangedGets {
             : new Error("the connection closed within the answer's headers"),
         );
       const onData = (chunk: Buffer) => {
-        received.push(chunk);
+        // A reused buffer's view is valid only now: the head and what follows it are copied.
+        received.push(this.reusedBuffers ? Buffer.from(chunk) : chunk);
         receivedBytes += chunk.length;
-        const bytes = received.length === 1 ? chunk : Buffer.concat(received);
+        const bytes = received.length === 1 ? received[0]! : Buffer.concat(received);
         if (received.length > 1) received.splice(0, received.length, bytes);
         const end = bytes.indexOf("\r\n\r\n");
         if (end === -1 || end > MAX_HEAD_BYTES) {
@@ -201,8 +259,7 @@ export class PlainRangedGets {
         this.onAnswer();
         try {
           const head = parseHead(bytes.toString("latin1", 0, end));
-          const rest = bytes.subarray(end + 4);
-          resolve(this.answer(socket, head, rest, first, last, signal));
+          resolve({ socket, head, rest: bytes.subarray(end + 4) });
         } catch (error) {
           socket.destroy();
           reject(error instanceof Error ? error : new Error(String(error)));
@@ -228,24 +285,37 @@ export class PlainRangedGets {
     last: number,
     signal: AbortSignal,
   ): Promise<RangeAnswer | undefined> {
-    const size = bodySize(head);
+    const { size, total } = sizes(socket, head, first, last);
     if (head.status === 206 && size !== undefined) {
-      const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(head.headers.get("content-range") ?? "");
-      if (range === null) throw new Error("a 206 answer without a Content-Range");
-      const [from, to, total] = [Number(range[1]), Number(range[2]), Number(range[3])];
-      if (from !== first || to > last || to < from || to - from + 1 !== size || to >= total)
-        throw new Error(`Content-Range ${range[0]} for bytes=${first}-${last}, ${size} bytes`);
-      const body = new PlainBody(socket, size, rest, head.keepAlive, signal, (reusable) =>
-        this.release(socket, reusable),
+      const body = new PlainBody(
+        socket,
+        size,
+        rest,
+        head.keepAlive,
+        signal,
+        (reusable) => this.release(socket, reusable),
+        this.reusedBuffers,
       );
       return { body, total, etag: head.headers.get("etag") };
     }
+    await this.endOrError(socket, head, size, rest);
+    return undefined;
+  }
+
+  /**
+   * An answer that is not a part's body: false for 416 (at or past the end), S3StatusError for
+   * 404 and 412 (their bodies read, the socket kept), UnusualAnswer for the rest.
+   */
+  private async endOrError(
+    socket: Socket,
+    head: AnswerHead,
+    size: number | undefined,
+    rest: Buffer,
+  ): Promise<false> {
     if (head.status === 416 || head.status === 404 || head.status === 412) {
       const text = await this.errorBody(socket, head, size, rest);
-      if (head.status === 416) return undefined;
-      const code = /<Code>([^<]{1,200})<\/Code>/.exec(text)?.[1];
-      const message = /<Message>([^<]{0,1000})<\/Message>/.exec(text)?.[1];
-      throw new S3StatusError(head.status, code, message);
+      if (head.status === 416) return false;
+      throw statusError(head.status, text);
     }
     socket.destroy();
     throw new UnusualAnswer(
@@ -277,7 +347,7 @@ export class PlainRangedGets {
       };
       const onEnd = () => done(false);
       const onData = (chunk: Buffer) => {
-        chunks.push(chunk);
+        chunks.push(this.reusedBuffers ? Buffer.from(chunk) : chunk);
         bytes += chunk.length;
         if (bytes >= size) done(bytes === size);
       };
@@ -312,7 +382,25 @@ export class PlainRangedGets {
   }
 
   private connect(): Socket {
-    const socket = createConnection({ host: this.hostname, port: this.port, noDelay: true });
+    const options = { host: this.hostname, port: this.port, noDelay: true };
+    let socket: Socket;
+    if (this.reusedBuffers) {
+      // Each read lands in the socket's own buffer and is handed on as a "data" event of a view
+      // of it (as ./agent.ts does), valid until the next read.
+      const buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+      socket = createConnection({
+        ...options,
+        onread: {
+          buffer,
+          callback: (bytes: number) => {
+            socket.emit("data", buffer.subarray(0, bytes));
+            return true;
+          },
+        },
+      });
+    } else {
+      socket = createConnection(options);
+    }
     // Errors are handled by whoever uses the socket, through its "close"; between uses (and
     // before the first) an error must not be an unhandled "error" event.
     socket.on("error", ignoreError);
@@ -336,6 +424,64 @@ export class PlainRangedGets {
     enterIdle(socket);
     this.idle.push(socket);
   }
+}
+
+/** A request sent and the head of its answer: the socket is paused, `rest` is the body so far. */
+interface SentRequest {
+  socket: Socket;
+  head: AnswerHead;
+  rest: Buffer;
+}
+
+/**
+ * The body's size and, for a 206 answer, the object's total size (its Content-Range checked); a
+ * malformed answer closes the socket, whose body is unread, and throws.
+ */
+function sizes(
+  socket: Socket,
+  head: AnswerHead,
+  first: number,
+  last: number | undefined,
+): { size: number | undefined; total: number } {
+  try {
+    const size = bodySize(head);
+    const sized = head.status === 206 && size !== undefined;
+    return { size, total: sized ? checkContentRange(head, first, last, size) : 0 };
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
+}
+
+/**
+ * Checks a 206 answer's Content-Range against the range asked for (`last` undefined: to the end)
+ * and the body's size; returns the object's total size.
+ */
+function checkContentRange(
+  head: AnswerHead,
+  first: number,
+  last: number | undefined,
+  size: number,
+): number {
+  const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(head.headers.get("content-range") ?? "");
+  if (range === null) throw new Error("a 206 answer without a Content-Range");
+  const [from, to, total] = [Number(range[1]), Number(range[2]), Number(range[3])];
+  if (
+    from !== first ||
+    (last !== undefined && to > last) ||
+    to < from ||
+    to - from + 1 !== size ||
+    to >= total
+  )
+    throw new Error(`Content-Range ${range[0]} for bytes=${first}-${last ?? ""}, ${size} bytes`);
+  return total;
+}
+
+/** An error answer as S3StatusError, with S3's code and message from its XML body. */
+function statusError(status: number, text: string): S3StatusError {
+  const code = /<Code>([^<]{1,200})<\/Code>/.exec(text)?.[1];
+  const message = /<Message>([^<]{0,1000})<\/Message>/.exec(text)?.[1];
+  return new S3StatusError(status, code, message);
 }
 
 /** A request on a socket that closed or failed before any byte of an answer arrived. */

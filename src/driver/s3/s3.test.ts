@@ -5,6 +5,9 @@
 
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import {
@@ -15,7 +18,7 @@ import {
   type StorageDriver,
 } from "../index.js";
 import { runDriverSuite } from "../testsuite/index.js";
-import { MemoryWatch } from "../testsuite/support.js";
+import { download, MemoryWatch } from "../testsuite/support.js";
 import { DriverBase } from "../base.js";
 import { startCeph, readRgwRequests, type CephCluster } from "../../testing/ceph.js";
 import { eventually } from "../../testing/eventually.js";
@@ -364,6 +367,39 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
       );
       const growth = watch.growth() / MiB;
       assert.ok(growth < 32, `peak RSS growth ${growth.toFixed(1)} MiB copying 40 MiB`);
+    });
+
+    it("copies into an HTTP response with one GET per copy, byte for byte to a slow client", async () => {
+      const { driver, root } = rangedDriver();
+      const blob = randomBytes(32 * MiB + 5);
+      await driver.putContent("/served", blob);
+      const server = createServer((req, res) => {
+        const [offset, length] = (req.url ?? "").slice(1).split("-").map(Number);
+        res.writeHead(200);
+        driver.copyTo("/served", res, offset, length === 0 ? undefined : length).then(
+          () => res.end(),
+          () => res.destroy(),
+        );
+      });
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+      const port = (server.address() as AddressInfo).port;
+      // A client slower than the gateway (64 KiB per millisecond), so writes wait.
+      const slowly = (path: string) => download(port, path, true);
+      try {
+        const sha = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
+        assert.equal(sha(await slowly("/0-0")), sha(blob));
+        assert.equal(sha(await slowly(`/7-${20 * MiB}`)), sha(blob.subarray(7, 7 + 20 * MiB)));
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
+      await driver.stat("/marker-served").catch(() => undefined);
+      const gets = (await loggedGets(root, "marker-served")).filter((request) =>
+        request.target.startsWith(`/${bucket}${root}/served`),
+      );
+      assert.equal(gets.length, 2, "one GET per copy, not one per part");
+      assert.ok(gets.every((request) => request.status === 206));
     });
 
     it("an abort mid-way stops the read and every ranged GET in flight", async () => {

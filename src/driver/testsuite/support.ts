@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes, randomFillSync } from "node:crypto";
 import { readdir, readlink } from "node:fs/promises";
+import { get } from "node:http";
 import { Writable, type Readable } from "node:stream";
 import { inspect } from "node:util";
 import { setFlagsFromString } from "node:v8";
@@ -251,4 +252,27 @@ export async function openFilesNamed(name: string): Promise<number> {
     if (target.includes(name)) count++;
   }
   return count;
+}
+
+/**
+ * GETs `path` from an HTTP server on 127.0.0.1:`port` and resolves with the body; with `slow`, the
+ * client waits a millisecond after each 64 KiB it takes, slower than a server on loopback writes.
+ */
+export function download(port: number, path: string, slow = false): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    get({ host: "127.0.0.1", port, path }, (res) => {
+      const chunks: Buffer[] = [];
+      let since = 0;
+      res.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        since += chunk.length;
+        if (!slow || since < 64 * 1024) return;
+        since = 0;
+        res.pause();
+        setTimeout(() => res.resume(), 1);
+      });
+      res.once("end", () => resolve(Buffer.concat(chunks)));
+      res.once("error", reject);
+    }).once("error", reject);
+  });
 }
