@@ -5,6 +5,7 @@
 
 import { ServerResponse } from "node:http";
 import { Socket } from "node:net";
+import { TLSSocket } from "node:tls";
 import { Readable, type Writable } from "node:stream";
 
 /** A status S3 answered with an error, shaped as the SDK's errors are (see ./errors.ts). */
@@ -287,11 +288,11 @@ export function copyBody(
 /**
  * The socket a chunk written to `destination` goes into at once, when the destination is one
  * that keeps no chunk past the kernel's taking it: a `net` socket, or an HTTP/1 response on one.
+ * Not a TLS socket: its writes complete on a later tick (none of 50 writes of 64 KiB within the
+ * call, on loopback), so every read would pause the backend socket; a copy costs what a fresh
+ * buffer per read did.
  */
 function flushableSocket(destination: Writable): Socket | undefined {
-  if (destination instanceof ServerResponse) {
-    const socket: unknown = destination.socket;
-    return socket instanceof Socket ? socket : undefined;
-  }
-  return destination instanceof Socket ? destination : undefined;
+  const socket: unknown = destination instanceof ServerResponse ? destination.socket : destination;
+  return socket instanceof Socket && !(socket instanceof TLSSocket) ? socket : undefined;
 }
