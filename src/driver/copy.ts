@@ -165,7 +165,7 @@ export function copyStream(
  * kernel in a write of its own. With a bound of 1 MiB the source pauses ~600 times per GiB, and
  * the chunks that queue while a socket write is pending leave in one writev.
  */
-const WRITE_AHEAD_BYTES = 1024 * 1024;
+export const WRITE_AHEAD_BYTES = 1024 * 1024;
 
 /** Writes `chunk`; resolves when the destination has taken it, rejects when it fails first. */
 function written(destination: Writable, chunk: Buffer, closed: ClosedError): Promise<void> {

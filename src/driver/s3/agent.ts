@@ -22,21 +22,30 @@ import { createConnection, type NetConnectOpts, type Socket } from "node:net";
 /** Bytes each socket reads at most per read: Node's own default read size. */
 const READ_BUFFER_BYTES = 64 * 1024;
 
+/**
+ * A connection that reads into one buffer of its own, reused for every read, and hands each read
+ * on as a "data" event of a view of that buffer: valid only during the event (whatever keeps a
+ * chunk copies it). The socket keeps reading until it is paused.
+ */
+export function connectReadingIntoOwnBuffer(options: NetConnectOpts): Socket {
+  const buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  const socket: Socket = createConnection({
+    ...options,
+    onread: {
+      buffer,
+      callback: (bytes: number) => {
+        socket.emit("data", buffer.subarray(0, bytes));
+        return true;
+      },
+    },
+  });
+  return socket;
+}
+
 /** A keep-alive agent whose sockets read into one reused buffer each. */
 export class ReusedBufferAgent extends Agent {
   override createConnection(options: ClientRequestArgs): Socket {
-    const buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-    const socket: Socket = createConnection({
-      ...(options as NetConnectOpts),
-      onread: {
-        buffer,
-        // true: keep reading (the HTTP client pauses the socket itself when its reader is full).
-        callback: (bytes: number) => {
-          socket.emit("data", buffer.subarray(0, bytes));
-          return true;
-        },
-      },
-    });
-    return socket;
+    // The HTTP client pauses the socket itself when its reader is full.
+    return connectReadingIntoOwnBuffer(options as NetConnectOpts);
   }
 }

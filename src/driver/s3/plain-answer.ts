@@ -7,6 +7,7 @@ import { ServerResponse } from "node:http";
 import { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import { Readable, type Writable } from "node:stream";
+import { WRITE_AHEAD_BYTES } from "../copy.js";
 
 /** A status S3 answered with an error, shaped as the SDK's errors are (see ./errors.ts). */
 export class S3StatusError extends Error {
@@ -144,12 +145,6 @@ export class PlainBody extends Readable {
 }
 
 /**
- * Bytes a copy leaves queued in a destination it writes copies to before it pauses the socket
- * (as copyStream in ../copy.ts does, for the same reason).
- */
-const WRITE_AHEAD_BYTES = 1024 * 1024;
-
-/**
  * Writes a 206 answer's body, `size` bytes (`rest` first), into `destination`; resolves once every
  * byte was written and the destination took it. The socket goes back to the pool (`release`)
  * once the last byte arrived and no write still uses its buffer; it is closed when the copy fails.
@@ -223,8 +218,17 @@ export function copyBody(
       }
       finishIfDone();
     };
+    /** The socket is paused until the destination drains (copies only: see WRITE_AHEAD_BYTES). */
+    let draining = false;
+    const waitForDrain = () => {
+      if (draining) return;
+      draining = true;
+      socket.pause();
+      destination.once("drain", onDrain);
+    };
     const onDrain = () => {
-      if (remaining > 0 && holding === 0) socket.resume();
+      draining = false;
+      if (remaining > 0) socket.resume();
     };
     const write = (chunk: Buffer, view: boolean): void => {
       if (chunk.length > remaining) {
@@ -232,9 +236,9 @@ export function copyBody(
         return;
       }
       remaining -= chunk.length;
+      issued++;
       if (view && flushable !== undefined) {
         const corked = flushable.writableCorked;
-        issued++;
         destination.write(chunk, onWritten);
         if (flushable.writableCorked > corked) flushable.uncork();
         if (destination.writableLength > 0) {
@@ -242,12 +246,9 @@ export function copyBody(
           socket.pause();
         }
       } else {
-        issued++;
         destination.write(view ? Buffer.from(chunk) : chunk, onWritten);
-        if (destination.writableNeedDrain && destination.writableLength >= WRITE_AHEAD_BYTES) {
-          socket.pause();
-          destination.once("drain", onDrain);
-        }
+        if (destination.writableNeedDrain && destination.writableLength >= WRITE_AHEAD_BYTES)
+          waitForDrain();
       }
       if (remaining === 0) finishIfDone();
     };
@@ -280,8 +281,8 @@ export function copyBody(
     if (rest.length > 0) write(rest, false);
     if (settled) return;
     if (remaining === 0) finishIfDone();
-    else if (holding === 0 && !destination.writableNeedDrain) socket.resume();
-    else if (holding === 0) destination.once("drain", onDrain);
+    else if (draining || destination.writableNeedDrain) waitForDrain();
+    else socket.resume();
   });
 }
 

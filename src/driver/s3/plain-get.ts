@@ -26,6 +26,7 @@
 
 import { createConnection, type Socket } from "node:net";
 import type { RangeAnswer } from "../ranged.js";
+import { connectReadingIntoOwnBuffer } from "./agent.js";
 import type { Writable } from "node:stream";
 import {
   bodySize,
@@ -42,8 +43,6 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 const MAX_ERROR_BODY_BYTES = 16 * 1024;
 /** Sockets open at most; further requests wait for one (the SDK's agent had the same bound). */
 const MAX_SOCKETS = 128;
-/** Bytes a socket with a reused buffer reads at most per read: Node's own default read size. */
-const READ_BUFFER_BYTES = 64 * 1024;
 /** Idle sockets kept at most; more are closed when their body ends. */
 const MAX_IDLE_SOCKETS = 16;
 /** An idle socket is closed after this long unused. */
@@ -390,24 +389,10 @@ export class PlainRangedGets {
 
   private connect(): Socket {
     const options = { host: this.hostname, port: this.port, noDelay: true };
-    let socket: Socket;
-    if (this.reusedBuffers) {
-      // Each read lands in the socket's own buffer and is handed on as a "data" event of a view
-      // of it (as ./agent.ts does), valid until the next read.
-      const buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-      socket = createConnection({
-        ...options,
-        onread: {
-          buffer,
-          callback: (bytes: number) => {
-            socket.emit("data", buffer.subarray(0, bytes));
-            return true;
-          },
-        },
-      });
-    } else {
-      socket = createConnection(options);
-    }
+    // With reused buffers, each read is a "data" event of a view valid until the next read.
+    const socket = this.reusedBuffers
+      ? connectReadingIntoOwnBuffer(options)
+      : createConnection(options);
     // Errors are handled by whoever uses the socket, through its "close"; between uses (and
     // before the first) an error must not be an unhandled "error" event.
     socket.on("error", ignoreError);
