@@ -759,8 +759,8 @@ export class FilesystemDriver implements StorageDriver {
 
   /**
    * Renames the finished file `name` to storage path `path`, making its directory, and syncs that
-   * directory: FilesystemWriter.commitTo. The writer's own directory is left as it is (an upload's
-   * still holds `startedat`, and its removal follows).
+   * directory: FilesystemWriter.commitTo. The writer's own directory goes if that left it empty,
+   * as after a move (an upload that stored nothing else: docs/performance.md).
    */
   async publishAt(name: string, path: StoragePath): Promise<void> {
     const full = this.fullPath(path);
@@ -768,6 +768,7 @@ export class FilesystemDriver implements StorageDriver {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.publish(name, full);
+        await this.removeEmptyDirectories(dirname(name));
         return;
       } catch (error) {
         // A concurrent delete removed the directory just made (as in move): make it again.

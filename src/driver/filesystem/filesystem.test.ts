@@ -177,6 +177,24 @@ describe("filesystem driver", () => {
       assert.deepEqual(await filesOnDisk(dir), ["blobs/b/data", "uploads/a/data"]);
     });
 
+    it("commitTo removes the directory it left empty, as a move does, and keeps one still used", async () => {
+      const dir = await freshDirectory();
+      const fs = new FilesystemDriver(dir);
+      const alone = await fs.writer("/uploads/alone/data", false);
+      await alone.write(Buffer.from("one"));
+      await alone.commitTo!("/blobs/one/data");
+      const shared = await fs.writer("/uploads/shared/data", false);
+      await fs.putContent("/uploads/shared/startedat", Buffer.from("then"));
+      await shared.write(Buffer.from("two"));
+      await shared.commitTo!("/blobs/two/data");
+      assert.deepEqual(await filesOnDisk(dir), [
+        "blobs/one/data",
+        "blobs/two/data",
+        "uploads/shared/startedat",
+      ]);
+      assert.deepEqual((await readdir(join(dir, "uploads"))).sort(), ["shared"]);
+    });
+
     it("keeps a writer's bytes in hidden files, and leaves none after commit or cancel", async () => {
       const closed = await driver.writer("/uploads/one/data", false);
       await closed.write(Buffer.from("first"));
