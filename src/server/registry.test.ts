@@ -240,7 +240,7 @@ describe("startRegistry", () => {
         storage: {
           inmemory: {},
           maintenance: {
-            uploadpurging: { enabled: true, age: "0s", interval: "50ms", dryrun: false },
+            uploadpurging: { enabled: true, age: "1s", interval: "50ms", dryrun: false },
           },
         },
         http: { addr: "127.0.0.1:0" },
@@ -248,10 +248,17 @@ describe("startRegistry", () => {
       logger,
     });
     try {
+      // An upload that stored bytes is the purger's to remove; one that stored nothing is
+      // unknown once older than the purger's age (here at once).
       const started = await fetch(`${registry.url}/v2/app/blobs/uploads/`, { method: "POST" });
       const location = started.headers.get("location")!;
+      const patched = await fetch(registry.url + location, { method: "PATCH", body: "abc" });
+      assert.equal(patched.status, 202);
       await eventually(async () => (await fetch(registry.url + location)).status === 404);
       assert.ok(lines.some((line) => /^upload purge: removed \d+ upload/.test(String(line.msg))));
+      const empty = await fetch(`${registry.url}/v2/app/blobs/uploads/`, { method: "POST" });
+      const emptyLocation = empty.headers.get("location")!;
+      await eventually(async () => (await fetch(registry.url + emptyLocation)).status === 404);
     } finally {
       await registry.close();
     }

@@ -213,6 +213,7 @@ export async function openStorage(
           await import("./redis-cache.js")
         ).connectRedisCache(config.redis, use.logger ?? pino({ level: "silent" }))
       : undefined;
+  const purging = config.storage.uploadPurging;
   const storage = createRegistryStorage(driver, {
     deleteEnabled: config.storage.deleteEnabled,
     readOnly: config.storage.readOnly,
@@ -220,6 +221,8 @@ export async function openStorage(
     descriptorCache,
     immutableTags: config.storage.immutableTags,
     quotas: config.storage.quotas,
+    // An upload that stored nothing is abandoned at the purger's age, as one that stored some.
+    ...(purging.enabled && !purging.dryRun ? { unstartedUploadMs: purging.ageMs } : {}),
   });
   return { driver, storage, close: async () => await descriptorCache?.close() };
 }

@@ -19,6 +19,8 @@ export interface UploadHashState {
   offset: number;
   hash: Hash;
   startedAt: Date;
+  /** True while nothing of the upload is stored, not even `startedat` (upload.ts). */
+  unstarted?: boolean;
 }
 
 export interface StorageContext {
@@ -31,6 +33,11 @@ export interface StorageContext {
    * evicted (abandoned long ago) is re-hashed from its data if it is ever finished.
    */
   readonly hashStates: BoundedCache<string, UploadHashState>;
+  /**
+   * Uploads this process finished, cancelled or refused, by upload directory: an upload that
+   * stored nothing is otherwise known by its id alone (upload.ts), and these ids are done.
+   */
+  readonly endedUploads: BoundedCache<string, true>;
   /** Serializes operations on one upload (and on one tag) in this process. */
   readonly queue: KeyedQueue;
   /** Small manifests by digest, with the media type their bytes declare: immutable content. */

@@ -4,6 +4,10 @@
 import type { StorageDriver } from "../driver/index.js";
 import { BlobStore, digestsBelow, LinkStore, unlessNotFound } from "./blobstore.js";
 import { boundedCache, KeyedQueue, type CacheStats } from "./cache.js";
+import { UNSTARTED_FOR_MS } from "./upload.js";
+
+/** How many ended uploads a process remembers (context.endedUploads): ~200 KB. */
+const ENDED_UPLOADS = 1_000;
 import { catalog } from "./catalog.js";
 import { mutationChecks, type StorageContext } from "./context.js";
 import { InProcessDescriptorCache, type BlobDescriptorCache } from "./descriptor-cache.js";
@@ -126,6 +130,7 @@ export class Registry implements RegistryStorage {
       gcDelayMs: options.gcDelayMs ?? DEFAULT_GC_DELAY_MS,
       immutableTags: options.immutableTags ?? [],
       quotas: options.quotas ?? [],
+      unstartedUploadMs: options.unstartedUploadMs ?? UNSTARTED_FOR_MS,
     };
     const descriptors =
       options.descriptorCache ??
@@ -140,6 +145,7 @@ export class Registry implements RegistryStorage {
       links: new LinkStore(driver, descriptors, this.cacheStats.link),
       options: resolved,
       hashStates: boundedCache(options.uploadHashStates ?? 10_000),
+      endedUploads: boundedCache(ENDED_UPLOADS),
       queue: new KeyedQueue(),
       manifestCache: boundedCache(
         options.manifestCacheSize ?? 1_000,

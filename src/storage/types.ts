@@ -46,6 +46,11 @@ export interface RegistryStorageOptions {
   immutableTags?: string[];
   /** Storage quotas per repository pattern (config `storage.quotas`, docs/retention.md). */
   quotas?: QuotaRule[];
+  /**
+   * How long an upload that stored nothing yet stays known by its id: the purger's age (config
+   * `storage.maintenance.uploadpurging.age`) when it removes uploads; default 7 days.
+   */
+  unstartedUploadMs?: number;
 }
 
 /**

@@ -3,8 +3,9 @@
 // wrong digests and sizes, concurrent appends, cancelling.
 
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { readdir } from "node:fs/promises";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { describe, it } from "node:test";
@@ -20,6 +21,13 @@ import {
 } from "../testing/storage-drivers.js";
 import type { DriverBase } from "../driver/index.js";
 import { digestOf, RegistryErrorCode } from "./index.js";
+import { newUploadId, UNSTARTED_FOR_MS } from "./upload.js";
+
+/** A request body that delivers `sent`, then fails as a client going away does. */
+async function* cutAfter(sent: Buffer): AsyncGenerator<Uint8Array> {
+  yield sent;
+  throw new Error("client went away");
+}
 
 for (const driverName of STORAGE_TEST_DRIVERS) {
   describe(`uploads over ${driverName}`, () => {
@@ -31,18 +39,29 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
       const bytes = randomBytes(300_000);
       const digest = sha256(bytes);
       const hex = digest.slice("sha256:".length);
+      const before = Date.now();
       const upload = await repo.blobs.startUpload();
+      // A UUIDv7 whose first 48 bits are when it started; nothing is stored before the first bytes.
+      const idTime = Number.parseInt(upload.id.replaceAll("-", "").slice(0, 12), 16);
       assert.match(
-        await text(
-          storage.driver,
-          `${ROOT}/repositories/layout/app/_uploads/${upload.id}/startedat`,
-        ),
-        /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+        upload.id,
+        /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+      );
+      assert.ok(idTime >= before && idTime <= Date.now(), `${idTime} from ${upload.id}`);
+      assert.equal(
+        await exists(storage.driver, `${ROOT}/repositories/layout/app/_uploads/${upload.id}`),
+        false,
       );
       assert.equal(
         await upload.append(chunks(bytes.subarray(0, 1000), bytes.subarray(1000, 100_000))),
         100_000,
       );
+      const startedAt = await text(
+        storage.driver,
+        `${ROOT}/repositories/layout/app/_uploads/${upload.id}/startedat`,
+      );
+      assert.match(startedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      assert.equal(Date.parse(startedAt), idTime - (idTime % 1000));
       const resumed = await repo.blobs.resumeUpload(upload.id);
       assert.equal(resumed.size, 100_000);
       assert.equal(await resumed.append(Readable.from([bytes.subarray(100_000)])), bytes.length);
@@ -162,10 +181,7 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
       const bytes = randomBytes(30_000);
       const repo = registry().repository("finish/failing");
       const upload = await repo.blobs.startUpload();
-      const failing = (async function* () {
-        yield bytes.subarray(0, 10_000);
-        throw new Error("client went away");
-      })();
+      const failing = cutAfter(bytes.subarray(0, 10_000));
       await assert.rejects(upload.finish(sha256(bytes), undefined, failing), /client went away/);
       const resumed = await registry().repository("finish/failing").blobs.resumeUpload(upload.id);
       assert.equal(resumed.size, 10_000);
@@ -278,10 +294,7 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
       const repo = registry().repository("disconnect");
       const bytes = randomBytes(30_000);
       const upload = await repo.blobs.startUpload();
-      const failing = (async function* () {
-        yield bytes.subarray(0, 10_000);
-        throw new Error("client went away");
-      })();
+      const failing = cutAfter(bytes.subarray(0, 10_000));
       await assert.rejects(upload.append(failing), /client went away/);
       assert.equal(upload.size, 10_000);
       const resumed = await repo.blobs.resumeUpload(upload.id);
@@ -321,6 +334,99 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
         repo.blobs.resumeUpload("../../x"),
         rejectsWith(RegistryErrorCode.BlobUploadUnknown),
       );
+    });
+
+    it("stores nothing until the first bytes: any replica knows the upload by its id", async () => {
+      const bytes = randomBytes(50_000);
+      const replicaA = registry().repository("unstarted/replicas");
+      const upload = await replicaA.blobs.startUpload();
+      const directory = `${ROOT}/repositories/unstarted/replicas/_uploads/${upload.id}`;
+      assert.equal(await exists(storage.driver, directory), false);
+      // Replica B (or A after a restart) has no state of it: the id says it stored nothing yet.
+      const onB = await registry().repository("unstarted/replicas").blobs.resumeUpload(upload.id);
+      assert.equal(onB.size, 0);
+      assert.equal(onB.startedAt.getTime(), upload.startedAt.getTime());
+      assert.equal(await onB.append(chunks(bytes.subarray(0, 20_000))), 20_000);
+      assert.match(await text(storage.driver, `${directory}/startedat`), /Z$/);
+      // A's state still says 0: its append is refused at the real offset, as for any upload.
+      await assert.rejects(
+        (await replicaA.blobs.resumeUpload(upload.id)).append(chunks(bytes)),
+        rejectsWith(RegistryErrorCode.RangeInvalid),
+      );
+      const onA = await replicaA.blobs.resumeUpload(upload.id);
+      assert.equal(onA.size, 20_000);
+      assert.deepEqual(await onA.finish(sha256(bytes), undefined, chunks(bytes.subarray(20_000))), {
+        digest: sha256(bytes),
+        size: 50_000,
+      });
+      assert.equal(await exists(storage.driver, directory), false);
+    });
+
+    it("finishes an upload that stored nothing in one go, and leaves no trace of it", async () => {
+      const repo = registry().repository("unstarted/whole");
+      const bytes = randomBytes(4096);
+      const upload = await repo.blobs.startUpload();
+      assert.deepEqual(await upload.finish(sha256(bytes), 4096, chunks(bytes)), {
+        digest: sha256(bytes),
+        size: 4096,
+      });
+      assert.deepEqual(await buffer(await repo.blobs.reader(sha256(bytes))), bytes);
+      assert.equal(
+        await exists(storage.driver, `${ROOT}/repositories/unstarted/whole/_uploads/${upload.id}`),
+        false,
+      );
+      if (driverName === "filesystem") {
+        const left = await readdir(
+          join(storage.rootDirectory!, "docker/registry/v2/repositories/unstarted/whole"),
+        );
+        assert.deepEqual(left.sort(), ["_layers"], "the upload's directories are gone");
+      }
+      // Ended here: its id is unknown in this process at once, finished or cancelled.
+      await assert.rejects(
+        repo.blobs.resumeUpload(upload.id),
+        rejectsWith(RegistryErrorCode.BlobUploadUnknown),
+      );
+      const cancelled = await repo.blobs.startUpload();
+      await (await repo.blobs.resumeUpload(cancelled.id)).cancel();
+      await assert.rejects(
+        repo.blobs.resumeUpload(cancelled.id),
+        rejectsWith(RegistryErrorCode.BlobUploadUnknown),
+      );
+    });
+
+    it("writes startedat when a last chunk is cut short, so the upload can be found", async () => {
+      const repo = registry().repository("unstarted/cut");
+      const bytes = randomBytes(30_000);
+      const upload = await repo.blobs.startUpload();
+      const failing = cutAfter(bytes.subarray(0, 10_000));
+      await assert.rejects(upload.finish(sha256(bytes), undefined, failing), /client went away/);
+      const directory = `${ROOT}/repositories/unstarted/cut/_uploads/${upload.id}`;
+      assert.match(await text(storage.driver, `${directory}/startedat`), /Z$/);
+      assert.deepEqual(
+        (await storage.driver.list(`${ROOT}/repositories/unstarted/cut/_uploads`)).map((path) =>
+          path.split("/").pop(),
+        ),
+        [upload.id],
+      );
+    });
+
+    it("knows no id that is not Berth's, or that names a time long past or ahead", async () => {
+      const repo = registry().repository("unstarted/ids");
+      const v7 = (time: number): string => newUploadId(time);
+      for (const id of [
+        randomUUID(),
+        v7(Date.now() - UNSTARTED_FOR_MS - 60_000),
+        v7(Date.now() + 10 * 60_000),
+        v7(Date.now()).toUpperCase(),
+      ]) {
+        await assert.rejects(
+          repo.blobs.resumeUpload(id),
+          rejectsWith(RegistryErrorCode.BlobUploadUnknown),
+          id,
+        );
+      }
+      const young = v7(Date.now() - UNSTARTED_FOR_MS + 60_000);
+      assert.equal((await repo.blobs.resumeUpload(young)).size, 0);
     });
   });
 }
