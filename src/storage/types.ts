@@ -154,7 +154,7 @@ export interface RepositoryBlobs {
    * access control to respect.
    */
   mount(from: string | undefined, digest: Digest): Promise<BlobInfo>;
-  /** Starts a new upload. */
+  /** Starts a new upload; nothing is stored until its first bytes (upload.ts). */
   startUpload(): Promise<UploadSession>;
   /** Resumes an upload by UUID, also after a restart; BLOB_UPLOAD_UNKNOWN if there is none. */
   resumeUpload(id: string): Promise<UploadSession>;

@@ -5,9 +5,9 @@
 //
 // Starting an upload stores nothing. Its id is a UUIDv7 whose first 48 bits are the time it
 // started, so any replica (or this process after a restart) knows an upload that stored nothing
-// yet by its id alone, for UNSTARTED_FOR_MS. `startedat` is written just before the first bytes are
-// kept (an append, or a last chunk cut short): what the purger, other replicas and distribution
-// look for. A push whose PUT carries the whole blob thus never writes `startedat`, nor deletes it
+// yet by its id alone, for the purger's age (UNSTARTED_FOR_MS by default). `startedat` is written
+// just before the first bytes are kept (an append, or a last chunk cut short): what the purger,
+// other replicas and distribution look for. A push whose PUT carries the whole blob thus never writes `startedat`, nor deletes it
 // (5 file system calls and 2 inodes fewer per small push, docs/performance.md). Uploads this
 // process ended are remembered (`endedUploads`), so their ids are unknown again at once here; on
 // another replica such an id reads as an upload that stored nothing.
