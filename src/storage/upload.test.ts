@@ -379,7 +379,12 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
         const left = await readdir(
           join(storage.rootDirectory!, "docker/registry/v2/repositories/unstarted/whole"),
         );
-        assert.deepEqual(left.sort(), ["_layers"], "the upload's directories are gone");
+        assert.deepEqual(left.sort(), ["_layers", "_uploads"]);
+        const uploads = join(
+          storage.rootDirectory!,
+          "docker/registry/v2/repositories/unstarted/whole/_uploads",
+        );
+        assert.deepEqual(await readdir(uploads), [], "the upload's directory is gone");
       }
       // Ended here: its id is unknown in this process at once, finished or cancelled.
       await assert.rejects(

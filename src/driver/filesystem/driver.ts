@@ -760,8 +760,9 @@ export class FilesystemDriver implements StorageDriver {
 
   /**
    * Renames the finished file `name` to storage path `path`, making its directory, and syncs that
-   * directory: FilesystemWriter.commitTo. The writer's own directory goes if that left it empty,
-   * as after a move (an upload that stored nothing else: docs/performance.md).
+   * directory: FilesystemWriter.commitTo. The writer's own directory goes if that left it empty (an
+   * upload that stored nothing else: docs/performance.md), but not its parents: an upload's is
+   * `_uploads`, which the next upload of the repository would make again.
    */
   async publishAt(name: string, path: StoragePath): Promise<void> {
     const full = this.fullPath(path);
@@ -769,7 +770,7 @@ export class FilesystemDriver implements StorageDriver {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.publish(name, full);
-        await this.removeEmptyDirectories(dirname(name));
+        await this.removeEmptyDirectory(dirname(name));
         return;
       } catch (error) {
         // A concurrent delete removed the directory just made (as in move): make it again.
@@ -780,21 +781,28 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   /**
+   * Removes `dir` if it is empty: true when it is gone (or was), false when it stays (not empty,
+   * being filled, or outside the root).
+   */
+  private async removeEmptyDirectory(dir: string): Promise<boolean> {
+    if (!dir.startsWith(this.rootPrefix)) return false;
+    try {
+      await rmdir(dir);
+    } catch (error) {
+      if (errorCode(error) !== "ENOENT") return false;
+    }
+    this.confined.delete(dir);
+    return true;
+  }
+
+  /**
    * Removes `dir` and its parents up to the root while they are empty, so that a directory without
    * stored files does not linger. A directory that is not empty (or is being filled) stays. For
    * FilesystemWriter too.
    */
   async removeEmptyDirectories(dir: string): Promise<void> {
     let current = dir;
-    while (current.startsWith(this.rootPrefix)) {
-      try {
-        await rmdir(current);
-      } catch (error) {
-        if (errorCode(error) !== "ENOENT") return;
-      }
-      this.confined.delete(current);
-      current = dirname(current);
-    }
+    while (await this.removeEmptyDirectory(current)) current = dirname(current);
   }
 
   /** The driver error for a failed file system call (also FilesystemWriter's). */

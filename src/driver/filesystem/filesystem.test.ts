@@ -177,7 +177,7 @@ describe("filesystem driver", () => {
       assert.deepEqual(await filesOnDisk(dir), ["blobs/b/data", "uploads/a/data"]);
     });
 
-    it("commitTo removes the directory it left empty, as a move does, and keeps one still used", async () => {
+    it("commitTo removes the directory it left empty (not its parent), and keeps one still used", async () => {
       const dir = await freshDirectory();
       const fs = new FilesystemDriver(dir);
       const alone = await fs.writer("/uploads/alone/data", false);
@@ -193,6 +193,11 @@ describe("filesystem driver", () => {
         "uploads/shared/startedat",
       ]);
       assert.deepEqual((await readdir(join(dir, "uploads"))).sort(), ["shared"]);
+      // The parent stays, emptied: the next upload would make it again.
+      const last = await fs.writer("/uploads/last/data", false);
+      await fs.delete("/uploads/shared/startedat");
+      await last.commitTo!("/blobs/three/data");
+      assert.deepEqual(await readdir(join(dir, "uploads")), []);
     });
 
     it("keeps a writer's bytes in hidden files, and leaves none after commit or cancel", async () => {
