@@ -7,10 +7,11 @@
 // started, so any replica (or this process after a restart) knows an upload that stored nothing
 // yet by its id alone, for the purger's age (UNSTARTED_FOR_MS by default). `startedat` is written
 // just before the first bytes are kept (an append, or a last chunk cut short): what the purger,
-// other replicas and distribution look for. A push whose PUT carries the whole blob thus never writes `startedat`, nor deletes it
-// (5 file system calls and 2 inodes fewer per small push, docs/performance.md). Uploads this
-// process ended are remembered (`endedUploads`), so their ids are unknown again at once here; on
-// another replica such an id reads as an upload that stored nothing.
+// other replicas and distribution look for. A push whose PUT carries the whole blob thus never
+// writes `startedat`, nor deletes it (5 file system calls and 2 inodes fewer per small push,
+// docs/performance.md). Uploads this process ended are remembered (`endedUploads`), so their ids
+// are unknown again at once here; on another replica such an id reads as an upload that stored
+// nothing.
 //
 // The bytes are hashed (sha256) as they stream past. A FileWriter's content is not readable before
 // commit and a node:crypto Hash cannot be serialized, so the running hash lives in process memory,
@@ -245,7 +246,8 @@ class Upload implements UploadSession {
         try {
           await this.receive(writer, data);
         } catch (error) {
-          await this.kept();
+          // receive closed the writer, keeping what arrived.
+          await this.keep();
           throw error;
         }
         if (canCommitTo(writer)) {
@@ -258,8 +260,7 @@ class Upload implements UploadSession {
           await writer.commit({ movedNext: true });
         } catch (error) {
           // An aborted commit published nothing and left the writer open: keep what arrived.
-          await writer.close().catch(() => undefined);
-          await this.kept();
+          await this.keep(writer);
           throw error;
         }
       } else {
@@ -317,8 +318,7 @@ class Upload implements UploadSession {
       else await blobs.commit(expected, writer);
     } catch (error) {
       // Nothing was published: keep what arrived, resumable (its digest is then read back).
-      await writer.close().catch(() => undefined);
-      await this.kept();
+      await this.keep(writer);
       throw error;
     }
     return this.linked(expected, total, refreshed, false);
@@ -391,10 +391,9 @@ class Upload implements UploadSession {
   }
 
   /**
-   * Writes `startedat` for an upload that stored nothing yet, before bytes are kept (synced or
-   * not: until then the upload holds nothing a client was told is kept, and a machine crash that
-   * loses it leaves the id to name an upload that stored nothing). Not synced: after a crash that
-   * lost it, the upload is unknown (BLOB_UPLOAD_UNKNOWN) and the client starts again.
+   * Writes `startedat` for an upload that stored nothing yet, before its bytes are kept. Not
+   * synced: after a machine crash that lost it, the upload is unknown (BLOB_UPLOAD_UNKNOWN) and the
+   * client starts again.
    */
   private async markStarted(): Promise<void> {
     if (!this.unstarted) return;
@@ -409,10 +408,12 @@ class Upload implements UploadSession {
   }
 
   /**
-   * After a last chunk failed with its bytes kept (the client went away, the commit failed):
-   * `startedat` is written, so that the upload can be found and resumed.
+   * After a last chunk failed (the client went away, the commit failed): closes `writer` when it
+   * is still open, keeping what arrived, and writes `startedat`, so that the upload can be found
+   * and resumed. The failure itself is what the caller reports.
    */
-  private async kept(): Promise<void> {
+  private async keep(writer?: FileWriter): Promise<void> {
+    await writer?.close().catch(() => undefined);
     await this.markStarted().catch(() => undefined);
   }
 
