@@ -16,6 +16,7 @@ import {
   PathNotFoundError,
   StorageDriverError,
   type CallOptions,
+  type WriterOptions,
   type CommitOptions,
   type FileInfo,
   type FileWriter,
@@ -203,7 +204,7 @@ export class DriverBase implements StorageDriver {
     );
   }
 
-  writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
+  writer(path: StoragePath, append: boolean, options?: WriterOptions): Promise<FileWriter> {
     const signal = options?.signal;
     return this.call(
       "writer",
@@ -360,11 +361,11 @@ class MeasuredWriter implements FileWriter {
     /** The driver's own writer (for capabilities beyond the contract: driver/remote's local writes). */
     readonly inner: FileWriter,
     /** `checked`: the call rejects once the writer's signal has aborted. */
-    private readonly measure: (
+    private readonly measure: <T>(
       method: string,
-      run: () => Promise<void>,
+      run: () => Promise<T>,
       checked: boolean,
-    ) => Promise<void>,
+    ) => Promise<T>,
     /** Throws InvalidPathError for a path `commitTo` may not publish at. */
     checkPath: (path: StoragePath) => void,
   ) {
@@ -381,9 +382,22 @@ class MeasuredWriter implements FileWriter {
           true,
         );
     }
+    if (inner.commitToIfAbsent !== undefined) {
+      const commitToIfAbsent = inner.commitToIfAbsent.bind(inner);
+      this.commitToIfAbsent = (destination) =>
+        this.measure(
+          "writer.commitToIfAbsent",
+          () => {
+            checkPath(destination);
+            return commitToIfAbsent(destination);
+          },
+          true,
+        );
+    }
   }
 
   readonly commitTo?: (path: StoragePath) => Promise<void>;
+  readonly commitToIfAbsent?: (path: StoragePath) => Promise<boolean>;
 
   get size(): number {
     return this.inner.size;

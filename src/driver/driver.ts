@@ -65,6 +65,14 @@ export interface FileWriter {
    * published nothing). Drivers without it are used through commit and `move`.
    */
   commitTo?(path: StoragePath): Promise<void>;
+  /**
+   * Optional: `commitTo`, unless a file is stored at `path` already. Then nothing is published,
+   * the writer's content is discarded (as by `cancel`) and it resolves false; what is stored stays
+   * as it was. A blob's upload uses it: on a filesystem, the mkdir of a new blob's directory says
+   * nothing is there, where a lookup first took a call more. Drivers without it are used through
+   * `stat` and `commitTo`.
+   */
+  commitToIfAbsent?(path: StoragePath): Promise<boolean>;
 }
 
 /** Options of FileWriter.commit. */
@@ -89,6 +97,17 @@ export interface CommitOptions {
  */
 export interface CallOptions {
   signal?: AbortSignal;
+}
+
+/** Options of `writer`. */
+export interface WriterOptions extends CallOptions {
+  /**
+   * With `append: true`: when nothing was ever written at the path's directory (it is not there),
+   * start an empty writer instead of failing with PathNotFoundError, in one call where a failed
+   * resume then `writer(path, false)` take two. An upload's first bytes use it. A driver may
+   * ignore it: the caller then gets PathNotFoundError, as without it.
+   */
+  newIfMissing?: boolean;
 }
 
 /** Told of one request a driver sent to its backend: the backend's name of the operation. */
@@ -196,8 +215,9 @@ export interface StorageDriver {
    * Once `options.signal` aborts, `write` and `commit` reject with AbortedError: an aborted writer
    * publishes nothing, and discards nothing either (content an earlier session closed stays
    * resumable); `close` and `cancel` still work, so that the caller decides what is kept.
+   * `options.newIfMissing`: see WriterOptions.
    */
-  writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter>;
+  writer(path: StoragePath, append: boolean, options?: WriterOptions): Promise<FileWriter>;
 
   /**
    * Facts about `path`. A path that is a prefix of stored objects is a directory. PathNotFoundError

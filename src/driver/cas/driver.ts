@@ -18,6 +18,7 @@ import {
   PathNotFoundError,
   UnsupportedMethodError,
   type CallOptions,
+  type WriterOptions,
   type FileInfo,
   type FileWriter,
   type StorageDriver,
@@ -134,7 +135,7 @@ export class CasDriver implements StorageDriver {
     return stream;
   }
 
-  async writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
+  async writer(path: StoragePath, append: boolean, options?: WriterOptions): Promise<FileWriter> {
     const parsed = this.parse(path);
     if (parsed.kind === "local") return this.local.writer(path, append, options);
     if (parsed.kind === "upload" && this.readWrite) {

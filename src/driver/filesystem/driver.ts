@@ -39,6 +39,7 @@ import {
   type StorageDriver,
   type StoragePath,
   type WalkFn,
+  type WriterOptions,
 } from "../driver.js";
 import { isValidPath, isValidPathOrRoot, joinPath } from "../paths.js";
 import { copyRange } from "../copy.js";
@@ -326,14 +327,21 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async writer(path: StoragePath, append: boolean): Promise<FileWriter> {
+  async writer(path: StoragePath, append: boolean, options?: WriterOptions): Promise<FileWriter> {
     const full = this.fullPath(path);
     const closed = closedWriterName(full);
     try {
+      const dir = dirname(full);
+      if (append && options?.newIfMissing === true && (await this.ensureDirectory(dir))) {
+        // A directory this call made held nothing to resume: an upload's first bytes take one
+        // mkdir here, where a failed lookup, then writer(path, false)'s mkdir took two.
+        const { name, fd } = await this.createSidecar(full, true, "open");
+        return new FilesystemWriter(this, path, full, name, fd, 0);
+      }
       if (!append) {
         // A fresh writer starts empty: whatever an earlier writer closed is discarded (in a
         // directory just made, nothing is).
-        if (!(await this.ensureDirectory(dirname(full)))) {
+        if (!(await this.ensureDirectory(dir))) {
           await unlink(closed).catch((error) => {
             if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
           });
@@ -342,7 +350,7 @@ export class FilesystemDriver implements StorageDriver {
         return new FilesystemWriter(this, path, full, name, fd, 0);
       }
       // No directory, no writer to resume (a new upload's first write): 2 lookups fewer.
-      if (!(await this.confine(dirname(full)))) throw new PathNotFoundError(NAME, path);
+      if (!(await this.confine(dir))) throw new PathNotFoundError(NAME, path);
       // Claiming the closed writer's file by renaming it makes the resumption exclusive: a second
       // writer(path, true) finds nothing to resume. Without one, a crashed writer's may be there.
       let name = await this.claim(closed);
@@ -760,18 +768,27 @@ export class FilesystemDriver implements StorageDriver {
 
   /**
    * Renames the finished file `name` to storage path `path`, making its directory, and syncs that
-   * directory: FilesystemWriter.commitTo. The writer's own directory goes if that left it empty (an
+   * directory: FilesystemWriter.commitTo. With `ifAbsent`, a file found at `path` (only looked for
+   * when the directory was there) stays and `name` is removed instead: false. The writer's own directory goes if that left it empty (an
    * upload that stored nothing else: docs/performance.md), but not its parents: an upload's is
    * `_uploads`, which the next upload of the repository would make again.
    */
-  async publishAt(name: string, path: StoragePath): Promise<void> {
+  async publishAt(name: string, path: StoragePath, ifAbsent = false): Promise<boolean> {
     const full = this.fullPath(path);
-    await this.ensureDirectory(dirname(full));
+    const made = await this.ensureDirectory(dirname(full));
+    if (ifAbsent && !made && (await isFile(full))) {
+      // Stored already (commitToIfAbsent): the stored file stays, this one goes.
+      await unlink(name).catch((error) => {
+        if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
+      });
+      await this.removeEmptyDirectory(dirname(name));
+      return false;
+    }
     for (let attempt = 0; ; attempt++) {
       try {
         await this.publish(name, full);
         await this.removeEmptyDirectory(dirname(name));
-        return;
+        return true;
       } catch (error) {
         // A concurrent delete removed the directory just made (as in move): make it again.
         if (errorCode(error) !== "ENOENT" || attempt >= RETRIES) throw error;

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { existsSync, watch } from "node:fs";
-import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { PassThrough } from "node:stream";
@@ -198,6 +198,55 @@ describe("filesystem driver", () => {
       await fs.delete("/uploads/shared/startedat");
       await last.commitTo!("/blobs/three/data");
       assert.deepEqual(await readdir(join(dir, "uploads")), []);
+    });
+
+    it("an append with newIfMissing starts where nothing was written and resumes what was closed", async () => {
+      const dir = await freshDirectory();
+      const fs = new FilesystemDriver(dir);
+      // No directory: a new, empty writer at once.
+      const first = await fs.writer("/uploads/new/data", true, { newIfMissing: true });
+      assert.equal(first.size, 0);
+      await first.write(Buffer.from("abc"));
+      await first.close();
+      // A closed writer: resumed with its bytes, not started again.
+      const again = await fs.writer("/uploads/new/data", true, { newIfMissing: true });
+      assert.equal(again.size, 3);
+      await again.write(Buffer.from("de"));
+      await again.commit();
+      assert.equal(await readFile(join(dir, "uploads/new/data"), "utf8"), "abcde");
+      // A directory holding something else but no writer: nothing to resume, as without the option.
+      await fs.putContent("/uploads/other/startedat", Buffer.from("then"));
+      await assert.rejects(fs.writer("/uploads/other/data", true, { newIfMissing: true }), {
+        code: DriverErrorCode.PathNotFound,
+      });
+      // Without the option, a missing directory is still PathNotFound and nothing is made.
+      await assert.rejects(fs.writer("/uploads/none/data", true), {
+        code: DriverErrorCode.PathNotFound,
+      });
+      assert.equal(existsSync(join(dir, "uploads/none")), false);
+    });
+
+    it("commitToIfAbsent publishes a new file, and leaves a stored one as it was", async () => {
+      const dir = await freshDirectory();
+      const fs = new FilesystemDriver(dir);
+      const first = await fs.writer("/uploads/a/data", false);
+      await first.write(Buffer.from("same"));
+      assert.equal(await first.commitToIfAbsent!("/blobs/x/data"), true);
+      const stored = await stat(join(dir, "blobs/x/data"));
+      const second = await fs.writer("/uploads/b/data", false);
+      await second.write(Buffer.from("copy"));
+      assert.equal(await second.commitToIfAbsent!("/blobs/x/data"), false);
+      // The stored file is the first one (same inode, same bytes); the second writer left nothing.
+      assert.equal((await stat(join(dir, "blobs/x/data"))).ino, stored.ino);
+      assert.equal(await readFile(join(dir, "blobs/x/data"), "utf8"), "same");
+      assert.deepEqual(await filesOnDisk(dir), ["blobs/x/data"]);
+      await assert.rejects(second.write(Buffer.from("more")));
+      // A directory at the destination is not a stored file: replaced, as commitTo does.
+      await mkdir(join(dir, "blobs/y/data/inner"), { recursive: true });
+      const third = await fs.writer("/uploads/c/data", false);
+      await third.write(Buffer.from("y"));
+      assert.equal(await third.commitToIfAbsent!("/blobs/y/data"), true);
+      assert.equal(await readFile(join(dir, "blobs/y/data"), "utf8"), "y");
     });
 
     it("keeps a writer's bytes in hidden files, and leaves none after commit or cancel", async () => {

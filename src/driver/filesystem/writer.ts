@@ -155,7 +155,22 @@ export class FilesystemWriter implements FileWriter {
   async commitTo(destination: StoragePath): Promise<void> {
     // Refused before the writer ends, so that it can still be committed.
     if (!isValidPath(destination)) throw new InvalidPathError(NAME, destination);
-    await this.publish(() => this.driver.publishAt(this.file, destination));
+    await this.publish(async () => {
+      await this.driver.publishAt(this.file, destination);
+    });
+  }
+
+  /**
+   * commitTo unless a file is at `destination`: then this writer's file goes instead. The mkdir of
+   * the destination's directory answers for a new blob; only a directory that was there is looked in.
+   */
+  async commitToIfAbsent(destination: StoragePath): Promise<boolean> {
+    if (!isValidPath(destination)) throw new InvalidPathError(NAME, destination);
+    let published = false;
+    await this.publish(async () => {
+      published = await this.driver.publishAt(this.file, destination, true);
+    });
+    return published;
   }
 
   /** `movedNext`: the bytes are synced, the directory is not (the move syncs its destination's). */

@@ -63,6 +63,34 @@ export function writerTests(suite: Suite): void {
   test("a writer resumed with nothing written in a session keeps its size", (s) =>
     appendInSessions(s, [100, 0, 0, 50]));
 
+  test("an append with newIfMissing resumes what was closed, and where nothing was written starts empty or finds nothing", async (s) => {
+    const missing = s.path("never", "data");
+    let fresh;
+    try {
+      fresh = await suite.driver.writer(missing, true, { newIfMissing: true });
+    } catch (error) {
+      // A driver may ignore the option: then it is PathNotFound, as without it.
+      assert.equal((error as { code?: unknown }).code, PathNotFound, String(error));
+    }
+    if (fresh !== undefined) {
+      assert.equal(fresh.size, 0, "a writer where nothing was written starts empty");
+      await fresh.write(Buffer.from("new"));
+      await fresh.commit();
+      assertSameBytes(await suite.driver.getContent(missing), Buffer.from("new"), "its content");
+    }
+    // What a writer closed is resumed, never started again.
+    const path = s.path("closed", "data");
+    const first = await suite.driver.writer(path, false);
+    const bytes = randomContent(300);
+    await first.write(bytes.subarray(0, 200));
+    await first.close();
+    const resumed = await suite.driver.writer(path, true, { newIfMissing: true });
+    assert.equal(resumed.size, 200, "resumed at the closed writer's size");
+    await resumed.write(bytes.subarray(200));
+    await resumed.commit();
+    assertSameBytes(await suite.driver.getContent(path), bytes, "the whole content");
+  });
+
   test("cancel leaves nothing behind", async (s) => {
     const path = s.path("dir", "file");
     const writer = await suite.driver.writer(path, false);
