@@ -239,6 +239,30 @@ export class BlobStore {
     await this.sizes.setSize(digest.digest, size);
   }
 
+  /**
+   * commit unless the blob is stored already: then the writer is cancelled and the stored blob
+   * stays (false). With the writer's commitToIfAbsent, the driver decides it in the publish (a
+   * filesystem's mkdir of a new blob's directory); otherwise a lookup comes first.
+   */
+  async commitIfAbsent(digest: ParsedDigest, writer: PublishingWriter): Promise<boolean> {
+    if (writer.commitToIfAbsent === undefined) {
+      if (await this.exists(digest)) {
+        await writer.cancel();
+        return false;
+      }
+      await this.commit(digest, writer);
+      return true;
+    }
+    const size = writer.size;
+    if (!(await writer.commitToIfAbsent(paths.blobData(digest)))) {
+      // The stored blob's size, for the descriptor cache; the upload is done either way.
+      await this.exists(digest).catch(() => false);
+      return false;
+    }
+    await this.sizes.setSize(digest.digest, size);
+    return true;
+  }
+
   /** Moves finished upload data into place as the blob `digest`. */
   async adopt(digest: ParsedDigest, sourcePath: string, size: number): Promise<void> {
     await this.driver.move(sourcePath, paths.blobData(digest));

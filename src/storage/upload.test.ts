@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
-import { readdir } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
@@ -247,6 +247,7 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
       const calls = () => ({
         moves: driver.metrics.move?.calls ?? 0,
         commits: driver.metrics["writer.commitTo"]?.calls ?? 0,
+        ifAbsent: driver.metrics["writer.commitToIfAbsent"]?.calls ?? 0,
       });
       const before = calls();
       const repo = registry().repository("last/chunk");
@@ -263,6 +264,7 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
         assert.equal(await exists(driver, blobDirectory), false);
         assert.equal(await exists(driver, `${ROOT}/repositories/last/chunk/_uploads`), false);
       }
+      const inodes: number[] = [];
       for (const name of ["last/chunk", "last/again"]) {
         const upload = await registry().repository(name).blobs.startUpload();
         await upload.append(chunks(bytes.subarray(0, 1000)));
@@ -275,12 +277,22 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
           digest,
         );
         assert.equal(await exists(driver, `${ROOT}/repositories/${name}/_uploads`), false);
+        if (storage.rootDirectory !== undefined) {
+          inodes.push((await stat(join(storage.rootDirectory, blobDirectory, "data"))).ino);
+        }
       }
+      // The second upload found the blob stored: the stored file stays, not replaced by its copy.
+      if (inodes.length > 0) assert.equal(inodes[1], inodes[0]);
       assert.deepEqual(Buffer.from(await driver.getContent(`${blobDirectory}/data`)), bytes);
       assert.deepEqual(await driver.list(blobDirectory), [`${blobDirectory}/data`]);
-      // The filesystem's writers publish straight into blobs/ (commitTo): no move.
+      // The filesystem's writers publish straight into blobs/ (commitToIfAbsent): no move, and
+      // the second upload's writer found the blob there without a lookup of its own.
       if (driverName === "filesystem") {
-        assert.deepEqual(calls(), { moves: before.moves, commits: before.commits + 1 });
+        assert.deepEqual(calls(), {
+          moves: before.moves,
+          commits: before.commits,
+          ifAbsent: before.ifAbsent + 2,
+        });
         const files = await readdir(storage.rootDirectory!, { recursive: true });
         assert.deepEqual(
           files.filter((file) => file.includes("~")),

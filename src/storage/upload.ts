@@ -314,8 +314,7 @@ class Upload implements UploadSession {
     const refreshed = performance.now();
     try {
       await this.context.protection.refresh(expected);
-      if (await blobs.exists(expected)) await writer.cancel();
-      else await blobs.commit(expected, writer);
+      await blobs.commitIfAbsent(expected, writer);
     } catch (error) {
       // Nothing was published: keep what arrived, resumable (its digest is then read back).
       await this.keep(writer);
@@ -425,7 +424,9 @@ class Upload implements UploadSession {
     const path = paths.uploadData(this.repository, this.id);
     let writer: FileWriter;
     try {
-      writer = await this.context.driver.writer(path, true, options);
+      // At 0 bytes a missing data file means a new writer (below); the driver may say so at once.
+      const newIfMissing = this.size === 0;
+      writer = await this.context.driver.writer(path, true, { ...options, newIfMissing });
     } catch (error) {
       if (!isPathNotFound(error)) throw error;
       if (this.size !== 0) throw uploadUnknown(this.repository, this.id);
