@@ -20,6 +20,7 @@ import {
   useStorage,
 } from "../testing/storage-drivers.js";
 import type { DriverBase } from "../driver/index.js";
+import type { FilesystemDriver } from "../driver/filesystem/index.js";
 import { digestOf, RegistryErrorCode } from "./index.js";
 import { newUploadId, UNSTARTED_FOR_MS } from "./upload.js";
 
@@ -193,6 +194,29 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
         },
       );
     });
+
+    // Only a writer that publishes into blobs/ (commitToIfAbsent) has the link written beside it.
+    if (driverName === "filesystem") {
+      it("keeps a last chunk whose blob fails to publish, resumable; the link written beside it finds no blob", async (t) => {
+        const inner = (storage.driver as DriverBase).inner as FilesystemDriver;
+        t.mock.method(inner, "publishAt", async () => {
+          throw Object.assign(new Error("the disk failed"), { code: "EIO" });
+        });
+        const bytes = randomBytes(6000);
+        const digest = sha256(bytes);
+        const repo = registry().repository("publish/failing");
+        const upload = await repo.blobs.startUpload();
+        await assert.rejects(upload.finish(digest, 6000, chunks(bytes)));
+        await assert.rejects(repo.blobs.stat(digest), rejectsWith(RegistryErrorCode.BlobUnknown));
+        t.mock.restoreAll();
+        const resumed = await registry()
+          .repository("publish/failing")
+          .blobs.resumeUpload(upload.id);
+        assert.equal(resumed.size, 6000);
+        assert.deepEqual(await resumed.finish(digest, 6000), { digest, size: 6000 });
+        assert.deepEqual((await repo.blobs.stat(digest)).size, 6000);
+      });
+    }
 
     it("refuses a wrong digest or size, leaving no blob and no link", async () => {
       const repo = registry().repository("wrong");

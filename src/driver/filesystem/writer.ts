@@ -181,12 +181,13 @@ export class FilesystemWriter implements FileWriter {
   }
 
   /**
-   * Ends the writer as committed: the bytes synced and the file closed, then `rename` it. The file
+   * Ends the writer as committed: the bytes synced and the file closed, then `place` it (renamed
+   * into place; when that fails, the bytes stay resumable as a closed writer's). The file
    * stays live until renamed: the start-up sweep (sidecars.ts) takes a file of this process that
    * is not live for a crashed writer's and cuts it back to its base, and commitTo makes the blob's
    * directory between the close and the rename (a kill -9 test caught an emptied blob).
    */
-  private async publish(rename: () => Promise<void>): Promise<void> {
+  private async publish(place: () => Promise<void>): Promise<void> {
     this.state.end("committed");
     try {
       try {
@@ -196,7 +197,14 @@ export class FilesystemWriter implements FileWriter {
         } finally {
           await fdClose(this.fd);
         }
-        await rename();
+        try {
+          await place();
+        } catch (error) {
+          // Not published, but synced: kept as a closed writer's bytes, which writer(path, true)
+          // resumes whole, rather than a file the sweep or the next resume cuts back to its base.
+          await rename(this.file, closedWriterName(this.full)).catch(() => undefined);
+          throw error;
+        }
       } finally {
         this.driver.released(this.file);
       }
