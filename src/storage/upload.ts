@@ -310,28 +310,44 @@ class Upload implements UploadSession {
       await this.remove();
       throw error;
     }
-    const { blobs } = this.context;
+    const { blobs, links } = this.context;
     const refreshed = performance.now();
+    // The layer link is written while the blob is published, so that their syncs overlap: both
+    // are durable before the answer. A link whose blob is not (yet, or after a crash) stored
+    // reads as an unknown blob (LinkedBlobs.find), as distribution's collector leaves links too.
+    const link = links.writeKnown(paths.layerLink(this.repository, expected), expected).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    );
     try {
       await this.context.protection.refresh(expected);
       await blobs.commitIfAbsent(expected, writer);
     } catch (error) {
+      await link;
       // Nothing was published: keep what arrived, resumable (its digest is then read back).
       await this.keep(writer);
       throw error;
     }
-    return this.linked(expected, total, refreshed, false);
+    const failed = await link;
+    if (failed !== undefined) throw failed.error;
+    return this.linked(expected, total, refreshed, false, false);
   }
 
-  /** The end of finish once the blob is stored: its protection, the layer link, the upload gone. */
+  /**
+   * The end of finish once the blob is stored: its protection, the layer link (unless written
+   * already: `writeLink`), the upload gone.
+   */
   private async linked(
     expected: ParsedDigest,
     total: number,
     refreshed: number,
     dataLeft: boolean,
+    writeLink = true,
   ): Promise<BlobInfo> {
     this.context.protection.stored(expected, refreshed);
-    await this.context.links.writeKnown(paths.layerLink(this.repository, expected), expected);
+    if (writeLink) {
+      await this.context.links.writeKnown(paths.layerLink(this.repository, expected), expected);
+    }
     await this.remove(dataLeft);
     this.size = total;
     return { digest: expected.digest, size: total };
