@@ -648,24 +648,27 @@ export class FilesystemDriver implements StorageDriver {
 
   /**
    * Makes sure directory `dir` exists inside the root before something is written in it; true
-   * when this call made it. A directory this process knows costs nothing. One it does not know
-   * whose parent it knows is usually new (an upload's, a blob's, a layer link's), so it is made
-   * first: mkdir, one call, where lstat then mkdir took two; EEXIST sends it to confine's lstat
-   * like any directory found. Otherwise confine then `mkdir -p`, as for any write.
+   * when this call made it. A directory this process knows costs nothing. Below a parent judged
+   * inside the root (known, or found by confine's lstat), `dir` is usually new (an upload's, a
+   * blob's, a layer link's), so it is made first: one mkdir, where lstat then mkdir took two;
+   * EEXIST sends it to confine's lstat like any directory found. A parent that is missing too (a
+   * blob's new prefix directory) is made first, then `dir`: two mkdirs, where a lookup and
+   * `mkdir -p` (a failed mkdir, then two) took four.
    */
   private async ensureDirectory(dir: string): Promise<boolean> {
     if (dir === this.rootDirectory || this.isConfined(dir)) return false;
     const parent = dirname(dir);
-    if (parent === this.rootDirectory || this.isConfined(parent)) {
-      try {
-        await mkdir(dir);
-        this.markConfined(dir);
-        return true;
-      } catch (error) {
-        // ENOENT: a concurrent delete took the parent; confine and mkdir -p below sort it out.
-        const code = errorCode(error);
-        if (code !== "EEXIST" && code !== "ENOENT") throw error;
-      }
+    const parentFound =
+      parent === this.rootDirectory || this.isConfined(parent) || (await this.confine(parent));
+    if (!parentFound) await this.makeDirectory(parent);
+    try {
+      await mkdir(dir);
+      this.markConfined(dir);
+      return true;
+    } catch (error) {
+      // ENOENT: a concurrent delete took the parent; confine and mkdir -p below sort it out.
+      const code = errorCode(error);
+      if (code !== "EEXIST" && code !== "ENOENT") throw error;
     }
     if (await this.confine(dir)) return false;
     await this.makeDirectory(dir);
