@@ -312,15 +312,18 @@ class Upload implements UploadSession {
     }
     const { blobs, links } = this.context;
     const refreshed = performance.now();
-    // The layer link is written while the blob is published, so that their syncs overlap: both
-    // are durable before the answer. A link whose blob is not (yet, or after a crash) stored
-    // reads as an unknown blob (LinkedBlobs.find), as distribution's collector leaves links too.
-    const link = links.writeKnown(paths.layerLink(this.repository, expected), expected).then(
-      () => undefined,
-      (error: unknown) => ({ error }),
-    );
+    let link: Promise<{ error: unknown } | undefined> | undefined;
     try {
       await this.context.protection.refresh(expected);
+      // The layer link is written while the blob is published, so that their syncs overlap (both
+      // are durable before the answer), but after the refresh, as a collector's re-checks need
+      // (docs/gc.md, "The argument" and "Crashes"). A link whose blob is not stored (yet, or after
+      // a crash) reads as an unknown blob (LinkedBlobs.find), as distribution's collector leaves
+      // links too.
+      link = links.writeKnown(paths.layerLink(this.repository, expected), expected).then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      );
       await blobs.commitIfAbsent(expected, writer);
     } catch (error) {
       await link;
