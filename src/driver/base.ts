@@ -16,7 +16,6 @@ import {
   PathNotFoundError,
   StorageDriverError,
   type CallOptions,
-  type WriterOptions,
   type CommitOptions,
   type FileInfo,
   type FileWriter,
@@ -24,6 +23,7 @@ import {
   type StorageDriver,
   type StoragePath,
   type WalkFn,
+  type WriterOptions,
 } from "./driver.js";
 import { isValidPath, isValidPathOrRoot } from "./paths.js";
 
@@ -369,30 +369,27 @@ class MeasuredWriter implements FileWriter {
     /** Throws InvalidPathError for a path `commitTo` may not publish at. */
     checkPath: (path: StoragePath) => void,
   ) {
-    // Offered only when the driver's writer has it: callers fall back to commit and move.
-    if (inner.commitTo !== undefined) {
-      const commitTo = inner.commitTo.bind(inner);
-      this.commitTo = (destination) =>
+    // Offered only when the driver's writer has them: callers fall back to commit and move, or
+    // to a stat and commitTo.
+    const publishing =
+      <T>(method: string, publish: (path: StoragePath) => Promise<T>) =>
+      (destination: StoragePath) =>
         this.measure(
-          "writer.commitTo",
+          method,
           () => {
             checkPath(destination);
-            return commitTo(destination);
+            return publish(destination);
           },
           true,
         );
+    if (inner.commitTo !== undefined) {
+      this.commitTo = publishing("writer.commitTo", inner.commitTo.bind(inner));
     }
     if (inner.commitToIfAbsent !== undefined) {
-      const commitToIfAbsent = inner.commitToIfAbsent.bind(inner);
-      this.commitToIfAbsent = (destination) =>
-        this.measure(
-          "writer.commitToIfAbsent",
-          () => {
-            checkPath(destination);
-            return commitToIfAbsent(destination);
-          },
-          true,
-        );
+      this.commitToIfAbsent = publishing(
+        "writer.commitToIfAbsent",
+        inner.commitToIfAbsent.bind(inner),
+      );
     }
   }
 

@@ -18,12 +18,12 @@ import {
   PathNotFoundError,
   UnsupportedMethodError,
   type CallOptions,
-  type WriterOptions,
   type FileInfo,
   type FileWriter,
   type StorageDriver,
   type StoragePath,
   type WalkFn,
+  type WriterOptions,
 } from "../driver.js";
 import { DigestMismatchError, type CAStore } from "./castore.js";
 import { parseLayoutPath, type LayoutPath } from "./layout.js";

@@ -771,10 +771,11 @@ export class FilesystemDriver implements StorageDriver {
 
   /**
    * Renames the finished file `name` to storage path `path`, making its directory, and syncs that
-   * directory: FilesystemWriter.commitTo. With `ifAbsent`, a file found at `path` (only looked for
-   * when the directory was there) stays and `name` is removed instead: false. The writer's own directory goes if that left it empty (an
-   * upload that stored nothing else: docs/performance.md), but not its parents: an upload's is
-   * `_uploads`, which the next upload of the repository would make again.
+   * directory: FilesystemWriter.commitTo. The writer's own directory goes if that left it empty
+   * (an upload that stored nothing else: docs/performance.md), but not its parents: an upload's is
+   * `_uploads`, which the next upload of the repository would make again. With `ifAbsent`
+   * (commitToIfAbsent), a file found at `path` stays and `name` goes instead: false. It is looked
+   * for only when the directory was there already.
    */
   async publishAt(name: string, path: StoragePath, ifAbsent = false): Promise<boolean> {
     const full = this.fullPath(path);
