@@ -5,9 +5,6 @@ import type { StorageDriver } from "../driver/index.js";
 import { BlobStore, digestsBelow, LinkStore, unlessNotFound } from "./blobstore.js";
 import { boundedCache, KeyedQueue, type CacheStats } from "./cache.js";
 import { UNSTARTED_FOR_MS } from "./upload.js";
-
-/** How many ended uploads a process remembers (context.endedUploads): ~200 KB. */
-const ENDED_UPLOADS = 1_000;
 import { catalog } from "./catalog.js";
 import { mutationChecks, type StorageContext } from "./context.js";
 import { InProcessDescriptorCache, type BlobDescriptorCache } from "./descriptor-cache.js";
@@ -40,6 +37,9 @@ import type {
   Repository,
   RepositoryUsage,
 } from "./types.js";
+
+/** How many ended uploads a process remembers (context.endedUploads): ~200 KB. */
+const ENDED_UPLOADS = 1_000;
 
 /** Blob stats in flight at once while summing a repository's usage. */
 const USAGE_PARALLEL = 16;

@@ -286,6 +286,7 @@ class Upload implements UploadSession {
         else await blobs.put(expected, Buffer.alloc(0));
         dataLeft = false;
       }
+      await this.writeLink(expected);
       return this.linked(expected, total, refreshed, dataLeft);
     });
   }
@@ -310,7 +311,7 @@ class Upload implements UploadSession {
       await this.remove();
       throw error;
     }
-    const { blobs, links } = this.context;
+    const { blobs } = this.context;
     const refreshed = performance.now();
     let link: Promise<{ error: unknown } | undefined> | undefined;
     try {
@@ -320,7 +321,7 @@ class Upload implements UploadSession {
       // (docs/gc.md, "The argument" and "Crashes"). A link whose blob is not stored (yet, or after
       // a crash) reads as an unknown blob (LinkedBlobs.find), as distribution's collector leaves
       // links too.
-      link = links.writeKnown(paths.layerLink(this.repository, expected), expected).then(
+      link = this.writeLink(expected).then(
         () => undefined,
         (error: unknown) => ({ error }),
       );
@@ -333,24 +334,22 @@ class Upload implements UploadSession {
     }
     const failed = await link;
     if (failed !== undefined) throw failed.error;
-    return this.linked(expected, total, refreshed, false, false);
+    return this.linked(expected, total, refreshed, false);
   }
 
-  /**
-   * The end of finish once the blob is stored: its protection, the layer link (unless written
-   * already: `writeLink`), the upload gone.
-   */
+  /** The upload's layer link: the blob is in the repository. */
+  private writeLink(expected: ParsedDigest): Promise<void> {
+    return this.context.links.writeKnown(paths.layerLink(this.repository, expected), expected);
+  }
+
+  /** The end of finish once the blob is stored and linked: its protection, the upload gone. */
   private async linked(
     expected: ParsedDigest,
     total: number,
     refreshed: number,
     dataLeft: boolean,
-    writeLink = true,
   ): Promise<BlobInfo> {
     this.context.protection.stored(expected, refreshed);
-    if (writeLink) {
-      await this.context.links.writeKnown(paths.layerLink(this.repository, expected), expected);
-    }
     await this.remove(dataLeft);
     this.size = total;
     return { digest: expected.digest, size: total };

@@ -74,6 +74,7 @@ import {
   isFile,
   link,
   unlink,
+  unlinkIfPresent,
   writeAll,
 } from "./fs.js";
 import { FilesystemWriter } from "./writer.js";
@@ -342,9 +343,7 @@ export class FilesystemDriver implements StorageDriver {
         // A fresh writer starts empty: whatever an earlier writer closed is discarded (in a
         // directory just made, nothing is).
         if (!(await this.ensureDirectory(dir))) {
-          await unlink(closed).catch((error) => {
-            if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
-          });
+          await unlinkIfPresent(closed);
         }
         const { name, fd } = await this.createSidecar(full, true, "open");
         return new FilesystemWriter(this, path, full, name, fd, 0);
@@ -782,9 +781,7 @@ export class FilesystemDriver implements StorageDriver {
     const made = await this.ensureDirectory(dirname(full));
     if (ifAbsent && !made && (await isFile(full))) {
       // Stored already (commitToIfAbsent): the stored file stays, this one goes.
-      await unlink(name).catch((error) => {
-        if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
-      });
+      await unlinkIfPresent(name);
       await this.removeEmptyDirectory(dirname(name));
       return false;
     }

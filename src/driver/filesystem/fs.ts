@@ -197,6 +197,13 @@ export async function anyStoredFile(full: string, entries: Dirent[]): Promise<bo
   return false;
 }
 
+/** Removes file `full`; one that is not there is fine. */
+export async function unlinkIfPresent(full: string): Promise<void> {
+  await unlink(full).catch((error: unknown) => {
+    if (!NOT_FOUND.has(errorCode(error) ?? "")) throw error;
+  });
+}
+
 export async function isFile(full: string): Promise<boolean> {
   try {
     return (await lstat(full)).isFile();

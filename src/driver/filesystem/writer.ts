@@ -153,24 +153,23 @@ export class FilesystemWriter implements FileWriter {
    * sync, where commit then move take a rename more, a lookup of the source and an rmdir.
    */
   async commitTo(destination: StoragePath): Promise<void> {
-    // Refused before the writer ends, so that it can still be committed.
-    if (!isValidPath(destination)) throw new InvalidPathError(NAME, destination);
-    await this.publish(async () => {
-      await this.driver.publishAt(this.file, destination);
-    });
+    await this.commitAt(destination, false);
   }
 
   /**
    * commitTo unless a file is at `destination`: then this writer's file goes instead. The mkdir of
-   * the destination's directory answers for a new blob; only a directory that was there is looked in.
+   * the destination's directory answers for a new blob; only a directory that was there is looked
+   * in.
    */
-  async commitToIfAbsent(destination: StoragePath): Promise<boolean> {
+  commitToIfAbsent(destination: StoragePath): Promise<boolean> {
+    return this.commitAt(destination, true);
+  }
+
+  /** commitTo and commitToIfAbsent: published or not (FilesystemDriver.publishAt). */
+  private async commitAt(destination: StoragePath, ifAbsent: boolean): Promise<boolean> {
+    // Refused before the writer ends, so that it can still be committed.
     if (!isValidPath(destination)) throw new InvalidPathError(NAME, destination);
-    let published = false;
-    await this.publish(async () => {
-      published = await this.driver.publishAt(this.file, destination, true);
-    });
-    return published;
+    return this.publish(() => this.driver.publishAt(this.file, destination, ifAbsent));
   }
 
   /** `movedNext`: the bytes are synced, the directory is not (the move syncs its destination's). */
@@ -187,7 +186,7 @@ export class FilesystemWriter implements FileWriter {
    * is not live for a crashed writer's and cuts it back to its base, and commitTo makes the blob's
    * directory between the close and the rename (a kill -9 test caught an emptied blob).
    */
-  private async publish(place: () => Promise<void>): Promise<void> {
+  private async publish<T>(place: () => Promise<T>): Promise<T> {
     this.state.end("committed");
     try {
       try {
@@ -198,7 +197,7 @@ export class FilesystemWriter implements FileWriter {
           await fdClose(this.fd);
         }
         try {
-          await place();
+          return await place();
         } catch (error) {
           // Not published, but synced: kept as a closed writer's bytes, which writer(path, true)
           // resumes whole, rather than a file the sweep or the next resume cuts back to its base.
