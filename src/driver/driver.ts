@@ -108,6 +108,14 @@ export interface WriterOptions extends CallOptions {
    * ignore it: the caller then gets PathNotFoundError, as without it.
    */
   newIfMissing?: boolean;
+  /**
+   * With `newIfMissing`: where the writer's bytes will most likely be committed (commitTo,
+   * commitToIfAbsent). A driver may keep the bytes of a writer that starts new there until it ends,
+   * so that publishing moves them least. In every other way the writer is `path`'s: close keeps
+   * its bytes resumable by `writer(path, true)`, cancel discards them, and a crash before either
+   * takes only bytes nobody acknowledged. Drivers may ignore it.
+   */
+  stageNear?: StoragePath;
 }
 
 /** Told of one request a driver sent to its backend: the backend's name of the operation. */

@@ -137,9 +137,11 @@ export class CasDriver implements StorageDriver {
 
   async writer(path: StoragePath, append: boolean, options?: WriterOptions): Promise<FileWriter> {
     const parsed = this.parse(path);
-    if (parsed.kind === "local") return this.local.writer(path, append, options);
+    // Blobs are not the local driver's: its writers keep their bytes at their own paths.
+    const local = options?.stageNear === undefined ? options : { ...options, stageNear: undefined };
+    if (parsed.kind === "local") return this.local.writer(path, append, local);
     if (parsed.kind === "upload" && this.readWrite) {
-      return this.local.writer(path, append, options);
+      return this.local.writer(path, append, local);
     }
     throw this.unsupported("writer", path);
   }

@@ -333,6 +333,17 @@ export class FilesystemDriver implements StorageDriver {
     const closed = closedWriterName(full);
     try {
       const dir = dirname(full);
+      const near = options?.newIfMissing === true ? options.stageNear : undefined;
+      if (append && near !== undefined && near !== path && !(await this.confine(dir))) {
+        // Nothing to resume (no directory), and the bytes will most likely be published at
+        // `near`: written in its directory, they need no directory of their own (an upload's
+        // mkdir and rmdir), and are published within it (publishBeside). A `~tmp-` file: a crash
+        // before the writer ends leaves bytes nobody acknowledged, which the sweep removes.
+        const staged = this.fullPath(near);
+        const made = await this.ensureDirectory(dirname(staged));
+        const { name, fd } = await this.createSidecar(staged, true, "tmp");
+        return new FilesystemWriter(this, path, full, name, fd, 0, made ? "made" : "found");
+      }
       if (append && options?.newIfMissing === true && (await this.ensureDirectory(dir))) {
         // A directory this call made held nothing to resume: an upload's first bytes take one
         // mkdir here, where a failed lookup, then writer(path, false)'s mkdir took two.
@@ -774,10 +785,20 @@ export class FilesystemDriver implements StorageDriver {
    * (an upload that stored nothing else: docs/performance.md), but not its parents: an upload's is
    * `_uploads`, which the next upload of the repository would make again. With `ifAbsent`
    * (commitToIfAbsent), a file found at `path` stays and `name` goes instead: false. It is looked
-   * for only when the directory was there already.
+   * for only when the directory was there already. `stagedIn`: the writer kept `name` in a
+   * directory it made or found (stageNear); in the destination's, see publishBeside.
    */
-  async publishAt(name: string, path: StoragePath, ifAbsent = false): Promise<boolean> {
+  async publishAt(
+    name: string,
+    path: StoragePath,
+    ifAbsent = false,
+    stagedIn?: "made" | "found",
+  ): Promise<boolean> {
     const full = this.fullPath(path);
+    // Written in the destination's directory (stageNear): it is there, and holds the file.
+    if (stagedIn !== undefined && dirname(name) === dirname(full)) {
+      return this.publishBeside(name, full, ifAbsent && stagedIn === "found");
+    }
     const made = await this.ensureDirectory(dirname(full));
     if (ifAbsent && !made && (await isFile(full))) {
       // Stored already (commitToIfAbsent): the stored file stays, this one goes.
@@ -796,6 +817,42 @@ export class FilesystemDriver implements StorageDriver {
         await this.makeDirectory(dirname(full));
       }
     }
+  }
+
+  /**
+   * publishAt for a file in the destination's own directory. With `ifAbsent` (the writer found
+   * the directory there: a stored blob's, or a concurrent push's), a link: it fails where a file is
+   * stored already, which then keeps its inode. In a directory the writer made, one rename: a
+   * concurrent push of the same bytes published meanwhile is replaced by the same bytes.
+   */
+  private async publishBeside(name: string, full: string, ifAbsent: boolean): Promise<boolean> {
+    if (!ifAbsent) {
+      await this.publish(name, full);
+      return true;
+    }
+    try {
+      await link(name, full);
+    } catch (error) {
+      if (errorCode(error) !== "EEXIST") throw error;
+      if (await isFile(full)) {
+        await unlinkIfPresent(name);
+        return false;
+      }
+      // Not a file (a directory): replaced, as commitTo replaces it.
+      await this.publish(name, full);
+      return true;
+    }
+    await unlinkIfPresent(name);
+    await syncDirectory(dirname(full));
+    return true;
+  }
+
+  /**
+   * Makes sure the directory of the driver's file `full` exists: for a writer whose bytes were
+   * kept elsewhere (stageNear) before they move to its own path.
+   */
+  async directoryOf(full: string): Promise<void> {
+    await this.ensureDirectory(dirname(full));
   }
 
   /**

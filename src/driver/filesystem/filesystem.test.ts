@@ -249,6 +249,100 @@ describe("filesystem driver", () => {
       assert.equal(await readFile(join(dir, "blobs/y/data"), "utf8"), "y");
     });
 
+    it("stageNear keeps a new writer's bytes where they are published, and at its path when closed", async () => {
+      const dir = await freshDirectory();
+      const fs = new FilesystemDriver(dir);
+      const stage = { newIfMissing: true, stageNear: "/blobs/x/data" };
+      // Published where it was written: the upload's directory is never made.
+      const first = await fs.writer("/uploads/a/data", true, stage);
+      await first.write(Buffer.from("same"));
+      const [hidden] = await filesOnDisk(dir);
+      assert.match(hidden!, /^blobs\/x\/data~tmp-/);
+      assert.equal(await first.commitToIfAbsent!("/blobs/x/data"), true);
+      assert.deepEqual(await filesOnDisk(dir), ["blobs/x/data"]);
+      assert.equal(existsSync(join(dir, "uploads")), false);
+      const stored = await stat(join(dir, "blobs/x/data"));
+      // Stored already: that file stays (same inode, same bytes), the new bytes go.
+      const second = await fs.writer("/uploads/b/data", true, stage);
+      await second.write(Buffer.from("copy"));
+      assert.equal(await second.commitToIfAbsent!("/blobs/x/data"), false);
+      assert.equal((await stat(join(dir, "blobs/x/data"))).ino, stored.ino);
+      assert.equal(await readFile(join(dir, "blobs/x/data"), "utf8"), "same");
+      assert.deepEqual(await filesOnDisk(dir), ["blobs/x/data"]);
+      // Closed (a body cut short): the bytes are the path's, resumable there; the staging
+      // directory it made is gone.
+      const cut = await fs.writer("/uploads/c/data", true, {
+        ...stage,
+        stageNear: "/blobs/y/data",
+      });
+      await cut.write(Buffer.from("abc"));
+      await cut.close();
+      assert.equal(existsSync(join(dir, "blobs/y")), false);
+      const resumed = await fs.writer("/uploads/c/data", true, stage);
+      assert.equal(resumed.size, 3);
+      await resumed.write(Buffer.from("de"));
+      await resumed.commit();
+      assert.equal(await readFile(join(dir, "uploads/c/data"), "utf8"), "abcde");
+      // Committed at its own path, or cancelled: nothing stays at the staging place.
+      const own = await fs.writer("/uploads/d/data", true, {
+        ...stage,
+        stageNear: "/blobs/z/data",
+      });
+      await own.write(Buffer.from("own"));
+      await own.commit();
+      assert.equal(await readFile(join(dir, "uploads/d/data"), "utf8"), "own");
+      const dropped = await fs.writer("/uploads/e/data", true, {
+        ...stage,
+        stageNear: "/blobs/z/data",
+      });
+      await dropped.write(Buffer.from("gone"));
+      await dropped.cancel();
+      assert.equal(existsSync(join(dir, "blobs/z")), false);
+      assert.equal(existsSync(join(dir, "uploads/e")), false);
+      // Something to resume at the path: resumed there, the hint unused.
+      await fs.putContent("/uploads/f/startedat", Buffer.from("then"));
+      const begun = await fs.writer("/uploads/f/data", false);
+      await begun.write(Buffer.from("12"));
+      await begun.close();
+      const later = await fs.writer("/uploads/f/data", true, {
+        ...stage,
+        stageNear: "/blobs/w/data",
+      });
+      assert.equal(later.size, 2);
+      await later.cancel();
+      assert.equal(existsSync(join(dir, "blobs/w")), false);
+      assert.deepEqual(await filesOnDisk(dir), [
+        "blobs/x/data",
+        "uploads/c/data",
+        "uploads/d/data",
+        "uploads/f/startedat",
+      ]);
+    });
+
+    it("a staged writer (stageNear) abandoned by a crash is swept, with its directory", async () => {
+      const dir = await freshDirectory();
+      const fs = new FilesystemDriver(dir);
+      const writer = await fs.writer("/uploads/a/data", true, {
+        newIfMissing: true,
+        stageNear: "/blobs/x/data",
+      });
+      await writer.write(Buffer.from("never acknowledged"));
+      const [hidden] = await filesOnDisk(dir);
+      // A process that died with it open: its file under a dead owner's name.
+      const dead = hidden!.replace(
+        /~tmp-([0-9a-f]{8})\.[0-9a-z]+\./,
+        (_, host: string) => `~tmp-${host}.${(2 ** 22 + 1).toString(36)}.`,
+      );
+      await writeFile(join(dir, dead), "never acknowledged");
+      await writer.cancel();
+      assert.deepEqual(await filesOnDisk(dir), [dead]);
+      const restarted = new FilesystemDriver(dir);
+      const swept = await restarted.startSweep();
+      assert.equal(swept.removed, 1);
+      assert.deepEqual(await filesOnDisk(dir), []);
+      assert.equal(existsSync(join(dir, "blobs/x")), false);
+    });
+
     it("keeps a writer's bytes in hidden files, and leaves none after commit or cancel", async () => {
       const closed = await driver.writer("/uploads/one/data", false);
       await closed.write(Buffer.from("first"));

@@ -41,6 +41,8 @@ export class FilesystemWriter implements FileWriter {
     private readonly file: string,
     private readonly fd: number,
     written: number,
+    /** Kept away from the path's directory (stageNear), in a directory this writer made or not. */
+    private readonly stagedIn?: "made" | "found",
   ) {
     this.appender = new FileAppender(fd, written);
     this.state = new WriterState(NAME, path);
@@ -122,11 +124,12 @@ export class FilesystemWriter implements FileWriter {
         }
         // Live until renamed, as in publish: a start-up sweep would cut a file of this process
         // that is not live back to its base, losing bytes a client was told are kept.
-        await rename(this.file, closedWriterName(this.full));
+        await this.keepAtPath();
       } finally {
         this.driver.released(this.file);
       }
       await syncDirectory(dirname(this.full));
+      if (this.staged) await this.driver.removeEmptyDirectories(dirname(this.file));
       if (this.appender.failed !== undefined) throw this.appender.failed;
     } catch (error) {
       throw this.driver.failure(error, "close", this.path);
@@ -142,7 +145,7 @@ export class FilesystemWriter implements FileWriter {
       await unlink(this.file).catch((error) => {
         if (errorCode(error) !== "ENOENT") throw error;
       });
-      await this.driver.removeEmptyDirectories(dirname(this.full));
+      await this.driver.removeEmptyDirectories(dirname(this.file));
     } catch (error) {
       throw this.driver.failure(error, "cancel", this.path);
     }
@@ -169,14 +172,28 @@ export class FilesystemWriter implements FileWriter {
   private async commitAt(destination: StoragePath, ifAbsent: boolean): Promise<boolean> {
     // Refused before the writer ends, so that it can still be committed.
     if (!isValidPath(destination)) throw new InvalidPathError(NAME, destination);
-    return this.publish(() => this.driver.publishAt(this.file, destination, ifAbsent));
+    return this.publish(() =>
+      this.driver.publishAt(this.file, destination, ifAbsent, this.stagedIn),
+    );
   }
 
   /** `movedNext`: the bytes are synced, the directory is not (the move syncs its destination's). */
   commit(options?: CommitOptions): Promise<void> {
-    return this.publish(() =>
-      this.driver.publish(this.file, this.full, options?.movedNext !== true),
-    );
+    return this.publish(async () => {
+      if (this.staged) await this.driver.directoryOf(this.full);
+      await this.driver.publish(this.file, this.full, options?.movedNext !== true);
+      if (this.staged) await this.driver.removeEmptyDirectories(dirname(this.file));
+    });
+  }
+
+  private get staged(): boolean {
+    return this.stagedIn !== undefined;
+  }
+
+  /** Renames the writer's file to the path's closed writer, making its directory if need be. */
+  private async keepAtPath(): Promise<void> {
+    if (this.staged) await this.driver.directoryOf(this.full);
+    await rename(this.file, closedWriterName(this.full));
   }
 
   /**
@@ -201,7 +218,7 @@ export class FilesystemWriter implements FileWriter {
         } catch (error) {
           // Not published, but synced: kept as a closed writer's bytes, which writer(path, true)
           // resumes whole, rather than a file the sweep or the next resume cuts back to its base.
-          await rename(this.file, closedWriterName(this.full)).catch(() => undefined);
+          await this.keepAtPath().catch(() => undefined);
           throw error;
         }
       } finally {
