@@ -178,8 +178,9 @@ test(
       for (const { hex } of pushes) {
         const blobDir = join(v2, "blobs/sha256", hex.slice(0, 2), hex);
         const linkDir = join(v2, "repositories/durable/_layers/sha256", hex);
-        // The upload's data is renamed into blobs/: its bytes were synced before (under the
-        // upload's name), the blob's directory after.
+        // The data is renamed into blobs/: its bytes were synced before (under the upload's name,
+        // or a hidden one beside the blob's where the PUT carried them all), the blob's directory
+        // after.
         const moved = renameInto(calls, from, `${blobDir}/data`);
         const uploadDir = moved.source.slice(0, moved.source.lastIndexOf("/"));
         assert.ok(

@@ -241,8 +241,11 @@ class Upload implements UploadSession {
       const dataPath = paths.uploadData(this.repository, this.id);
       let total: number | undefined;
       if (data !== undefined) {
-        // The last chunk goes into the writer that publishes the data: no close and resume.
-        const writer = await this.openWriter(options);
+        // The last chunk goes into the writer that publishes the data: no close and resume. A
+        // sha256 blob is published from the running hash (finishInto), so a writer that starts
+        // new may keep its bytes where the blob goes (stageNear).
+        const stageNear = expected.algorithm === "sha256" ? paths.blobData(expected) : undefined;
+        const writer = await this.openWriter(options, stageNear);
         try {
           await this.receive(writer, data);
         } catch (error) {
@@ -435,16 +438,21 @@ class Upload implements UploadSession {
   }
 
   /**
-   * Resumes the data's writer, or creates it when nothing was appended yet. RANGE_INVALID when the
-   * data is not the size this session holds (another replica appended since it was resumed).
+   * Resumes the data's writer, or creates it when nothing was appended yet (`stageNear`: see
+   * WriterOptions). RANGE_INVALID when the data is not the size this session holds (another replica
+   * appended since it was resumed).
    */
-  private async openWriter(options?: StreamOptions): Promise<FileWriter> {
+  private async openWriter(options?: StreamOptions, stageNear?: string): Promise<FileWriter> {
     const path = paths.uploadData(this.repository, this.id);
     let writer: FileWriter;
     try {
       // At 0 bytes a missing data file means a new writer (below); the driver may say so at once.
       const newIfMissing = this.size === 0;
-      writer = await this.context.driver.writer(path, true, { ...options, newIfMissing });
+      writer = await this.context.driver.writer(path, true, {
+        ...options,
+        newIfMissing,
+        stageNear,
+      });
     } catch (error) {
       if (!isPathNotFound(error)) throw error;
       if (this.size !== 0) throw uploadUnknown(this.repository, this.id);
