@@ -26,7 +26,10 @@ import {
 } from "../testing/upstream-proxy.js";
 import { ProxyRegistry } from "./index.js";
 
-const skip = skipUnlessCommands(["docker-registry", "skopeo"], ["docker-registry", "skopeo"]);
+const skip = skipUnlessCommands(
+  ["docker-registry", "skopeo", "htpasswd"],
+  ["docker-registry", "skopeo", "apache2-utils"],
+);
 const ACCEPT = [
   "application/vnd.oci.image.index.v1+json",
   "application/vnd.oci.image.manifest.v1+json",
