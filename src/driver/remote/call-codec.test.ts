@@ -47,6 +47,7 @@ const REQUESTS: [CallKind | "cancel", Record<string, unknown>][] = [
       action: "COMMIT",
       movedNext: true,
       commitTo: "/blobs/sha256/ab/" + "é".repeat(70) + "/data",
+      ifAbsent: true,
     },
   ],
   ["touch", { path: "/berth/gc/refreshed/sha256/ab" }],
@@ -64,7 +65,7 @@ const REPLIES: [CallKind | "error", Record<string, unknown>][] = [
   ["delete", {}],
   ["redirectUrl", { url: "https://example.com/x?y=z" }],
   ["localFile", { file: "/srv/berth/x/data", size: 4096 }],
-  ["write", { size: 2 ** 40 }],
+  ["write", { size: 2 ** 40, kept: true }],
   ["touch", {}],
   [
     "error",
@@ -132,6 +133,7 @@ describe("call stream codec", () => {
           action: "CLOSE",
           movedNext: false,
           commitTo: "",
+          ifAbsent: false,
         },
       ],
       [
@@ -143,6 +145,7 @@ describe("call stream codec", () => {
           action: "ACTION_UNSPECIFIED",
           movedNext: false,
           commitTo: "",
+          ifAbsent: false,
         },
       ],
     ];
@@ -158,7 +161,7 @@ describe("call stream codec", () => {
       ["stat", { path: "/d", size: 0, modTimeMs: 0, isDir: false }],
       ["list", { paths: [] }],
       ["list", { paths: ["", "/a"] }],
-      ["write", { size: 0 }],
+      ["write", { size: 0, kept: false }],
       ["localFile", { file: "", size: 0 }],
       ["putContentIfAbsent", { stored: false }],
       ["error", { status: 2, message: "", metadata: {} }],

@@ -208,6 +208,7 @@ function writeRequest(out: Encoder, kind: CallKind | "cancel", body: Body): void
       out.integer(4, Math.max(ACTIONS.indexOf(body.action as string), 0));
       out.boolean(5, body.movedNext);
       out.string(6, body.commitTo);
+      out.boolean(7, body.ifAbsent);
       return;
     case "cancel":
       return;
@@ -276,6 +277,7 @@ function writeReply(out: Encoder, kind: CallKind | "error", body: Body): void {
       return;
     case "write":
       out.integer(1, body.size);
+      out.boolean(2, body.kept);
       return;
     case "error":
       out.integer(1, body.status);
@@ -447,6 +449,7 @@ const WRITE_REQUEST: Layout = {
   4: ["action", "int"],
   5: ["movedNext", "bool"],
   6: ["commitTo", "string"],
+  7: ["ifAbsent", "bool"],
 };
 const CONTENT_REPLY: Layout = { 1: ["content", "bytes"] };
 const STORED_REPLY: Layout = { 1: ["stored", "bool"] };
@@ -459,7 +462,7 @@ const FILE_INFO: Layout = {
 const LIST_REPLY: Layout = { 1: ["paths", "strings"] };
 const REDIRECT_REPLY: Layout = { 1: ["url", "string"] };
 const LOCAL_FILE_REPLY: Layout = { 1: ["file", "string"], 2: ["size", "int"] };
-const WRITER_SIZE: Layout = { 1: ["size", "int"] };
+const WRITER_SIZE: Layout = { 1: ["size", "int"], 2: ["kept", "bool"] };
 const MAP_ENTRY: Layout = { 1: ["key", "string"], 2: ["value", "string"] };
 
 function decodeRequest(kind: CallKind | "cancel", input: Decoder): Body {
@@ -483,6 +486,7 @@ function decodeRequest(kind: CallKind | "cancel", input: Decoder): Body {
         action: 0,
         movedNext: false,
         commitTo: "",
+        ifAbsent: false,
       });
       // As proto-loader gives enums (`enums: String`): the value's name, or its number if unknown.
       body.action = ACTIONS[body.action as number] ?? body.action;
@@ -510,7 +514,7 @@ function decodeReply(kind: CallKind | "error", input: Decoder): Body {
     case "localFile":
       return decodeFields(input, LOCAL_FILE_REPLY, { file: "", size: 0 });
     case "write":
-      return decodeFields(input, WRITER_SIZE, { size: 0 });
+      return decodeFields(input, WRITER_SIZE, { size: 0, kept: false });
     case "error":
       return decodeError(input);
     default: // putContent, move, delete, touch: Empty

@@ -30,7 +30,13 @@ import { FileAppender } from "../append.js";
 import { Batch, MAX_CHUNK, SendWindow } from "./framing.js";
 import { fdClose, openLentFile } from "./local-writes.js";
 import { CallStream, CallStreamUnsupported, CallTimedOut } from "./calls.js";
-import { SmallWriter, endWriter, type EndAction, type EndOptions } from "./small-writer.js";
+import {
+  SmallWriter,
+  endWriter,
+  type EndAction,
+  type EndOptions,
+  type WholeWrite,
+} from "./small-writer.js";
 import {
   CALL_KINDS,
   CHANNEL_OPTIONS,
@@ -111,6 +117,8 @@ export interface DriverConnection {
   readonly callBatches?: boolean;
   /** Whether the running driver's writers commit to another path (protocol 1.7's `commit_to`). */
   readonly commitTo?: boolean;
+  /** Whether they commit unless a file is stored there (protocol 1.8's `if_absent`). */
+  readonly commitToIfAbsent?: boolean;
 }
 
 /** Statuses that come from the transport, not from the driver (when the driver sent no code). */
@@ -549,10 +557,19 @@ export class RemoteDriver implements StorageDriver {
    */
   async writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
     if (!this.callStreamOff && this.connection.callStream === true) {
-      const base = append ? await this.writeWhole(path, true, EMPTY, "CLOSE", "writer") : 0;
+      const base = append ? (await this.writeWhole(path, true, EMPTY, "CLOSE", "writer")).size : 0;
       // Still served (the stream may have turned out to be missing meanwhile).
       if (!this.callStreamOff) {
-        return new SmallWriter(this, path, append, base, options?.signal, this.commitsTo);
+        const { commitsTo, commitsIfAbsent } = this;
+        return new SmallWriter(
+          this,
+          path,
+          append,
+          base,
+          options?.signal,
+          commitsTo,
+          commitsIfAbsent,
+        );
       }
     }
     return this.streamWriter(path, append, options?.signal);
@@ -566,7 +583,7 @@ export class RemoteDriver implements StorageDriver {
   ): Promise<FileWriter> {
     const client = await this.connection.client();
     const call = client.Writer() as grpc.ClientDuplexStream<unknown, WriterReply>;
-    const writer = new RemoteWriter(this, call, path, this.commitsTo);
+    const writer = new RemoteWriter(this, call, path, this.commitsTo, this.commitsIfAbsent);
     try {
       await writer.open(append);
     } catch (error) {
@@ -590,8 +607,18 @@ export class RemoteDriver implements StorageDriver {
   }
 
   /**
+   * Whether writers commit unless a file is stored there (protocol 1.8): they then offer
+   * commitToIfAbsent, sent as a commit's `if_absent`, so that an upload's last chunk goes into
+   * `blobs/` without a Stat first.
+   */
+  get commitsIfAbsent(): boolean {
+    return this.connection.commitToIfAbsent === true;
+  }
+
+  /**
    * A whole writer in one `write` call on the call stream (opened, given `content`, ended with
-   * `action`), or on a Writer rpc when no stream takes it; resolves with its final size.
+   * `action`), or on a Writer rpc when no stream takes it; resolves with its final size, and with
+   * whether a file stored at the destination was kept (`if_absent`).
    */
   async writeWhole(
     path: StoragePath,
@@ -600,7 +627,7 @@ export class RemoteDriver implements StorageDriver {
     action: EndAction,
     method = `writer.${action.toLowerCase()}`,
     options?: EndOptions,
-  ): Promise<number> {
+  ): Promise<WholeWrite> {
     const client = await this.connection.client();
     const request = {
       path,
@@ -609,8 +636,9 @@ export class RemoteDriver implements StorageDriver {
       action,
       movedNext: options?.movedNext === true,
       commitTo: options?.commitTo ?? "",
+      ifAbsent: options?.ifAbsent === true,
     };
-    const done = await this.onCallStream<{ size: number }>(
+    const done = await this.onCallStream<{ size: number; kept?: boolean }>(
       client,
       "write",
       request,
@@ -618,11 +646,12 @@ export class RemoteDriver implements StorageDriver {
       path,
       undefined,
     );
-    if (done !== undefined) return Number(done.reply.size);
+    if (done !== undefined)
+      return { size: Number(done.reply.size), kept: done.reply.kept === true };
     const writer = await this.streamWriter(path, append);
     if (content.length > 0) await writer.write(content);
-    await endWriter(writer, action, options);
-    return writer.size;
+    const kept = await endWriter(writer, action, options);
+    return { size: writer.size, kept };
   }
 
   async walk(path: StoragePath, fn: WalkFn, options?: CallOptions): Promise<void> {
@@ -697,7 +726,7 @@ function methodOf(rpc: RpcName): string {
 interface WriterReply {
   reply?: "opened" | "ended" | "local";
   opened?: { size: number };
-  ended?: { size: number };
+  ended?: { size: number; kept?: boolean };
   local?: { file: string; size: number };
 }
 
@@ -735,11 +764,21 @@ class RemoteWriter implements FileWriter {
     private readonly path: string,
     /** Whether the driver commits to another path (protocol 1.7): commitTo is offered. */
     commitsTo: boolean,
+    /** Whether it commits unless a file is stored there (1.8): commitToIfAbsent is offered. */
+    commitsIfAbsent = false,
   ) {
     this.state = new WriterState(driver.name, path);
     if (commitsTo) {
-      this.commitTo = (destination) =>
-        this.end("COMMIT", "writer.commitTo", { commitTo: destination });
+      this.commitTo = async (destination) => {
+        await this.end("COMMIT", "writer.commitTo", { commitTo: destination });
+      };
+    }
+    if (commitsTo && commitsIfAbsent) {
+      this.commitToIfAbsent = async (destination) =>
+        !(await this.end("COMMIT", "writer.commitToIfAbsent", {
+          commitTo: destination,
+          ifAbsent: true,
+        }));
     }
     call.on("data", (reply: WriterReply) => {
       if (this.waiting !== undefined) this.waiting(reply);
@@ -760,6 +799,9 @@ class RemoteWriter implements FileWriter {
 
   /** Offered only when the driver has it (see the constructor): else commit and move. */
   readonly commitTo?: (path: StoragePath) => Promise<void>;
+
+  /** Offered only when the driver has it (see the constructor): else a Stat first. */
+  readonly commitToIfAbsent?: (path: StoragePath) => Promise<boolean>;
 
   get size(): number {
     return this.written;
@@ -920,12 +962,17 @@ class RemoteWriter implements FileWriter {
   }
 
   /**
-   * `options`: a commit's CommitOptions.movedNext (sent as `moved_next`, 1.6) and commitTo's
-   * destination (`commit_to`, 1.7).
+   * `options`: a commit's CommitOptions.movedNext (sent as `moved_next`, 1.6), commitTo's
+   * destination (`commit_to`, 1.7) and commitToIfAbsent's `if_absent` (1.8). True when a file
+   * stored at the destination was kept (the reply's `kept`).
    */
-  private end(action: EndAction, method: string, options?: EndOptions): Promise<void> {
+  private end(action: EndAction, method: string, options?: EndOptions): Promise<boolean> {
     const ending = action === "CLOSE" ? "closed" : action === "CANCEL" ? "cancelled" : "committed";
-    const commit = { movedNext: options?.movedNext === true, commitTo: options?.commitTo ?? "" };
+    const commit = {
+      movedNext: options?.movedNext === true,
+      commitTo: options?.commitTo ?? "",
+      ifAbsent: options?.ifAbsent === true,
+    };
     return this.state.run(async () => {
       if (this.local !== undefined) return this.endLocal(action, method, commit);
       // Cancel drops what is still gathered; close and commit keep it.
@@ -939,6 +986,7 @@ class RemoteWriter implements FileWriter {
       const reply = await this.reply(method);
       this.written = Number(reply.ended?.size ?? this.written);
       this.call.end();
+      return reply.ended?.kept === true;
     }, ending);
   }
 
@@ -950,8 +998,8 @@ class RemoteWriter implements FileWriter {
   private async endLocal(
     action: EndAction,
     method: string,
-    commit: { movedNext: boolean; commitTo: string },
-  ): Promise<void> {
+    commit: { movedNext: boolean; commitTo: string; ifAbsent: boolean },
+  ): Promise<boolean> {
     const appender = this.local!;
     let failure: unknown;
     if (this.localOpen) {
@@ -972,17 +1020,18 @@ class RemoteWriter implements FileWriter {
     if (failure !== undefined && action !== "CANCEL") {
       throw new BackendError(this.driver.name, method, this.path, { cause: failure });
     }
+    return reply.ended?.kept === true;
   }
 
-  close(): Promise<void> {
-    return this.end("CLOSE", "writer.close");
+  async close(): Promise<void> {
+    await this.end("CLOSE", "writer.close");
   }
 
-  cancel(): Promise<void> {
-    return this.end("CANCEL", "writer.cancel");
+  async cancel(): Promise<void> {
+    await this.end("CANCEL", "writer.cancel");
   }
 
-  commit(options?: CommitOptions): Promise<void> {
-    return this.end("COMMIT", "writer.commit", options);
+  async commit(options?: CommitOptions): Promise<void> {
+    await this.end("COMMIT", "writer.commit", options);
   }
 }

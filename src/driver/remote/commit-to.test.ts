@@ -5,9 +5,11 @@
 // committed and then sent a Move: a call more per push than in process. An older driver (1.0-1.6)
 // is offered no commitTo and works as before. The shared suite's commitTo test runs over the
 // protocol in remote.test.ts (the filesystem's own commitTo, and the fallback for inmemory's).
+// Protocol 1.8 adds `if_absent` (FileWriter.commitToIfAbsent): a commit that keeps a file stored at
+// the destination, answered with `kept`, where the storage layer sent a Stat first.
 
 import assert from "node:assert/strict";
-import { mkdir, readdir } from "node:fs/promises";
+import { mkdir, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DriverBase } from "../base.js";
@@ -29,6 +31,8 @@ interface Record {
   commits: string[];
   commitsTo: string[];
   moves: string[];
+  /** commitToIfAbsent's, with what they answered. */
+  ifAbsent?: string[];
 }
 
 /** Makes `driver` record into `record`, keeping its own behaviour (and its writers' lending). */
@@ -53,6 +57,14 @@ function recording<T extends StorageDriver>(driver: T, record: Record): T {
         return commitTo(destination);
       };
     }
+    const commitToIfAbsent = opened.commitToIfAbsent?.bind(opened);
+    if (commitToIfAbsent !== undefined) {
+      opened.commitToIfAbsent = async (destination) => {
+        const published = await commitToIfAbsent(destination);
+        (record.ifAbsent ??= []).push(`${path} -> ${destination}: ${published}`);
+        return published;
+      };
+    }
     return opened;
   };
   return driver;
@@ -72,6 +84,7 @@ async function served(
     callStream: options.callStream,
     localRoot: options.localRoot,
     commitTo: Number(version.split(".")[1]) >= 7,
+    commitToIfAbsent: Number(version.split(".")[1]) >= 8,
   });
   const remote = new RemoteDriver(name, connection, 120_000);
   return { record, remote, driver: new DriverBase(remote) };
@@ -258,5 +271,103 @@ describe("commitTo over the protocol (1.7)", () => {
         kind,
       );
     }
+  });
+});
+
+describe("commitToIfAbsent over the protocol (1.8)", () => {
+  it("reaches the driver's own commitToIfAbsent from every kind of writer: new bytes published, a stored file kept", async () => {
+    for (const callStream of [true, false]) {
+      const root = await freshRoot(`if-absent-${callStream}`);
+      const { record, remote, driver } = await served(
+        `if-absent-${callStream}`,
+        new FilesystemDriver(root),
+        { callStream, localRoot: root },
+      );
+      for (const [kind, size] of Object.entries(SIZES)) {
+        const destination = `/blobs/${kind}/data`;
+        const first = await written(driver, `/uploads/${kind}/data`, size);
+        assert.equal(typeof first.commitToIfAbsent, "function", `${kind}: offered`);
+        assert.equal(await first.commitToIfAbsent!(destination), true, `${kind}: published`);
+        const inode = (await stat(join(root, destination))).ino;
+        // The same size, other bytes: were it published, the content would say so.
+        const second = await driver.writer(`/uploads/${kind}-again/data`, false);
+        await second.write(Buffer.alloc(size, 0xee));
+        assert.equal(await second.commitToIfAbsent!(destination), false, `${kind}: kept`);
+        assert.equal((await stat(join(root, destination))).ino, inode, `${kind}: same file`);
+        assert.deepEqual(Buffer.from(await driver.getContent(destination)), expected(size));
+        for (const upload of [`/uploads/${kind}/data`, `/uploads/${kind}-again/data`]) {
+          await assert.rejects(driver.stat(upload), { code: DriverErrorCode.PathNotFound });
+        }
+      }
+      assert.equal(remote.localWritesRefused, undefined, "Berth wrote the lent file");
+      assert.deepEqual(
+        record.ifAbsent,
+        Object.keys(SIZES).flatMap((kind) => [
+          `/uploads/${kind}/data -> /blobs/${kind}/data: true`,
+          `/uploads/${kind}-again/data -> /blobs/${kind}/data: false`,
+        ]),
+      );
+      assert.deepEqual(record.commits, []);
+      assert.deepEqual(record.moves, []);
+      const files = await readdir(root, { recursive: true });
+      assert.deepEqual(
+        files.filter((file) => file.includes("~")),
+        [],
+        "writer files left",
+      );
+    }
+  });
+
+  it("a driver without commitToIfAbsent: the driver process looks first, then commits and moves", async () => {
+    for (const callStream of [true, false]) {
+      const { record, driver } = await served(
+        `if-absent-fallback-${callStream}`,
+        new InMemoryDriver(),
+        {
+          callStream,
+        },
+      );
+      for (const kind of ["small", "streamed"] as const) {
+        const destination = `/blobs/${kind}/data`;
+        const first = await written(driver, `/uploads/${kind}/data`, SIZES[kind]);
+        assert.equal(await first.commitToIfAbsent!(destination), true);
+        const second = await driver.writer(`/uploads/${kind}-again/data`, false);
+        await second.write(Buffer.alloc(SIZES[kind], 0xee));
+        assert.equal(await second.commitToIfAbsent!(destination), false);
+        assert.deepEqual(Buffer.from(await driver.getContent(destination)), expected(SIZES[kind]));
+        await assert.rejects(driver.stat(`/uploads/${kind}-again/data`), {
+          code: DriverErrorCode.PathNotFound,
+        });
+      }
+      assert.deepEqual(record.moves, [
+        "/uploads/small/data -> /blobs/small/data",
+        "/uploads/streamed/data -> /blobs/streamed/data",
+      ]);
+    }
+  });
+
+  it("a 1.7 driver is offered commitTo and no commitToIfAbsent", async () => {
+    const root = await freshRoot("if-absent-old");
+    const { driver } = await served("if-absent-old", new FilesystemDriver(root), {
+      callStream: true,
+      version: "1.7",
+    });
+    const writer = await written(driver, "/uploads/old/data", SIZES.small);
+    assert.equal(typeof writer.commitTo, "function");
+    assert.equal("commitToIfAbsent" in writer && writer.commitToIfAbsent !== undefined, false);
+    await writer.cancel();
+  });
+
+  it("if_absent without commit_to is refused", async () => {
+    const { remote, driver } = await served("if-absent-alone", new InMemoryDriver(), {
+      callStream: true,
+    });
+    await assert.rejects(
+      remote.writeWhole("/uploads/u/data", false, Buffer.from("x"), "COMMIT", "writer.commit", {
+        ifAbsent: true,
+      }),
+      { code: DriverErrorCode.WriterClosed },
+    );
+    await assert.rejects(driver.stat("/uploads/u/data"), { code: DriverErrorCode.PathNotFound });
   });
 });

@@ -22,6 +22,7 @@ import {
   CALL_BATCH_MINOR,
   CALL_STREAM_MINOR,
   COMMIT_TO_MINOR,
+  IF_ABSENT_MINOR,
   SOCKET_ENV,
   TOUCH_MINOR,
   incompatibility,
@@ -86,6 +87,8 @@ interface Generation {
   callBatches: boolean;
   /** Whether its writers commit to another path (protocol 1.7's `commit_to`). */
   commitTo: boolean;
+  /** Whether its writers commit unless a file is stored there (protocol 1.8's `if_absent`). */
+  commitToIfAbsent: boolean;
   /** Set once the process exited: how. */
   exit?: string;
   exited: Promise<void>;
@@ -151,6 +154,11 @@ export class DriverProcess implements DriverConnection {
   /** Whether the running process's writers commit to another path (protocol 1.7). */
   get commitTo(): boolean {
     return this.current?.exit === undefined && this.current?.commitTo === true;
+  }
+
+  /** Whether the running process's writers commit unless a file is stored there (1.8). */
+  get commitToIfAbsent(): boolean {
+    return this.current?.exit === undefined && this.current?.commitToIfAbsent === true;
   }
 
   /** Starts the process for the first time; rejects with why it cannot run. */
@@ -337,6 +345,7 @@ export class DriverProcess implements DriverConnection {
       touch: speaksMinor(version.version, TOUCH_MINOR),
       callBatches: speaksMinor(version.version, CALL_BATCH_MINOR),
       commitTo: speaksMinor(version.version, COMMIT_TO_MINOR),
+      commitToIfAbsent: speaksMinor(version.version, IF_ABSENT_MINOR),
       exited,
     };
     void exited.then(() => {

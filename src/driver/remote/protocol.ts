@@ -33,11 +33,12 @@ import {
  * `Calls`; 1.4: `Touch`; 1.5: several calls or replies in one message of the call stream,
  * `batch`; 1.6: PutContent's `unsynced` and a commit's `moved_next`, which an older driver
  * ignores, syncing as before; 1.7: a commit's `commit_to`, FileWriter.commitTo, sent only to a
- * driver of 1.7 or later). Berth accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR,
+ * driver of 1.7 or later; 1.8: a commit's `if_absent` and the reply's `kept`,
+ * FileWriter.commitToIfAbsent, sent only to a driver of 1.8 or later). Berth accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR,
  * and uses what a later minor added only when the driver has it (a call it does not know answers
  * UNIMPLEMENTED).
  */
-export const PROTOCOL_VERSION = "1.7";
+export const PROTOCOL_VERSION = "1.8";
 
 /** The oldest minor of PROTOCOL_VERSION's major that Berth still accepts: 1.0's drivers work. */
 export const MIN_PROTOCOL_MINOR = 0;
@@ -126,6 +127,9 @@ export const CALL_BATCH_MINOR = 5;
 
 /** The minor that added a commit's destination (WriterEnd's and WriteRequest's `commit_to`). */
 export const COMMIT_TO_MINOR = 7;
+
+/** The minor that added a commit unless stored (WriterEnd's and WriteRequest's `if_absent`). */
+export const IF_ABSENT_MINOR = 8;
 
 /** Metadata of a `Calls` stream: the protocol version Berth speaks (since 1.5). */
 export const PROTOCOL_METADATA = "berth-protocol";

@@ -8,6 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import { DriverBase } from "../base.js";
 import { isValidPath } from "../paths.js";
 import {
+  DriverErrorCode,
   InvalidPathError,
   WriterClosedError,
   type CommitOptions,
@@ -169,6 +170,7 @@ interface WriterRequest {
     size: number;
     movedNext?: boolean;
     commitTo?: string;
+    ifAbsent?: boolean;
   };
 }
 
@@ -179,6 +181,8 @@ interface WriterEnding {
   movedNext?: boolean;
   /** 1.7: commit at this path instead of the writer's own (commitTo); empty: at its own. */
   commitTo?: string;
+  /** 1.8: with commitTo, only where no file is stored there (commitToIfAbsent). */
+  ifAbsent?: boolean;
 }
 
 /** A commit's options from its end or write message (`moved_next`, 1.6). */
@@ -189,7 +193,9 @@ function commitOptions(end: WriterEnding): CommitOptions | undefined {
 /**
  * Ends `writer` (at `path`) as `end` says. A commit with `commit_to` (1.7) is the driver's own
  * commitTo, or for a driver without one a commit and then a move in this process: either way one
- * call for Berth where a commit and a Move took two.
+ * call for Berth where a commit and a Move took two. With `if_absent` (1.8) it is the driver's
+ * commitToIfAbsent, or a Stat in this process first: where a file is stored at `commit_to`, it
+ * stays and the writer's content goes. True then (the reply's `kept`).
  */
 async function endWriter(
   driver: DriverBase,
@@ -197,17 +203,33 @@ async function endWriter(
   path: StoragePath,
   end: WriterEnding,
   signal: AbortSignal,
-): Promise<void> {
+): Promise<boolean> {
   const destination = end.commitTo ?? "";
   if (destination !== "" && end.action !== "COMMIT") {
     throw new WriterClosedError(driver.name, path, `given commit_to with ${end.action}`);
   }
-  if (end.action === "CLOSE") return writer.close();
-  if (end.action === "CANCEL") return writer.cancel();
-  if (end.action !== "COMMIT") {
-    throw new WriterClosedError(driver.name, path, "given no end action");
+  if (end.ifAbsent === true && destination === "") {
+    throw new WriterClosedError(driver.name, path, "given if_absent without commit_to");
   }
-  if (destination === "") return writer.commit(commitOptions(end));
+  if (end.action === "CLOSE") await writer.close();
+  else if (end.action === "CANCEL") await writer.cancel();
+  else if (end.action !== "COMMIT") {
+    throw new WriterClosedError(driver.name, path, "given no end action");
+  } else if (destination === "") await writer.commit(commitOptions(end));
+  else if (end.ifAbsent === true) {
+    return !(await commitIfAbsent(driver, writer, path, destination, signal));
+  } else await commitTo(driver, writer, path, destination, signal);
+  return false;
+}
+
+/** The commit of `commit_to`: the driver's commitTo, or a commit and then a move. */
+async function commitTo(
+  driver: DriverBase,
+  writer: FileWriter,
+  path: StoragePath,
+  destination: StoragePath,
+  signal: AbortSignal,
+): Promise<void> {
   // DriverBase's writer checks the destination before its driver's commitTo runs.
   if (writer.commitTo !== undefined) return writer.commitTo(destination);
   // Refused before the writer ends, as commitTo does: nothing published, the writer still open.
@@ -215,6 +237,34 @@ async function endWriter(
   // The name need not be synced here: the move syncs its destination's.
   await writer.commit({ movedNext: true });
   await driver.move(path, destination, { signal });
+}
+
+/**
+ * The commit of `commit_to` with `if_absent`: the driver's commitToIfAbsent, or, without one, a
+ * Stat of `destination` first. False when a file was stored there (kept; the writer cancelled).
+ */
+async function commitIfAbsent(
+  driver: DriverBase,
+  writer: FileWriter,
+  path: StoragePath,
+  destination: StoragePath,
+  signal: AbortSignal,
+): Promise<boolean> {
+  if (writer.commitToIfAbsent !== undefined) return writer.commitToIfAbsent(destination);
+  if (!isValidPath(destination)) throw new InvalidPathError(driver.name, destination);
+  const stored = await driver.stat(destination).then(
+    (info) => !info.isDir,
+    (error: unknown) => {
+      if ((error as { code?: unknown } | null)?.code === DriverErrorCode.PathNotFound) return false;
+      throw error;
+    },
+  );
+  if (stored) {
+    await writer.cancel();
+    return false;
+  }
+  await commitTo(driver, writer, path, destination, signal);
+  return true;
 }
 
 /**
@@ -274,9 +324,15 @@ async function serveWriter(
           await lent.takeBackFile(undefined);
           lent = undefined;
         }
-        await endWriter(driver, writer, path, { ...request.end!, action }, controller.signal);
+        const kept = await endWriter(
+          driver,
+          writer,
+          path,
+          { ...request.end!, action },
+          controller.signal,
+        );
         ended = true;
-        call.write({ ended: { size: writer.size } });
+        call.write({ ended: { size: writer.size, kept } });
         call.end();
         return;
       }
@@ -321,6 +377,7 @@ export async function serveDriver(
     action: string;
     movedNext?: boolean;
     commitTo?: string;
+    ifAbsent?: boolean;
   };
   const operations: Operations = {
     getContent: async ({ path }: PathRequest) => ({ content: await served.getContent(path) }),
@@ -363,9 +420,9 @@ export async function serveDriver(
       let ended = false;
       try {
         if (request.content.length > 0) await writer.write(request.content);
-        await endWriter(served, writer, request.path, request, signal);
+        const kept = await endWriter(served, writer, request.path, request, signal);
         ended = true;
-        return { size: writer.size };
+        return { size: writer.size, kept };
       } finally {
         // As a Writer call that ends early: what the writer took stays resumable.
         if (!ended) await writer.close().catch(() => {});

@@ -15,22 +15,39 @@ export const SMALL_WRITE = 64 * 1024;
 /** How a writer ends. */
 export type EndAction = "CLOSE" | "CANCEL" | "COMMIT";
 
-/** How a commit publishes: CommitOptions, or (protocol 1.7) at another path, as commitTo. */
+/**
+ * How a commit publishes: CommitOptions, or (protocol 1.7) at another path, as commitTo, and
+ * (1.8) only where no file is stored there, as commitToIfAbsent.
+ */
 export interface EndOptions extends CommitOptions {
   /** FileWriter.commitTo's destination (sent as `commit_to`). */
   commitTo?: StoragePath;
+  /** With commitTo: FileWriter.commitToIfAbsent (sent as `if_absent`). */
+  ifAbsent?: boolean;
 }
 
-/** Ends `writer` with `action`; a commit as `options` say (commitTo when it has a destination). */
-export function endWriter(
+/**
+ * Ends `writer` with `action`; a commit as `options` say (commitTo when it has a destination,
+ * commitToIfAbsent with `ifAbsent`). True when a file stored at the destination was kept.
+ */
+export async function endWriter(
   writer: FileWriter,
   action: EndAction,
   options?: EndOptions,
-): Promise<void> {
-  if (action === "CLOSE") return writer.close();
-  if (action === "CANCEL") return writer.cancel();
+): Promise<boolean> {
   const destination = options?.commitTo;
-  return destination === undefined ? writer.commit(options) : writer.commitTo!(destination);
+  if (action === "CLOSE") await writer.close();
+  else if (action === "CANCEL") await writer.cancel();
+  else if (destination === undefined) await writer.commit(options);
+  else if (options?.ifAbsent === true) return !(await writer.commitToIfAbsent!(destination));
+  else await writer.commitTo!(destination);
+  return false;
+}
+
+/** A whole writer's end: its final size, and whether a stored file was kept (if_absent). */
+export interface WholeWrite {
+  size: number;
+  kept: boolean;
 }
 
 /** What a SmallWriter needs of the driver (RemoteDriver). */
@@ -40,7 +57,7 @@ export interface SmallWriterHost {
   streamWriter(path: StoragePath, append: boolean, signal?: AbortSignal): Promise<FileWriter>;
   /**
    * A whole writer in one call: opened, given `content`, ended with `action` (a commit with
-   * `options`); its final size.
+   * `options`).
    */
   writeWhole(
     path: StoragePath,
@@ -49,7 +66,7 @@ export interface SmallWriterHost {
     action: EndAction,
     method?: string,
     options?: EndOptions,
-  ): Promise<number>;
+  ): Promise<WholeWrite>;
 }
 
 const ENDINGS = { CLOSE: "closed", CANCEL: "cancelled", COMMIT: "committed" } as const;
@@ -72,16 +89,30 @@ export class SmallWriter implements FileWriter {
     private readonly signal: AbortSignal | undefined,
     /** Whether the driver commits to another path (protocol 1.7): commitTo is offered. */
     commitsTo: boolean,
+    /** Whether it commits unless a file is stored there (1.8): commitToIfAbsent is offered. */
+    commitsIfAbsent = false,
   ) {
     this.state = new WriterState(host.name, path);
     if (commitsTo) {
-      this.commitTo = (destination) =>
-        this.end("COMMIT", { commitTo: destination }, "writer.commitTo");
+      this.commitTo = async (destination) => {
+        await this.end("COMMIT", { commitTo: destination }, "writer.commitTo");
+      };
+    }
+    if (commitsTo && commitsIfAbsent) {
+      this.commitToIfAbsent = async (destination) =>
+        !(await this.end(
+          "COMMIT",
+          { commitTo: destination, ifAbsent: true },
+          "writer.commitToIfAbsent",
+        ));
     }
   }
 
   /** Offered only when the driver has it (see the constructor): else commit and move. */
   readonly commitTo?: (path: StoragePath) => Promise<void>;
+
+  /** Offered only when the driver has it (see the constructor): else a Stat first. */
+  readonly commitToIfAbsent?: (path: StoragePath) => Promise<boolean>;
 
   get size(): number {
     return this.inner?.size ?? this.ended ?? this.base + this.heldBytes;
@@ -114,7 +145,8 @@ export class SmallWriter implements FileWriter {
     });
   }
 
-  private end(action: EndAction, options?: EndOptions, method?: string): Promise<void> {
+  /** True when a file stored at the destination was kept (commitToIfAbsent). */
+  private end(action: EndAction, options?: EndOptions, method?: string): Promise<boolean> {
     if (this.inner !== undefined) return endWriter(this.inner, action, options);
     return this.state.run(async () => {
       // An aborted writer publishes nothing; close and cancel still work.
@@ -127,7 +159,7 @@ export class SmallWriter implements FileWriter {
           : this.held.length === 1
             ? this.held[0]!
             : Buffer.concat(this.held, this.heldBytes);
-      this.ended = await this.host.writeWhole(
+      const { size, kept } = await this.host.writeWhole(
         this.path,
         this.append,
         content,
@@ -135,20 +167,22 @@ export class SmallWriter implements FileWriter {
         method,
         options,
       );
+      this.ended = size;
       this.held = [];
       this.heldBytes = 0;
+      return kept;
     }, ENDINGS[action]);
   }
 
-  close(): Promise<void> {
-    return this.end("CLOSE");
+  async close(): Promise<void> {
+    await this.end("CLOSE");
   }
 
-  cancel(): Promise<void> {
-    return this.end("CANCEL");
+  async cancel(): Promise<void> {
+    await this.end("CANCEL");
   }
 
-  commit(options?: CommitOptions): Promise<void> {
-    return this.end("COMMIT", options);
+  async commit(options?: CommitOptions): Promise<void> {
+    await this.end("COMMIT", options);
   }
 }
