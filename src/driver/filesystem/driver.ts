@@ -851,7 +851,7 @@ export class FilesystemDriver implements StorageDriver {
    * Makes sure the directory of the driver's file `full` exists: for a writer whose bytes were
    * kept elsewhere (stageNear) before they move to its own path.
    */
-  async directoryOf(full: string): Promise<void> {
+  async ensureDirectoryOf(full: string): Promise<void> {
     await this.ensureDirectory(dirname(full));
   }
 

@@ -180,7 +180,7 @@ export class FilesystemWriter implements FileWriter {
   /** `movedNext`: the bytes are synced, the directory is not (the move syncs its destination's). */
   commit(options?: CommitOptions): Promise<void> {
     return this.publish(async () => {
-      if (this.staged) await this.driver.directoryOf(this.full);
+      if (this.staged) await this.driver.ensureDirectoryOf(this.full);
       await this.driver.publish(this.file, this.full, options?.movedNext !== true);
       if (this.staged) await this.driver.removeEmptyDirectories(dirname(this.file));
     });
@@ -192,7 +192,7 @@ export class FilesystemWriter implements FileWriter {
 
   /** Renames the writer's file to the path's closed writer, making its directory if need be. */
   private async keepAtPath(): Promise<void> {
-    if (this.staged) await this.driver.directoryOf(this.full);
+    if (this.staged) await this.driver.ensureDirectoryOf(this.full);
     await rename(this.file, closedWriterName(this.full));
   }
 

@@ -34,9 +34,9 @@ import {
  * `batch`; 1.6: PutContent's `unsynced` and a commit's `moved_next`, which an older driver
  * ignores, syncing as before; 1.7: a commit's `commit_to`, FileWriter.commitTo, sent only to a
  * driver of 1.7 or later; 1.8: a commit's `if_absent` and the reply's `kept`,
- * FileWriter.commitToIfAbsent, sent only to a driver of 1.8 or later). Berth accepts a driver of the same major and a minor at least MIN_PROTOCOL_MINOR,
- * and uses what a later minor added only when the driver has it (a call it does not know answers
- * UNIMPLEMENTED).
+ * FileWriter.commitToIfAbsent, sent only to a driver of 1.8 or later). Berth accepts a driver of
+ * the same major and a minor at least MIN_PROTOCOL_MINOR, and uses what a later minor added only
+ * when the driver has it (a call it does not know answers UNIMPLEMENTED).
  */
 export const PROTOCOL_VERSION = "1.8";
 

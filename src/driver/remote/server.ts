@@ -8,8 +8,8 @@ import * as grpc from "@grpc/grpc-js";
 import { DriverBase } from "../base.js";
 import { isValidPath } from "../paths.js";
 import {
-  DriverErrorCode,
   InvalidPathError,
+  PathNotFoundError,
   WriterClosedError,
   type CommitOptions,
   type FileWriter,
@@ -255,7 +255,7 @@ async function commitIfAbsent(
   const stored = await driver.stat(destination).then(
     (info) => !info.isDir,
     (error: unknown) => {
-      if ((error as { code?: unknown } | null)?.code === DriverErrorCode.PathNotFound) return false;
+      if (error instanceof PathNotFoundError) return false;
       throw error;
     },
   );
