@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { get, createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createTcpServer, type AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { ReusedBufferAgent } from "./agent.js";
+import { connectReadingIntoOwnBuffer, ReusedBufferAgent } from "./agent.js";
 
 const MiB = 1024 * 1024;
 
@@ -97,6 +97,39 @@ describe("ReusedBufferAgent", () => {
       assert.ok(received < content.length);
     } finally {
       agent.destroy();
+    }
+  });
+});
+
+describe("connectReadingIntoOwnBuffer", () => {
+  it("reads into one buffer of the size it is given, every read a view of it", async () => {
+    const content = randomBytes(4 * MiB + 333);
+    const server = createTcpServer((socket) => socket.end(content));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      for (const readBytes of [64 * 1024, 256 * 1024]) {
+        const socket = connectReadingIntoOwnBuffer({ host: "127.0.0.1", port }, readBytes);
+        const copies: Buffer[] = [];
+        const underlying = new Set<ArrayBufferLike>();
+        let largest = 0;
+        await new Promise<void>((resolve, reject) => {
+          socket.on("data", (chunk: Buffer) => {
+            underlying.add(chunk.buffer);
+            assert.equal(chunk.buffer.byteLength, readBytes, "the view is of a buffer that size");
+            largest = Math.max(largest, chunk.length);
+            copies.push(Buffer.from(chunk));
+          });
+          socket.once("end", resolve);
+          socket.once("error", reject);
+        });
+        socket.destroy();
+        assert.equal(underlying.size, 1, `${readBytes}: every read went into the same buffer`);
+        assert.ok(largest <= readBytes, `${readBytes}: a read of ${largest} bytes`);
+        assert.ok(Buffer.concat(copies).equals(content), `${readBytes}: the bytes differ`);
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

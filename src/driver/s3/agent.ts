@@ -19,16 +19,19 @@
 import { Agent, type ClientRequestArgs } from "node:http";
 import { createConnection, type NetConnectOpts, type Socket } from "node:net";
 
-/** Bytes each socket reads at most per read: Node's own default read size. */
+/** Bytes each socket reads at most per read, unless told otherwise: Node's own default read size. */
 const READ_BUFFER_BYTES = 64 * 1024;
 
 /**
- * A connection that reads into one buffer of its own, reused for every read, and hands each read
- * on as a "data" event of a view of that buffer: valid only during the event (whatever keeps a
- * chunk copies it). The socket keeps reading until it is paused.
+ * A connection that reads into one buffer of its own (`readBytes` long), reused for every read,
+ * and hands each read on as a "data" event of a view of that buffer: valid only during the event
+ * (whatever keeps a chunk copies it). The socket keeps reading until it is paused.
  */
-export function connectReadingIntoOwnBuffer(options: NetConnectOpts): Socket {
-  const buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+export function connectReadingIntoOwnBuffer(
+  options: NetConnectOpts,
+  readBytes = READ_BUFFER_BYTES,
+): Socket {
+  const buffer = Buffer.allocUnsafeSlow(readBytes);
   const socket: Socket = createConnection({
     ...options,
     onread: {
