@@ -40,6 +40,7 @@ import {
   type StorageDriver,
   type StoragePath,
   type WalkFn,
+  type WriterOptions,
 } from "../driver.js";
 import { isValidPath } from "../paths.js";
 import { rangedRead, ReadAheadBudget, type FetchRange, type RangedReadOptions } from "../ranged.js";
@@ -154,6 +155,12 @@ export class S3Driver implements StorageDriver {
       bucket: this.bucket,
       chunkSize: parameters.chunkSize,
       objectSettings,
+      objects: {
+        keyOf: (path) => this.key(path),
+        exists: async (path) => (await this.head(path)) !== undefined,
+        move: (source, destination) => this.move(source, destination),
+        remove: (path) => this.deleteKeys(path, [this.key(path)]),
+      },
     };
   }
 
@@ -334,10 +341,10 @@ export class S3Driver implements StorageDriver {
     return new PlainRangedGets(target, sign, onAnswer, reusedBuffers);
   }
 
-  writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
+  writer(path: StoragePath, append: boolean, options?: WriterOptions): Promise<FileWriter> {
     const key = this.key(path);
     return append
-      ? resumeWriter(this.writerContext, path, key, options?.signal)
+      ? resumeWriter(this.writerContext, path, key, options?.signal, options?.newIfMissing)
       : newWriter(this.writerContext, path, key, options?.signal);
   }
 

@@ -522,6 +522,70 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
     });
   });
 
+  describe("s3 uploads published where they go", () => {
+    /** The requests `run` sent, by operation (those not sent left out). */
+    const spentOn = async (driver: DriverBase, run: () => Promise<unknown>) => {
+      const before = { ...driver.backendRequests };
+      await run();
+      const spent: Record<string, number> = {};
+      for (const [operation, count] of Object.entries(driver.backendRequests)) {
+        const more = count - (before[operation] ?? 0);
+        if (more > 0) spent[operation] = more;
+      }
+      return spent;
+    };
+    const notFound = (error: Error & { code?: string }) =>
+      error.code === DriverErrorCode.PathNotFound;
+
+    it("a new upload's writer (newIfMissing) costs two requests; small content goes into place with a HeadObject and a PutObject, and a stored blob stays", async () => {
+      const driver = await driverFor({ chunksize: 5 * MiB });
+      assert.ok(driver instanceof DriverBase);
+      const content = randomBytes(4096);
+      let writer: Awaited<ReturnType<DriverBase["writer"]>> | undefined;
+      const opened = await spentOn(driver, async () => {
+        writer = await driver.writer("/up1/data", true, { newIfMissing: true });
+      });
+      assert.deepEqual(opened, { GetObject: 1, ListMultipartUploads: 1 });
+      assert.equal(writer!.size, 0);
+      await writer!.write(content);
+      const published = await spentOn(driver, async () => {
+        assert.equal(await writer!.commitToIfAbsent!("/blobs/ab/data"), true);
+      });
+      assert.deepEqual(published, { HeadObject: 1, PutObject: 1 });
+      assert.ok(Buffer.from(await driver.getContent("/blobs/ab/data")).equals(content));
+      // Nothing at the writer's key, to read or to resume.
+      await assert.rejects(driver.stat("/up1/data"), notFound);
+      await assert.rejects(driver.writer("/up1/data", true), notFound);
+
+      // The same blob pushed again: what is stored stays as it was, and the writer's bytes go.
+      const storedAt = (await driver.stat("/blobs/ab/data")).modTime;
+      const again = await driver.writer("/up2/data", true, { newIfMissing: true });
+      await again.write(content);
+      const kept = await spentOn(driver, async () => {
+        assert.equal(await again.commitToIfAbsent!("/blobs/ab/data"), false);
+      });
+      assert.equal(kept.PutObject, undefined, JSON.stringify(kept));
+      assert.equal((await driver.stat("/blobs/ab/data")).modTime.getTime(), storedAt.getTime());
+      await assert.rejects(driver.writer("/up2/data", true), notFound);
+    });
+
+    it("commitTo of content in a multipart upload completes it and moves it; nothing is left at the writer's key", async () => {
+      const driver = await driverFor({ chunksize: 5 * MiB });
+      const pieces = [randomBytes(5 * MiB + 100), randomBytes(2 * MiB + 7)];
+      const first = await driver.writer("/up3/data", false);
+      await first.write(pieces[0]!);
+      await first.close();
+      const resumed = await driver.writer("/up3/data", true, { newIfMissing: true });
+      assert.equal(resumed.size, pieces[0]!.length, "a closed writer is resumed, not started anew");
+      await resumed.write(pieces[1]!);
+      await resumed.commitTo!("/blobs/cd/data");
+      const stored = Buffer.from(await driver.getContent("/blobs/cd/data"));
+      assert.ok(stored.equals(Buffer.concat(pieces)), "the whole content at the destination");
+      await assert.rejects(driver.stat("/up3/data"), notFound);
+      await assert.rejects(driver.writer("/up3/data", true), notFound);
+    });
+  });
+
   describe("s3 errors", () => {
     it("a missing bucket is a backend error naming the operation and bucket, not a missing path", async () => {
       const driver = await driverFor({ bucket: "no-such-bucket" });

@@ -26,6 +26,20 @@ export interface WriterContext {
   chunkSize: number;
   /** Settings sent with every object or upload created (storage class, ACL, encryption). */
   objectSettings: Record<string, unknown>;
+  /** The driver's own operations that `commitTo` publishes with. */
+  objects: DriverObjects;
+}
+
+/** The driver's operations on whole objects, for a writer publishing at another path. */
+export interface DriverObjects {
+  /** The key of a driver path. */
+  keyOf(path: StoragePath): string;
+  /** Whether an object is stored at exactly `path` (a HeadObject). */
+  exists(path: StoragePath): Promise<boolean>;
+  /** The driver's `move`: a server-side copy, then the source's deletion. */
+  move(source: StoragePath, destination: StoragePath): Promise<void>;
+  /** Deletes the object at exactly `path` (nothing below it); a missing one is no error. */
+  remove(path: StoragePath): Promise<void>;
 }
 
 export interface UploadedPart {

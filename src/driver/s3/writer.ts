@@ -65,22 +65,33 @@ export async function newWriter(
   );
 }
 
-/** A writer resuming what a `close()`d writer left for `key`, in this process or another. */
+/**
+ * A writer resuming what a `close()`d writer left for `key`, in this process or another. With
+ * `newIfMissing`, a key with neither a tail nor an upload in progress gets a new empty writer
+ * (WriterOptions.newIfMissing): nothing was written there, so there is nothing for newWriter to
+ * clean up, and an upload's first bytes cost two requests (sent together) where a failed resume
+ * then newWriter took four.
+ */
 export async function resumeWriter(
   context: WriterContext,
   path: StoragePath,
   key: string,
   signal?: AbortSignal,
+  newIfMissing = false,
 ): Promise<FileWriter> {
   // A tail names the upload its session wrote to: then there is no need to list the uploads.
   // Without a tail, or with one that names none (a session that may have started an upload
   // after it), the uploads in progress are listed. writer(path, false) aborts older uploads, so
-  // there is normally one; the newest is the one.
-  const tail = await readTail(context, path, key);
+  // there is normally one; the newest is the one. A writer that most likely starts new
+  // (newIfMissing) lists them while the tail is asked for, as it will need the list.
+  const [tail, listed] = await Promise.all([
+    readTail(context, path, key),
+    newIfMissing ? inProgressUploads(context, path, key) : undefined,
+  ]);
   let uploadId = tail?.uploadId === "" ? undefined : tail?.uploadId;
   let parts = uploadId === undefined ? undefined : await listParts(context, path, key, uploadId);
   if (parts === undefined) {
-    uploadId = (await inProgressUploads(context, path, key)).at(-1);
+    uploadId = (listed ?? (await inProgressUploads(context, path, key))).at(-1);
     parts = uploadId === undefined ? [] : await listParts(context, path, key, uploadId);
     // Aborted since it was listed: as if there were none.
     if (parts === undefined) uploadId = undefined;
@@ -91,7 +102,18 @@ export async function resumeWriter(
   if (tail !== undefined && !tailMatches) {
     await deleteTail(context, path, key);
   }
-  if (uploadId === undefined && !tailMatches) throw new PathNotFoundError(DRIVER_NAME, path);
+  if (uploadId === undefined && !tailMatches) {
+    if (newIfMissing && tail === undefined) {
+      return new S3FileWriter(
+        context,
+        path,
+        key,
+        { uploadId: undefined, parts: [], tail: undefined },
+        signal,
+      );
+    }
+    throw new PathNotFoundError(DRIVER_NAME, path);
+  }
   const last = parts.at(-1);
   if (last !== undefined && last.Size < MIN_PART_SIZE) {
     // Only another client (distribution closes with short parts) leaves this; its bytes cannot be
@@ -122,6 +144,11 @@ class S3FileWriter implements FileWriter {
   private buffered = 0;
   /** A tail object from an earlier session exists; its bytes are now in `buffer`. */
   private tailToRemove: boolean;
+  /**
+   * commitTo completed the multipart upload at this writer's own key and has still to move it
+   * (its copy failed): a retry only moves it, and cancel deletes it.
+   */
+  private completedHere = false;
 
   constructor(
     private readonly context: WriterContext,
@@ -178,12 +205,57 @@ class S3FileWriter implements FileWriter {
     await this.state.run(async () => {
       const uploadId = this.uploadId;
       await Promise.all([
-        uploadId === undefined
+        uploadId === undefined || this.completedHere
           ? undefined
           : abortUpload(this.context, this.path, this.key, uploadId),
         deleteTail(this.context, this.path, this.key),
+        this.completedHere ? this.context.objects.remove(this.path) : undefined,
       ]);
     }, "cancelled");
+  }
+
+  /**
+   * Publishes the content at `destination` instead of the writer's key; nothing is left at the
+   * writer's key. Content that never filled a part (every small blob) is one PutObject at the
+   * destination, where commit then the driver's `move` took a PutObject, a HeadObject, a
+   * CopyObject and a DeleteObjects, and the upload's removal a listing more. Content in a
+   * multipart upload can only be completed at its own key, so it is completed there and moved as
+   * `move` does (a server-side copy, then the deletion).
+   */
+  async commitTo(destination: StoragePath): Promise<void> {
+    await this.state.run(async () => {
+      if (this.completedHere || (this.uploadId !== undefined && this.parts.length > 0)) {
+        if (!this.completedHere) {
+          if (this.buffered > 0) await this.uploadPart();
+          await this.completeUpload(this.uploadId as string);
+          this.completedHere = true;
+          if (this.tailToRemove) await deleteTail(this.context, this.path, this.key);
+          this.tailToRemove = false;
+        }
+        await this.context.objects.move(this.path, destination);
+        return;
+      }
+      await this.putObject(this.context.objects.keyOf(destination));
+      if (this.uploadId !== undefined) {
+        await abortUpload(this.context, this.path, this.key, this.uploadId);
+      }
+      if (this.tailToRemove) await deleteTail(this.context, this.path, this.key);
+    }, "committed");
+  }
+
+  /**
+   * commitTo, unless an object is stored at `destination`: then the writer is cancelled and what
+   * is stored stays. A HeadObject first: two registries pushing the same blob at once may both
+   * write it, with the same bytes (their digest was checked before).
+   */
+  async commitToIfAbsent(destination: StoragePath): Promise<boolean> {
+    this.state.check();
+    if (await this.context.objects.exists(destination)) {
+      await this.cancel();
+      return false;
+    }
+    await this.commitTo(destination);
+    return true;
   }
 
   async commit(): Promise<void> {
@@ -293,13 +365,14 @@ class S3FileWriter implements FileWriter {
     }
   }
 
-  private async putObject(): Promise<void> {
+  /** Stores the buffered bytes as the whole object at `key` (the writer's own by default). */
+  private async putObject(key = this.key): Promise<void> {
     const { client, bucket } = this.context;
     try {
       await client.send(
         new PutObjectCommand({
           Bucket: bucket,
-          Key: this.key,
+          Key: key,
           Body: this.buffer.subarray(0, this.buffered),
           ContentLength: this.buffered,
           ContentType: "application/octet-stream",
@@ -307,7 +380,7 @@ class S3FileWriter implements FileWriter {
         }),
       );
     } catch (error) {
-      throw toDriverError(error, { operation: "PutObject", bucket, key: this.key });
+      throw toDriverError(error, { operation: "PutObject", bucket, key });
     }
   }
 
