@@ -267,7 +267,20 @@ class Upload implements UploadSession {
           throw error;
         }
       } else {
-        total = await this.commitData(dataPath);
+        const writer = await this.resumeData(dataPath);
+        if (writer === undefined || typeof writer === "number") {
+          total = writer;
+        } else {
+          // Bytes appended by PATCH in this process: published straight into `blobs/` from the
+          // running hash, as a PUT with a body does.
+          if (canCommitTo(writer)) {
+            const actual = this.runningDigest(expected.algorithm, writer.size);
+            if (actual !== undefined) return this.finishInto(writer, expected, actual, size);
+          }
+          total = writer.size;
+          // As above: the data moves into `blobs/` next, and that move is synced.
+          await writer.commit({ movedNext: true });
+        }
       }
       // Nothing was ever appended: there is no data file and the upload is the empty blob.
       const stored = total !== undefined;
@@ -531,13 +544,12 @@ class Upload implements UploadSession {
   }
 
   /**
-   * Publishes the data so it can be read (and moved); returns its size, or undefined when there is
-   * no data because nothing was appended.
+   * The data's writer, resumed for its completion; or the size of data an earlier completion
+   * committed and did not get further with; or undefined when nothing was appended.
    */
-  private async commitData(dataPath: string): Promise<number | undefined> {
-    let writer: FileWriter;
+  private async resumeData(dataPath: string): Promise<FileWriter | number | undefined> {
     try {
-      writer = await this.context.driver.writer(dataPath, true);
+      return await this.context.driver.writer(dataPath, true);
     } catch (error) {
       if (!isPathNotFound(error)) throw error;
       // Committed by an earlier completion that did not get further: finish from there.
@@ -546,10 +558,6 @@ class Upload implements UploadSession {
       if (this.size === 0) return undefined;
       throw uploadUnknown(this.repository, this.id);
     }
-    const total = writer.size;
-    // As in finish: the data moves into `blobs/` next, and that move is synced.
-    await writer.commit({ movedNext: true });
-    return total;
   }
 
   /**

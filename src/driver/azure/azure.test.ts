@@ -69,6 +69,55 @@ describe("azure driver", () => {
     assert.ok((counts.PutBlock ?? 0) + (counts.PutBlockList ?? 0) >= 1, JSON.stringify(counts));
   });
 
+  it("an upload's small content goes into place in one Put Blob, and a stored blob stays", async () => {
+    const driver = await azureDriver({ rootdirectory: `/${unique()}` });
+    assert.ok(driver instanceof DriverBase);
+    const notFound = (error: Error & { code?: string }) =>
+      error.code === DriverErrorCode.PathNotFound;
+    const spentOn = async (run: () => Promise<unknown>) => {
+      const before = { ...driver.backendRequests };
+      await run();
+      const spent: Record<string, number> = {};
+      for (const [operation, count] of Object.entries(driver.backendRequests)) {
+        const more = count - (before[operation] ?? 0);
+        if (more > 0) spent[operation] = more;
+      }
+      return spent;
+    };
+    const content = randomBytes(4096);
+    const writer = await driver.writer("/up1/data", true, { newIfMissing: true });
+    assert.equal(writer.size, 0);
+    await writer.write(content);
+    const published = await spentOn(async () => {
+      assert.equal(await writer.commitToIfAbsent!("/blobs/ab/data"), true);
+    });
+    assert.deepEqual(published, { PutBlob: 1 });
+    assert.ok(Buffer.from(await driver.getContent("/blobs/ab/data")).equals(content));
+    await assert.rejects(driver.stat("/up1/data"), notFound);
+    await assert.rejects(driver.writer("/up1/data", true), notFound);
+
+    // The same blob again: refused by the service, what is stored stays, nothing is left behind.
+    const storedAt = (await driver.stat("/blobs/ab/data")).modTime;
+    const again = await driver.writer("/up2/data", true, { newIfMissing: true });
+    await again.write(randomBytes(4096));
+    assert.equal(await again.commitToIfAbsent!("/blobs/ab/data"), false);
+    assert.ok(Buffer.from(await driver.getContent("/blobs/ab/data")).equals(content));
+    assert.equal((await driver.stat("/blobs/ab/data")).modTime.getTime(), storedAt.getTime());
+    await assert.rejects(driver.writer("/up2/data", true), notFound);
+
+    // Staged content (a closed writer resumed) is committed in place and moved.
+    const staged = await driver.writer("/up3/data", false);
+    await staged.write(content.subarray(0, 1000));
+    await staged.close();
+    const resumed = await driver.writer("/up3/data", true, { newIfMissing: true });
+    assert.equal(resumed.size, 1000, "a closed writer is resumed, not started anew");
+    await resumed.write(content.subarray(1000));
+    assert.equal(await resumed.commitToIfAbsent!("/blobs/cd/data"), true);
+    assert.ok(Buffer.from(await driver.getContent("/blobs/cd/data")).equals(content));
+    await assert.rejects(driver.stat("/up3/data"), notFound);
+    await assert.rejects(driver.writer("/up3/data", true), notFound);
+  });
+
   it("for a garbage collection (mustExist), a missing container is an error naming it, not created", async () => {
     const missing = `missing-${unique()}`;
     await assert.rejects(

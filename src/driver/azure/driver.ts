@@ -29,12 +29,13 @@ import {
   type StorageDriver,
   type StoragePath,
   type WalkFn,
+  type WriterOptions,
 } from "../driver.js";
 import { walkFlatListing } from "../walk.js";
 import { serviceErrorCode, serviceStatus, translateError } from "./errors.js";
 import { DRIVER_NAME, type AzureDriverOptions } from "./parameters.js";
 import { countingPolicy } from "./requests.js";
-import { resumeWriter, startWriter, type WriterTarget } from "./writer.js";
+import { resumeWriter, startWriter, type DriverObjects, type WriterTarget } from "./writer.js";
 
 const DEFAULT_REDIRECT_SECONDS = 20 * 60;
 /** A user delegation key is requested for this long and reused until close to its expiry. */
@@ -155,17 +156,26 @@ export class AzureDriver implements StorageDriver {
     }
   }
 
-  async writer(path: StoragePath, append: boolean, options?: CallOptions): Promise<FileWriter> {
+  async writer(path: StoragePath, append: boolean, options?: WriterOptions): Promise<FileWriter> {
     const target: WriterTarget = {
       blob: this.blob(path),
       path,
       write: (request) => this.write(request),
       signal: options?.signal,
+      objects: this.objects,
     };
     return append
-      ? resumeWriter(target, this.options.blockSize)
+      ? resumeWriter(target, this.options.blockSize, options?.newIfMissing)
       : startWriter(target, this.options.blockSize);
   }
+
+  /** What a writer's commitTo publishes with. */
+  private readonly objects: DriverObjects = {
+    put: (path, content) => this.putContent(path, content),
+    putIfAbsent: (path, content) => this.putContentIfAbsent(path, content),
+    exists: (path) => this.isFile(path, "commitToIfAbsent"),
+    move: (source, destination) => this.move(source, destination),
+  };
 
   /**
    * PathNotFoundError naming the container when it does not exist (for a garbage collection,

@@ -93,6 +93,20 @@ export interface WriterTarget {
   write<T>(request: () => Promise<T>): Promise<T>;
   /** The writer call's signal: it aborts a block that `write` is staging. */
   signal?: AbortSignal;
+  /** The driver's own operations that commitTo publishes with. */
+  objects: DriverObjects;
+}
+
+/** The driver's operations on whole blobs, for a writer publishing at another path. */
+export interface DriverObjects {
+  /** putContent: one Put Blob. */
+  put(path: StoragePath, content: Uint8Array): Promise<void>;
+  /** putContentIfAbsent: one Put Blob with `If-None-Match: *`; false when a blob is stored. */
+  putIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean>;
+  /** Whether a blob is stored at exactly `path`. */
+  exists(path: StoragePath): Promise<boolean>;
+  /** The driver's `move`: a server-side copy, then the source's deletion. */
+  move(source: StoragePath, destination: StoragePath): Promise<void>;
 }
 
 /** Starts a new writer: an empty session that supersedes whatever earlier writers staged. */
@@ -100,18 +114,34 @@ export function startWriter(target: WriterTarget, blockSize: number): AzureBlock
   return new AzureBlockWriter(target, blockSize, { session: newSession(), blocks: 0, size: 0 });
 }
 
-/** Resumes the newest close()d session at the target's path; PathNotFoundError if there is none. */
+/**
+ * Resumes the newest close()d session at the target's path; PathNotFoundError if there is none,
+ * or with `newIfMissing` a new writer that knows nothing at its path can be resumed (its small
+ * content can then go straight to where commitTo publishes it).
+ */
 export async function resumeWriter(
   target: WriterTarget,
   blockSize: number,
+  newIfMissing = false,
 ): Promise<AzureBlockWriter> {
   let point: ResumePoint | null;
   try {
     point = await findResumePoint(target.blob);
   } catch (error) {
-    throw translateError(error, "writer", target.path);
+    const translated = translateError(error, "writer", target.path);
+    // No blob at the path at all (the service's 404): nothing to resume.
+    if (!(newIfMissing && translated instanceof PathNotFoundError)) throw translated;
+    point = null;
   }
-  if (point === null) throw new PathNotFoundError(DRIVER_NAME, target.path);
+  if (point === null) {
+    if (!newIfMissing) throw new PathNotFoundError(DRIVER_NAME, target.path);
+    return new AzureBlockWriter(
+      target,
+      blockSize,
+      { session: newSession(), blocks: 0, size: 0 },
+      true,
+    );
+  }
   return new AzureBlockWriter(target, blockSize, point);
 }
 
@@ -132,6 +162,11 @@ export class AzureBlockWriter implements FileWriter {
     private readonly target: WriterTarget,
     private readonly blockSize: number,
     from: ResumePoint,
+    /**
+     * Nothing at the writer's path could be resumed when it started: while it has staged no
+     * block, its content may be published elsewhere without leaving anything resumable here.
+     */
+    private readonly fresh = false,
   ) {
     this.state = new WriterState(DRIVER_NAME, target.path);
     this.session = from.session;
@@ -177,6 +212,61 @@ export class AzureBlockWriter implements FileWriter {
 
   async commit(): Promise<void> {
     this.state.check();
+    await this.commitHere();
+    this.state.end("committed");
+    this.release();
+  }
+
+  /**
+   * Publishes the content at `destination` instead of the writer's path. Content held in memory
+   * by a writer that started fresh (every small blob's upload) is one Put Blob there, where commit
+   * then the driver's move took a Stage Block, a Put Block List, a copy and a delete. Content
+   * already staged as blocks of this blob is committed here and moved as `move` does.
+   */
+  async commitTo(destination: StoragePath): Promise<void> {
+    this.state.check();
+    if (this.holdsAll()) {
+      await this.target.objects.put(destination, this.held());
+    } else {
+      await this.commitHere();
+      await this.target.objects.move(this.target.path, destination);
+    }
+    this.state.end("committed");
+    this.release();
+  }
+
+  /**
+   * commitTo, unless a blob is stored at `destination`: then the writer is cancelled and what is
+   * stored stays. Content held in memory goes in one Put Blob with `If-None-Match: *`.
+   */
+  async commitToIfAbsent(destination: StoragePath): Promise<boolean> {
+    this.state.check();
+    if (this.holdsAll()) {
+      const stored = await this.target.objects.putIfAbsent(destination, this.held());
+      // Nothing was staged here: the writer leaves nothing behind either way.
+      this.state.end(stored ? "committed" : "cancelled");
+      this.release();
+      return stored;
+    }
+    if (await this.target.objects.exists(destination)) {
+      await this.cancel();
+      return false;
+    }
+    await this.commitTo(destination);
+    return true;
+  }
+
+  /** The writer started fresh and staged nothing: its whole content is in the buffer. */
+  private holdsAll(): boolean {
+    return this.fresh && this.blocks === 0;
+  }
+
+  private held(): Buffer {
+    return this.buffer === undefined ? Buffer.alloc(0) : this.buffer.subarray(0, this.filled);
+  }
+
+  /** Stages what is buffered and commits the session's blocks at the writer's own path. */
+  private async commitHere(): Promise<void> {
     await this.stageBuffered();
     const ids = Array.from({ length: this.blocks }, (_, seq) => blockId(this.session, "d", seq));
     try {
@@ -186,8 +276,6 @@ export class AzureBlockWriter implements FileWriter {
     } catch (error) {
       throw translateError(error, "commit", this.target.path);
     }
-    this.state.end("committed");
-    this.release();
   }
 
   /**
