@@ -1,3 +1,4 @@
+// Over 400 lines: the whole driver contract on one Blob service client, redirects included.
 // The azure driver: the storage driver contract on Azure Blob Storage, one block blob per path in
 // one container. Paths map to blob names below `rootdirectory`; directories are name prefixes,
 // as on any object store. Writers stage blocks on the target blob and commit them (./writer.ts).

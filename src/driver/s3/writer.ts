@@ -1,3 +1,4 @@
+// Over 400 lines: one writer over multipart uploads, its resume and its three ways to publish.
 // FileWriter on S3 multipart uploads.
 //
 // Bytes collect in one buffer of at most `chunksize`; each full buffer becomes one part of a
