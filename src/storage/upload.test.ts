@@ -374,6 +374,36 @@ for (const driverName of STORAGE_TEST_DRIVERS) {
       }
     });
 
+    it("a PATCH opens a new upload's writer without a resume that fails; a PUT without a body then publishes it without a move", async () => {
+      const driver = storage.driver as DriverBase;
+      const count = (method: string) => ({
+        calls: driver.metrics[method]?.calls ?? 0,
+        errors: driver.metrics[method]?.errors ?? 0,
+      });
+      const repo = registry().repository("patch/then/put");
+      const bytes = randomBytes(20_000);
+      const digest = sha256(bytes);
+      const upload = await repo.blobs.startUpload();
+      const writers = count("writer");
+      await upload.append(chunks(bytes));
+      const opened = count("writer");
+      // Drivers that ignore newIfMissing fail a resume first, then start a writer anew.
+      if (driverName === "filesystem") {
+        assert.deepEqual(opened, { calls: writers.calls + 1, errors: writers.errors });
+      }
+      const startedAt = `${ROOT}/repositories/patch/then/put/_uploads/${upload.id}/startedat`;
+      assert.match(await text(driver, startedAt), /^\d{4}-/, "startedat written with the bytes");
+      const moves = count("move");
+      assert.deepEqual(await upload.finish(digest, bytes.length), { digest, size: bytes.length });
+      if (driverName === "filesystem") {
+        assert.deepEqual(count("move"), moves, "published from the running hash, not moved");
+      }
+      const hex = digest.slice("sha256:".length);
+      const data = `${ROOT}/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`;
+      assert.deepEqual(Buffer.from(await driver.getContent(data)), bytes);
+      assert.equal(await exists(driver, `${ROOT}/repositories/patch/then/put/_uploads`), false);
+    });
+
     it("keeps what arrived when the client goes away, and the upload stays resumable", async () => {
       const repo = registry().repository("disconnect");
       const bytes = randomBytes(30_000);

@@ -221,8 +221,18 @@ class Upload implements UploadSession {
   append(data: Readable | AsyncIterable<Uint8Array>, options?: StreamOptions): Promise<number> {
     return this.context.queue.run(this.key, async () => {
       this.context.checkWritable();
-      await this.markStarted();
+      // The writer first: for an upload that stored nothing yet, the driver then finds no
+      // directory and starts it new (newIfMissing), where `startedat` written first would make it
+      // look for something to resume (on a filesystem, 7 calls more per upload). `startedat` is
+      // still written before any byte is kept (closed).
       const writer = await this.openWriter(options);
+      try {
+        await this.markStarted();
+      } catch (error) {
+        // Nothing was written in this session: nothing to keep of it.
+        await writer.cancel().catch(() => undefined);
+        throw error;
+      }
       await this.receive(writer, data);
       await this.closeWriter(writer);
       return this.size;
