@@ -15,6 +15,7 @@ import {
   type StorageDriver,
 } from "../index.js";
 import { runDriverSuite } from "../testsuite/index.js";
+import { requestsSpent } from "../testsuite/support.js";
 import { startAzurite, type Azurite } from "../../testing/azurite.js";
 
 const MiB = 1024 * 1024;
@@ -74,21 +75,11 @@ describe("azure driver", () => {
     assert.ok(driver instanceof DriverBase);
     const notFound = (error: Error & { code?: string }) =>
       error.code === DriverErrorCode.PathNotFound;
-    const spentOn = async (run: () => Promise<unknown>) => {
-      const before = { ...driver.backendRequests };
-      await run();
-      const spent: Record<string, number> = {};
-      for (const [operation, count] of Object.entries(driver.backendRequests)) {
-        const more = count - (before[operation] ?? 0);
-        if (more > 0) spent[operation] = more;
-      }
-      return spent;
-    };
     const content = randomBytes(4096);
     const writer = await driver.writer("/up1/data", true, { newIfMissing: true });
     assert.equal(writer.size, 0);
     await writer.write(content);
-    const published = await spentOn(async () => {
+    const published = await requestsSpent(driver, async () => {
       assert.equal(await writer.commitToIfAbsent!("/blobs/ab/data"), true);
     });
     assert.deepEqual(published, { PutBlob: 1 });

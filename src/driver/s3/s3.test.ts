@@ -18,7 +18,7 @@ import {
   type StorageDriver,
 } from "../index.js";
 import { runDriverSuite } from "../testsuite/index.js";
-import { download, MemoryWatch } from "../testsuite/support.js";
+import { download, MemoryWatch, requestsSpent } from "../testsuite/support.js";
 import { DriverBase } from "../base.js";
 import { startCeph, readRgwRequests, type CephCluster } from "../../testing/ceph.js";
 import { eventually } from "../../testing/eventually.js";
@@ -523,17 +523,6 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
   });
 
   describe("s3 uploads published where they go", () => {
-    /** The requests `run` sent, by operation (those not sent left out). */
-    const spentOn = async (driver: DriverBase, run: () => Promise<unknown>) => {
-      const before = { ...driver.backendRequests };
-      await run();
-      const spent: Record<string, number> = {};
-      for (const [operation, count] of Object.entries(driver.backendRequests)) {
-        const more = count - (before[operation] ?? 0);
-        if (more > 0) spent[operation] = more;
-      }
-      return spent;
-    };
     const notFound = (error: Error & { code?: string }) =>
       error.code === DriverErrorCode.PathNotFound;
 
@@ -542,13 +531,13 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
       assert.ok(driver instanceof DriverBase);
       const content = randomBytes(4096);
       let writer: Awaited<ReturnType<DriverBase["writer"]>> | undefined;
-      const opened = await spentOn(driver, async () => {
+      const opened = await requestsSpent(driver, async () => {
         writer = await driver.writer("/up1/data", true, { newIfMissing: true });
       });
       assert.deepEqual(opened, { GetObject: 1, ListMultipartUploads: 1 });
       assert.equal(writer!.size, 0);
       await writer!.write(content);
-      const published = await spentOn(driver, async () => {
+      const published = await requestsSpent(driver, async () => {
         assert.equal(await writer!.commitToIfAbsent!("/blobs/ab/data"), true);
       });
       assert.deepEqual(published, { HeadObject: 1, PutObject: 1 });
@@ -561,7 +550,7 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
       const storedAt = (await driver.stat("/blobs/ab/data")).modTime;
       const again = await driver.writer("/up2/data", true, { newIfMissing: true });
       await again.write(content);
-      const kept = await spentOn(driver, async () => {
+      const kept = await requestsSpent(driver, async () => {
         assert.equal(await again.commitToIfAbsent!("/blobs/ab/data"), false);
       });
       assert.equal(kept.PutObject, undefined, JSON.stringify(kept));

@@ -57,6 +57,16 @@ export async function newWriter(
     ...uploads.map((uploadId) => abortUpload(context, path, key, uploadId)),
     deleteTail(context, path, key),
   ]);
+  return emptyWriter(context, path, key, signal);
+}
+
+/** A writer with nothing written: no upload yet, no tail. */
+function emptyWriter(
+  context: WriterContext,
+  path: StoragePath,
+  key: string,
+  signal?: AbortSignal,
+): S3FileWriter {
   return new S3FileWriter(
     context,
     path,
@@ -104,15 +114,7 @@ export async function resumeWriter(
     await deleteTail(context, path, key);
   }
   if (uploadId === undefined && !tailMatches) {
-    if (newIfMissing && tail === undefined) {
-      return new S3FileWriter(
-        context,
-        path,
-        key,
-        { uploadId: undefined, parts: [], tail: undefined },
-        signal,
-      );
-    }
+    if (newIfMissing && tail === undefined) return emptyWriter(context, path, key, signal);
     throw new PathNotFoundError(DRIVER_NAME, path);
   }
   const last = parts.at(-1);

@@ -276,3 +276,23 @@ export function download(port: number, path: string, slow = false): Promise<Buff
     }).once("error", reject);
   });
 }
+
+/** What `driver.backendRequests` counts: the requests a driver sent, by operation. */
+interface CountsRequests {
+  readonly backendRequests: Readonly<Record<string, number>>;
+}
+
+/** The backend requests `run` made `driver` send, by operation (those not sent left out). */
+export async function requestsSpent(
+  driver: CountsRequests,
+  run: () => Promise<unknown>,
+): Promise<Record<string, number>> {
+  const before = { ...driver.backendRequests };
+  await run();
+  const spent: Record<string, number> = {};
+  for (const [operation, count] of Object.entries(driver.backendRequests)) {
+    const more = count - (before[operation] ?? 0);
+    if (more > 0) spent[operation] = more;
+  }
+  return spent;
+}
