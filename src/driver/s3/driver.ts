@@ -158,7 +158,7 @@ export class S3Driver implements StorageDriver {
       objects: {
         keyOf: (path) => this.key(path),
         exists: async (path) => (await this.head(path)) !== undefined,
-        move: (source, destination) => this.move(source, destination),
+        move: (source, destination, size) => this.relocate(source, destination, size),
         remove: (path) => this.deleteKeys(path, [this.key(path)]),
       },
     };
@@ -403,13 +403,25 @@ export class S3Driver implements StorageDriver {
   }
 
   async move(sourcePath: StoragePath, destPath: StoragePath, options?: CallOptions): Promise<void> {
-    const signal = options?.signal;
     const source = await this.head(sourcePath);
     if (source === undefined) throw new PathNotFoundError(DRIVER_NAME, sourcePath);
     if (sourcePath === destPath) return;
+    await this.relocate(sourcePath, destPath, source.size, options?.signal);
+  }
+
+  /**
+   * `move`'s copy and deletion, for a source of known size (a writer's completed upload moved by
+   * commitTo knows it without a HeadObject).
+   */
+  private async relocate(
+    sourcePath: StoragePath,
+    destPath: StoragePath,
+    size: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const sourceKey = this.key(sourcePath);
     const destKey = this.key(destPath);
-    if (source.size <= this.parameters.multipartCopyThresholdSize) {
+    if (size <= this.parameters.multipartCopyThresholdSize) {
       try {
         await this.client.send(
           new CopyObjectCommand({
@@ -430,7 +442,7 @@ export class S3Driver implements StorageDriver {
         });
       }
     } else {
-      await this.multipartCopy(sourcePath, sourceKey, destKey, source.size, signal);
+      await this.multipartCopy(sourcePath, sourceKey, destKey, size, signal);
     }
     // Not aborted once the copy is in place: a move that happened removes its source.
     await this.deleteKeys(sourcePath, [sourceKey]);

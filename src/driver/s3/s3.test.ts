@@ -567,7 +567,16 @@ describe("s3 driver on Ceph RGW", { skip }, () => {
       const resumed = await driver.writer("/up3/data", true, { newIfMissing: true });
       assert.equal(resumed.size, pieces[0]!.length, "a closed writer is resumed, not started anew");
       await resumed.write(pieces[1]!);
-      await resumed.commitTo!("/blobs/cd/data");
+      assert.ok(driver instanceof DriverBase);
+      const published = await requestsSpent(driver, () => resumed.commitTo!("/blobs/cd/data"));
+      // The last part, the completion, a copy of known size (no HeadObject), the deletion.
+      assert.deepEqual(published, {
+        UploadPart: 1,
+        CompleteMultipartUpload: 1,
+        DeleteObject: 1,
+        CopyObject: 1,
+        DeleteObjects: 1,
+      });
       const stored = Buffer.from(await driver.getContent("/blobs/cd/data"));
       assert.ok(stored.equals(Buffer.concat(pieces)), "the whole content at the destination");
       await assert.rejects(driver.stat("/up3/data"), notFound);

@@ -36,8 +36,8 @@ export interface DriverObjects {
   keyOf(path: StoragePath): string;
   /** Whether an object is stored at exactly `path` (a HeadObject). */
   exists(path: StoragePath): Promise<boolean>;
-  /** The driver's `move`: a server-side copy, then the source's deletion. */
-  move(source: StoragePath, destination: StoragePath): Promise<void>;
+  /** The driver's `move` of an object of `size` bytes: a server-side copy, then the deletion. */
+  move(source: StoragePath, destination: StoragePath, size: number): Promise<void>;
   /** Deletes the object at exactly `path` (nothing below it); a missing one is no error. */
   remove(path: StoragePath): Promise<void>;
 }

@@ -235,7 +235,7 @@ class S3FileWriter implements FileWriter {
           if (this.tailToRemove) await deleteTail(this.context, this.path, this.key);
           this.tailToRemove = false;
         }
-        await this.context.objects.move(this.path, destination);
+        await this.context.objects.move(this.path, destination, this.size);
         return;
       }
       await this.putObject(this.context.objects.keyOf(destination));
