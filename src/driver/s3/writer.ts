@@ -23,7 +23,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { PathNotFoundError, type FileWriter, type StoragePath } from "../driver.js";
 import { WriterState } from "../writer-state.js";
-import { toDriverError } from "./errors.js";
+import { httpStatus, toDriverError } from "./errors.js";
 import { DRIVER_NAME, MIN_PART_SIZE } from "./parameters.js";
 import {
   TAIL_PARTS,
@@ -248,17 +248,49 @@ class S3FileWriter implements FileWriter {
 
   /**
    * commitTo, unless an object is stored at `destination`: then the writer is cancelled and what
-   * is stored stays. A HeadObject first: two registries pushing the same blob at once may both
-   * write it, with the same bytes (their digest was checked before).
+   * is stored stays. Content that never filled a part is one PutObject with `If-None-Match: *`
+   * (S3 and Ceph RGW answer 412 when the key exists), where a HeadObject first took a request
+   * more. Content in a multipart upload is looked for with a HeadObject first.
    */
   async commitToIfAbsent(destination: StoragePath): Promise<boolean> {
     this.state.check();
-    if (await this.context.objects.exists(destination)) {
-      await this.cancel();
-      return false;
+    if (this.completedHere || (this.uploadId !== undefined && this.parts.length > 0)) {
+      if (await this.context.objects.exists(destination)) {
+        await this.cancel();
+        return false;
+      }
+      await this.commitTo(destination);
+      return true;
     }
-    await this.commitTo(destination);
-    return true;
+    const stored = await this.state.run(async () => {
+      const key = this.context.objects.keyOf(destination);
+      let put: boolean;
+      try {
+        await this.context.client.send(this.putCommand(key, { IfNoneMatch: "*" }));
+        put = true;
+      } catch (error) {
+        const status = httpStatus(error);
+        if (status === 412) {
+          put = false;
+        } else if (status === 409) {
+          // AWS: a conditional write of the same key is in progress, which may yet fail. The
+          // bytes are the same (their digest was checked), so a plain write is safe where the
+          // key is still missing; never take the other write for a stored object.
+          put = !(await this.context.objects.exists(destination));
+          if (put) await this.putObject(key);
+        } else {
+          throw toDriverError(error, { operation: "PutObject", bucket: this.context.bucket, key });
+        }
+      }
+      if (this.uploadId !== undefined) {
+        await abortUpload(this.context, this.path, this.key, this.uploadId);
+      }
+      if (this.tailToRemove) await deleteTail(this.context, this.path, this.key);
+      return put;
+    });
+    // Ended as committed or, with what is stored kept, as cancelled (nothing left either way).
+    this.state.end(stored ? "committed" : "cancelled");
+    return stored;
   }
 
   async commit(): Promise<void> {
@@ -370,21 +402,24 @@ class S3FileWriter implements FileWriter {
 
   /** Stores the buffered bytes as the whole object at `key` (the writer's own by default). */
   private async putObject(key = this.key): Promise<void> {
-    const { client, bucket } = this.context;
     try {
-      await client.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: key,
-          Body: this.buffer.subarray(0, this.buffered),
-          ContentLength: this.buffered,
-          ContentType: "application/octet-stream",
-          ...this.context.objectSettings,
-        }),
-      );
+      await this.context.client.send(this.putCommand(key));
     } catch (error) {
-      throw toDriverError(error, { operation: "PutObject", bucket, key });
+      throw toDriverError(error, { operation: "PutObject", bucket: this.context.bucket, key });
     }
+  }
+
+  /** A PutObject of the buffered bytes as the whole object at `key`. */
+  private putCommand(key: string, conditions: { IfNoneMatch?: string } = {}): PutObjectCommand {
+    return new PutObjectCommand({
+      Bucket: this.context.bucket,
+      Key: key,
+      Body: this.buffer.subarray(0, this.buffered),
+      ContentLength: this.buffered,
+      ContentType: "application/octet-stream",
+      ...conditions,
+      ...this.context.objectSettings,
+    });
   }
 
   private async putTail(): Promise<void> {
