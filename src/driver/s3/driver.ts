@@ -161,6 +161,7 @@ export class S3Driver implements StorageDriver {
         move: (source, destination, size) => this.relocate(source, destination, size),
         remove: (path) => this.deleteKeys(path, [this.key(path)]),
       },
+      conditionalPuts: { refused: false },
     };
   }
 

@@ -28,6 +28,8 @@ export interface WriterContext {
   objectSettings: Record<string, unknown>;
   /** The driver's own operations that `commitTo` publishes with. */
   objects: DriverObjects;
+  /** Set once the store answered a conditional PutObject with 501: it is not sent again. */
+  conditionalPuts: { refused: boolean };
 }
 
 /** The driver's operations on whole objects, for a writer publishing at another path. */

@@ -264,33 +264,42 @@ class S3FileWriter implements FileWriter {
     }
     const stored = await this.state.run(async () => {
       const key = this.context.objects.keyOf(destination);
-      let put: boolean;
-      try {
-        await this.context.client.send(this.putCommand(key, { IfNoneMatch: "*" }));
-        put = true;
-      } catch (error) {
-        const status = httpStatus(error);
-        if (status === 412) {
-          put = false;
-        } else if (status === 409) {
-          // AWS: a conditional write of the same key is in progress, which may yet fail. The
-          // bytes are the same (their digest was checked), so a plain write is safe where the
-          // key is still missing; never take the other write for a stored object.
-          put = !(await this.context.objects.exists(destination));
-          if (put) await this.putObject(key);
-        } else {
+      // A HeadObject, then a plain write where the key is missing: safe, as the bytes are the
+      // same as any stored there (their digest was checked before).
+      const lookThenPut = async () => {
+        const missing = !(await this.context.objects.exists(destination));
+        if (missing) await this.putObject(key);
+        return missing;
+      };
+      if (this.context.conditionalPuts.refused) return this.publishAndClean(lookThenPut);
+      return this.publishAndClean(async () => {
+        try {
+          await this.context.client.send(this.putCommand(key, { IfNoneMatch: "*" }));
+          return true;
+        } catch (error) {
+          const status = httpStatus(error);
+          if (status === 412) return false;
+          // 409 (AWS): a conditional write of the same key is in progress, which may yet fail;
+          // never take it for a stored object. 501: a store without conditional writes.
+          if (status === 501) this.context.conditionalPuts.refused = true;
+          if (status === 409 || status === 501) return lookThenPut();
           throw toDriverError(error, { operation: "PutObject", bucket: this.context.bucket, key });
         }
-      }
-      if (this.uploadId !== undefined) {
-        await abortUpload(this.context, this.path, this.key, this.uploadId);
-      }
-      if (this.tailToRemove) await deleteTail(this.context, this.path, this.key);
-      return put;
+      });
     });
     // Ended as committed or, with what is stored kept, as cancelled (nothing left either way).
     this.state.end(stored ? "committed" : "cancelled");
     return stored;
+  }
+
+  /** Runs `publish`, then drops what the writer left at its own key (an empty upload, a tail). */
+  private async publishAndClean(publish: () => Promise<boolean>): Promise<boolean> {
+    const put = await publish();
+    if (this.uploadId !== undefined) {
+      await abortUpload(this.context, this.path, this.key, this.uploadId);
+    }
+    if (this.tailToRemove) await deleteTail(this.context, this.path, this.key);
+    return put;
   }
 
   async commit(): Promise<void> {
