@@ -49,9 +49,10 @@ const MAX_IDLE_SOCKETS = 16;
 const IDLE_MS = 15_000;
 /**
  * Bytes a socket with a reused buffer reads at most per read. Against 64 KiB (Node's default),
- * 256 KiB took a fifth off Berth's CPU per GiB pulled from RGW (0.76-0.80 s against 1.02, 10 of
- * 12 alternated pulls lower); 128 KiB and 1 MiB saved less (docs/performance.md, "Reads of 256
- * KiB"). Memory: one buffer per open socket of the pool, 4 MiB for the 16 kept idle.
+ * 256 KiB took a fifth off Berth's CPU per GiB pulled from RGW (medians 0.80-0.89 s against
+ * 0.96-1.24 on three clusters, lower in 14 of 16 alternated pulls); 128 KiB and 1 MiB saved less
+ * (docs/performance.md, "Reads of 256 KiB"). Memory: one buffer per open socket of the pool,
+ * 4 MiB for the 16 kept idle.
  */
 export const REUSED_READ_BYTES = 256 * 1024;
 
