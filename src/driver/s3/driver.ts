@@ -20,7 +20,6 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
   S3Client,
   UploadPartCopyCommand,
   type _Object,
@@ -49,7 +48,7 @@ import { ReusedBufferAgent } from "./agent.js";
 import { httpStatus, isMissingKey, toDriverError } from "./errors.js";
 import { PlainRangedGets, UnusualAnswer, type RequestSigner } from "./plain-get.js";
 import { DRIVER_NAME, type S3Parameters } from "./parameters.js";
-import { TAIL_SUFFIX, type WriterContext } from "./uploads.js";
+import { putObjectCommand, TAIL_SUFFIX, type WriterContext } from "./uploads.js";
 import { newWriter, resumeWriter } from "./writer.js";
 
 /** How long a redirect URL stays valid when the caller does not say: distribution's 20 minutes. */
@@ -180,7 +179,7 @@ export class S3Driver implements StorageDriver {
   async putContent(path: StoragePath, content: Uint8Array): Promise<void> {
     const key = this.key(path);
     try {
-      await this.client.send(this.putObject(key, content));
+      await this.client.send(putObjectCommand(this.writerContext, key, content));
     } catch (error) {
       throw toDriverError(error, { operation: "PutObject", bucket: this.bucket, key, path });
     }
@@ -190,7 +189,9 @@ export class S3Driver implements StorageDriver {
   async putContentIfAbsent(path: StoragePath, content: Uint8Array): Promise<boolean> {
     const key = this.key(path);
     try {
-      await this.client.send(this.putObject(key, content, { IfNoneMatch: "*" }));
+      await this.client.send(
+        putObjectCommand(this.writerContext, key, content, { IfNoneMatch: "*" }),
+      );
       return true;
     } catch (error) {
       const status = httpStatus(error);
@@ -198,23 +199,6 @@ export class S3Driver implements StorageDriver {
       if (status === 412 || status === 409) return false;
       throw toDriverError(error, { operation: "PutObject", bucket: this.bucket, key, path });
     }
-  }
-
-  /** A PutObject of the whole content at `key`, with the configured object settings. */
-  private putObject(
-    key: string,
-    content: Uint8Array,
-    conditions: { IfNoneMatch?: string } = {},
-  ): PutObjectCommand {
-    return new PutObjectCommand({
-      Bucket: this.bucket,
-      Key: key,
-      Body: content,
-      ContentLength: content.length,
-      ContentType: "application/octet-stream",
-      ...conditions,
-      ...this.writerContext.objectSettings,
-    });
   }
 
   /** Parallel ranged GETs (see S3ReadTuning); a small object costs one GET, as before. */

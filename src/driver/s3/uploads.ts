@@ -8,6 +8,7 @@ import {
   GetObjectCommand,
   ListMultipartUploadsCommand,
   ListPartsCommand,
+  PutObjectCommand,
 } from "@aws-sdk/client-s3";
 import type { StoragePath } from "../driver.js";
 import { isMissingKey, toDriverError } from "./errors.js";
@@ -42,6 +43,27 @@ export interface DriverObjects {
   move(source: StoragePath, destination: StoragePath, size: number): Promise<void>;
   /** Deletes the object at exactly `path` (nothing below it); a missing one is no error. */
   remove(path: StoragePath): Promise<void>;
+}
+
+/**
+ * A PutObject of `content` as the whole object at `key`, with the configured object settings;
+ * `extra`: a condition (`If-None-Match: *`) or metadata (a tail's).
+ */
+export function putObjectCommand(
+  context: Pick<WriterContext, "bucket" | "objectSettings">,
+  key: string,
+  content: Uint8Array,
+  extra: { IfNoneMatch?: string; Metadata?: Record<string, string> } = {},
+): PutObjectCommand {
+  return new PutObjectCommand({
+    Bucket: context.bucket,
+    Key: key,
+    Body: content,
+    ContentLength: content.length,
+    ContentType: "application/octet-stream",
+    ...extra,
+    ...context.objectSettings,
+  });
 }
 
 export interface UploadedPart {

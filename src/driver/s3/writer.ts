@@ -18,7 +18,7 @@
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
-  PutObjectCommand,
+  type PutObjectCommand,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { PathNotFoundError, type FileWriter, type StoragePath } from "../driver.js";
@@ -33,6 +33,7 @@ import {
   deleteTail,
   inProgressUploads,
   listParts,
+  putObjectCommand,
   readTail,
   type UploadedPart,
   type WriterContext,
@@ -420,15 +421,7 @@ class S3FileWriter implements FileWriter {
 
   /** A PutObject of the buffered bytes as the whole object at `key`. */
   private putCommand(key: string, conditions: { IfNoneMatch?: string } = {}): PutObjectCommand {
-    return new PutObjectCommand({
-      Bucket: this.context.bucket,
-      Key: key,
-      Body: this.buffer.subarray(0, this.buffered),
-      ContentLength: this.buffered,
-      ContentType: "application/octet-stream",
-      ...conditions,
-      ...this.context.objectSettings,
-    });
+    return putObjectCommand(this.context, key, this.buffer.subarray(0, this.buffered), conditions);
   }
 
   private async putTail(): Promise<void> {
@@ -436,17 +429,11 @@ class S3FileWriter implements FileWriter {
     const key = this.key + TAIL_SUFFIX;
     try {
       await client.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: key,
-          Body: this.buffer.subarray(0, this.buffered),
-          ContentLength: this.buffered,
-          ContentType: "application/octet-stream",
+        putObjectCommand(this.context, key, this.buffer.subarray(0, this.buffered), {
           Metadata: {
             [TAIL_UPLOAD_ID]: this.uploadId ?? "",
             [TAIL_PARTS]: String(this.parts.length),
           },
-          ...this.context.objectSettings,
         }),
       );
     } catch (error) {
