@@ -228,7 +228,7 @@ class S3FileWriter implements FileWriter {
    */
   async commitTo(destination: StoragePath): Promise<void> {
     await this.state.run(async () => {
-      if (this.completedHere || (this.uploadId !== undefined && this.parts.length > 0)) {
+      if (this.inMultipart) {
         if (!this.completedHere) {
           if (this.buffered > 0) await this.uploadPart();
           await this.completeUpload(this.uploadId as string);
@@ -239,11 +239,10 @@ class S3FileWriter implements FileWriter {
         await this.context.objects.move(this.path, destination, this.size);
         return;
       }
-      await this.putObject(this.context.objects.keyOf(destination));
-      if (this.uploadId !== undefined) {
-        await abortUpload(this.context, this.path, this.key, this.uploadId);
-      }
-      if (this.tailToRemove) await deleteTail(this.context, this.path, this.key);
+      await this.publishAndClean(async () => {
+        await this.putObject(this.context.objects.keyOf(destination));
+        return true;
+      });
     }, "committed");
   }
 
@@ -255,7 +254,7 @@ class S3FileWriter implements FileWriter {
    */
   async commitToIfAbsent(destination: StoragePath): Promise<boolean> {
     this.state.check();
-    if (this.completedHere || (this.uploadId !== undefined && this.parts.length > 0)) {
+    if (this.inMultipart) {
       if (await this.context.objects.exists(destination)) {
         await this.cancel();
         return false;
@@ -272,8 +271,7 @@ class S3FileWriter implements FileWriter {
         if (missing) await this.putObject(key);
         return missing;
       };
-      if (this.context.conditionalPuts.refused) return this.publishAndClean(lookThenPut);
-      return this.publishAndClean(async () => {
+      const conditionalPut = async () => {
         try {
           await this.context.client.send(this.putCommand(key, { IfNoneMatch: "*" }));
           return true;
@@ -286,11 +284,19 @@ class S3FileWriter implements FileWriter {
           if (status === 409 || status === 501) return lookThenPut();
           throw toDriverError(error, { operation: "PutObject", bucket: this.context.bucket, key });
         }
-      });
+      };
+      return this.publishAndClean(
+        this.context.conditionalPuts.refused ? lookThenPut : conditionalPut,
+      );
     });
     // Ended as committed or, with what is stored kept, as cancelled (nothing left either way).
     this.state.end(stored ? "committed" : "cancelled");
     return stored;
+  }
+
+  /** The content is in a multipart upload (completed here by a commitTo whose move failed). */
+  private get inMultipart(): boolean {
+    return this.completedHere || (this.uploadId !== undefined && this.parts.length > 0);
   }
 
   /** Runs `publish`, then drops what the writer left at its own key (an empty upload, a tail). */
