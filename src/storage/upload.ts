@@ -277,19 +277,19 @@ class Upload implements UploadSession {
           throw error;
         }
       } else {
-        const writer = await this.resumeData(dataPath);
-        if (writer === undefined || typeof writer === "number") {
-          total = writer;
+        const resumed = await this.resumeData(dataPath);
+        if (resumed === undefined || typeof resumed === "number") {
+          total = resumed;
         } else {
           // Bytes appended by PATCH in this process: published straight into `blobs/` from the
           // running hash, as a PUT with a body does.
-          if (canCommitTo(writer)) {
-            const actual = this.runningDigest(expected.algorithm, writer.size);
-            if (actual !== undefined) return this.finishInto(writer, expected, actual, size);
+          if (canCommitTo(resumed)) {
+            const actual = this.runningDigest(expected.algorithm, resumed.size);
+            if (actual !== undefined) return this.finishInto(resumed, expected, actual, size);
           }
-          total = writer.size;
+          total = resumed.size;
           // As above: the data moves into `blobs/` next, and that move is synced.
-          await writer.commit({ movedNext: true });
+          await resumed.commit({ movedNext: true });
         }
       }
       // Nothing was ever appended: there is no data file and the upload is the empty blob.
