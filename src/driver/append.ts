@@ -47,6 +47,13 @@ export function sharedBatchesInFlight(): number {
  * with a lot of memory, a whole blob fits in the page cache before the kernel starts writing it.
  */
 const SYNC_EVERY = 64 * 1024 * 1024;
+/**
+ * The first background sync starts this far into what a writer was given, and each next one once
+ * as much again is unsynced as was synced before it, up to SYNC_EVERY: a writer that gets 8 MiB
+ * (one PATCH of a chunked push, which close() must sync before its 202) syncs half of it while the
+ * other half arrives, and a 1 GiB writer makes four syncs more than it would at SYNC_EVERY alone.
+ */
+const FIRST_SYNC = 4 * 1024 * 1024;
 /** Batch memory kept for reuse between writers; beyond this, spare batches are dropped. */
 const SPARE_BATCHES = 8;
 const spareBatches: Buffer[] = [];
@@ -81,11 +88,13 @@ export class FileAppender {
   /** The batch being filled, and how much of it is. */
   private batch: Buffer | undefined;
   private batchLength = 0;
-  /** Batches being written; each settles (never rejects) when its write is done. */
-  private readonly writing = new Set<Promise<void>>();
+  /** Batches being written, with the position each starts at; each settles (never rejects). */
+  private readonly writing = new Map<Promise<void>, number>();
   /** The background fdatasync in flight, if any (never rejects), and the position it started at. */
   private syncing: Promise<void> | undefined;
   private syncedTo: number;
+  /** Where this appender started: the bytes it was given are those after it. */
+  private readonly start: number;
   /** The first failed write or background sync: every later call rejects with it. */
   failed: Error | undefined;
   /**
@@ -96,6 +105,8 @@ export class FileAppender {
   failedAt: number | undefined;
   /** The position the last successful background sync covered. */
   private durable: number;
+  /** Background syncs started (see FIRST_SYNC and SYNC_EVERY). */
+  backgroundSyncs = 0;
 
   constructor(
     readonly fd: number,
@@ -105,6 +116,12 @@ export class FileAppender {
     this.position = start;
     this.syncedTo = start;
     this.durable = start;
+    this.start = start;
+  }
+
+  /** Unsynced bytes at which the next background sync starts (see FIRST_SYNC). */
+  private get nextSyncAfter(): number {
+    return Math.min(SYNC_EVERY, Math.max(FIRST_SYNC, this.syncedTo - this.start));
   }
 
   /** Appends `chunk` (the caller may reuse it once this resolves). */
@@ -141,7 +158,7 @@ export class FileAppender {
       this.writing.size >= BATCHES_IN_FLIGHT ||
       (this.writing.size > 0 && batchesInFlight >= SHARED_BATCHES)
     ) {
-      await Promise.race(this.writing);
+      await Promise.race(this.writing.keys());
     }
     if (this.failed !== undefined) throw this.failed;
     const batch = this.batch!;
@@ -160,15 +177,19 @@ export class FileAppender {
         giveBackBatch(batch);
       });
     this.position += length;
-    this.writing.add(write);
-    if (this.syncing === undefined && this.position - this.syncedTo >= SYNC_EVERY) {
+    this.writing.set(write, start);
+    if (this.syncing === undefined && this.position - this.syncedTo >= this.nextSyncAfter) {
       const durable = this.durable;
-      const syncing = (this.syncedTo = this.position);
+      this.syncedTo = this.position;
+      // What the sync covers for sure: the bytes before the first batch still being written (the
+      // sync may run on another pool thread before that write does).
+      const covered = Math.min(this.position, ...this.writing.values());
+      this.backgroundSyncs++;
       // A write error the kernel reports to this sync is not reported again to the fsync of
       // commit, so it fails the writer.
       this.syncing = fdDataSync(this.fd)
         .then(() => {
-          this.durable = Math.max(this.durable, syncing);
+          this.durable = Math.max(this.durable, covered);
         })
         .catch((error: Error) => this.fail(error, durable))
         .finally(() => {
@@ -183,7 +204,7 @@ export class FileAppender {
    * when a write failed. Writes may follow.
    */
   async finish(flush: boolean): Promise<void> {
-    await Promise.all([...this.writing, this.syncing]);
+    await Promise.all([...this.writing.keys(), this.syncing]);
     const batch = this.batch;
     this.batch = undefined;
     try {
