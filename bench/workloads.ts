@@ -397,10 +397,11 @@ async function timedSmallPushes(
 }
 
 /**
- * The bench's client pushes `SMALL_COLD` × 3 blobs of 4 KiB to a sink in its own process (bench/sink.ts)
- * before the first cold phase, once per run: the cold row times a registry's first pushes, and
- * until then a client as fresh as the registry timed first spent 1.0–1.2 s of CPU beside it over
- * those 500 pushes, on two cores. Only the client gets warm; the registries are other processes.
+ * The bench's client pushes `SMALL_COLD` × 3 blobs of 4 KiB to a sink in its own process
+ * (bench/sink.ts) before the first cold phase, once per run: the cold row times a registry's first
+ * pushes, and until then a client as fresh as the registry timed first spent 1.0–1.2 s of CPU
+ * beside it over those 500 pushes, on two cores. Only the client gets warm; the registries are
+ * other processes.
  */
 let clientWarm: Promise<void> | undefined;
 function warmClient(): Promise<void> {

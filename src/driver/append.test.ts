@@ -54,7 +54,7 @@ describe("FileAppender", () => {
 
   it("syncs in the background from 4 MiB on, each next sync after as much again", async () => {
     const dir = await mkdtemp(join(tmpdir(), "berth-append-"));
-    /** `mib` MiB appended in 64 KiB chunks after `base` bytes: the appender, and the file's bytes. */
+    /** Appends `mib` MiB in 64 KiB chunks after `base` bytes, checks the file, gives the appender. */
     const append = async (name: string, base: number, mib: number) => {
       const handle = await open(join(dir, name), "w");
       const appender = new FileAppender(handle.fd, base);
